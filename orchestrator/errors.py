@@ -1,0 +1,82 @@
+"""The one exception tree of drctl, and the exit code each branch maps to.
+
+Every SDK error is translated into this tree at the provider boundary (``raise ... from``), so callers can
+retry precisely (only ``Transient``) and the CLI can print one line and exit with a code that names the kind
+of failure. Messages are one line that names the problem and, where there is one, the fix. They never carry
+a credential: providers build them from bucket, container and key names only.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of ``drctl``, documented in the README."""
+
+    OK = 0
+    FAILED = 1
+    INVALID_INPUT = 2
+    LOCK_HELD = 3
+    AUTH = 4
+    NOT_FOUND = 5
+    UNREACHABLE = 6
+    INTEGRITY = 7
+    PERMISSION = 8
+    INTERRUPTED = 130
+
+
+class DrError(Exception):
+    """Base of every error drctl raises on purpose. ``str(err)`` is the one-line message shown to users."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+
+class InvalidInput(DrError):
+    """The user's input (a location, a runbook, an option) is malformed; nothing was touched."""
+
+    exit_code = ExitCode.INVALID_INPUT
+
+
+class LockHeld(DrError):
+    """Another run holds the lock for the same target."""
+
+    exit_code = ExitCode.LOCK_HELD
+
+
+class IntegrityError(DrError):
+    """Bytes did not match their recorded hash or size: corrupt, truncated or tampered data."""
+
+    exit_code = ExitCode.INTEGRITY
+
+
+class ProviderError(DrError):
+    """A storage, compute or DNS provider failed. Raised only through one of the subclasses below."""
+
+
+class Transient(ProviderError):
+    """Worth retrying: throttling, timeouts, 5xx answers, connections refused or reset."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+class Permanent(ProviderError):
+    """Retrying will not help until something is changed by a person."""
+
+
+class NotFound(Permanent):
+    """The bucket, container, object or resource does not exist."""
+
+    exit_code = ExitCode.NOT_FOUND
+
+
+class AuthError(Permanent):
+    """Credentials are missing, malformed, expired or rejected."""
+
+    exit_code = ExitCode.AUTH
+
+
+class PermissionDenied(Permanent):
+    """The credentials are valid but not allowed to do this."""
+
+    exit_code = ExitCode.PERMISSION

@@ -1,0 +1,275 @@
+"""Azure Blob Storage (and Azurite) as an ``ObjectStore``, with server-side copy within one account.
+
+The ``ContainerClient`` is passed in, built by ``providers.factory`` with the SDK's own retries off."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.storage.blob import BlobBlock, BlobProperties, ContainerClient, ContentSettings
+
+from orchestrator.errors import AuthError, NotFound, Permanent, PermissionDenied, ProviderError, Transient
+from orchestrator.providers.base import (
+    DEFAULT_PART_CONCURRENCY,
+    DEFAULT_PART_SIZE,
+    HashType,
+    ObjectInfo,
+    ObjectReader,
+    ObjectStore,
+    Readable,
+)
+from orchestrator.providers.streams import IteratorReader, read_full
+from orchestrator.retry import RetryPolicy
+
+T = TypeVar("T")
+
+# An Azure server-side copy is asynchronous; this bounds how long we wait for one before giving up.
+COPY_WAIT_S = 600.0
+
+
+def translate_azure_error(exc: Exception, what: str, endpoint: str) -> ProviderError:
+    """Map an azure-core error to the project's tree; ``what`` names the container or blob, never a secret."""
+    code = str(getattr(exc, "error_code", "") or "")
+    if isinstance(exc, ResourceNotFoundError):
+        if code == "ContainerNotFound":
+            return NotFound(f"container of {what} does not exist; create it or fix the location")
+        return NotFound(f"{what} does not exist")
+    if isinstance(exc, ClientAuthenticationError):
+        return AuthError(
+            f"Azure rejected the credentials for {what}"
+            + (f" ({code})" if code else "")
+            + "; check AZURE_STORAGE_CONNECTION_STRING, the account key or SAS token, or `az login`"
+        )
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return Transient(
+            f"cannot reach the Azure Blob endpoint {endpoint} for {what}; check the account URL and the network"
+        )
+    if isinstance(exc, HttpResponseError):
+        status = exc.status_code or 0
+        if status == 403:
+            return PermissionDenied(
+                f"access denied to {what} ({code or status}); grant a Storage Blob Data role or a wider SAS"
+            )
+        if status >= 500 or status in (408, 429):
+            return Transient(f"Azure Blob is unavailable for {what} ({code or status}); retry later")
+        return Permanent(f"Azure Blob refused the request for {what} ({code or status})")
+    if isinstance(exc, AzureError):
+        return Transient(f"Azure request for {what} failed ({type(exc).__name__}); retry later")
+    raise TypeError(f"not an azure-core error: {type(exc).__name__}") from exc
+
+
+class AzureBlobStore:
+    """Blobs under ``az://container/prefix`` in one storage account."""
+
+    def __init__(
+        self,
+        container: ContainerClient,
+        prefix: str = "",
+        *,
+        retry: RetryPolicy | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+        part_concurrency: int = DEFAULT_PART_CONCURRENCY,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._container = container
+        self.prefix = prefix
+        self._retry = retry or RetryPolicy()
+        self._part_size = part_size
+        self._part_concurrency = part_concurrency
+        self._sleep = sleep
+
+    @property
+    def url(self) -> str:
+        return f"az://{self._container.container_name}/{self.prefix}"
+
+    @property
+    def account(self) -> str:
+        return str(self._container.account_name)
+
+    @property
+    def endpoint(self) -> str:
+        return str(self._container.primary_endpoint).rsplit("/", 1)[0]
+
+    @property
+    def native_hashes(self) -> frozenset[HashType]:
+        return frozenset({"md5"})
+
+    def _name(self, key: str) -> str:
+        return f"az://{self._container.container_name}/{self.prefix}{key}"
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        def attempt() -> T:
+            try:
+                return fn()
+            except AzureError as exc:
+                raise translate_azure_error(exc, what, self.endpoint) from exc
+
+        return self._retry.call(attempt)
+
+    def _info(self, key: str, props: BlobProperties) -> ObjectInfo:
+        hashes: dict[HashType, str] = {}
+        md5 = props.content_settings.content_md5 if props.content_settings else None
+        if md5:
+            hashes["md5"] = bytes(md5).hex()
+        modified = props.last_modified or datetime.fromtimestamp(0, UTC)
+        return ObjectInfo(
+            key=key,
+            size=int(props.size or 0),
+            modified=modified,
+            etag=str(props.etag).strip('"') if props.etag else None,
+            version_id=getattr(props, "version_id", None),
+            hashes=hashes,
+            metadata=dict(props.metadata or {}),
+        )
+
+    # -- ObjectStore ------------------------------------------------------------------------------------------
+
+    def ensure_root(self) -> None:
+        what = f"container az://{self._container.container_name}"
+        try:
+            self._call(what, self._container.get_container_properties)
+        except NotFound as exc:
+            raise NotFound(f"{what} does not exist; create it or fix the location") from exc
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        full = self.prefix + prefix
+        token: str | None = None
+        while True:
+
+            def fetch(tok: str | None = token) -> tuple[list[BlobProperties], str | None]:
+                # One page per call, restartable from its continuation token, so a retry repeats one page.
+                pages = self._container.list_blobs(name_starts_with=full or None).by_page(continuation_token=tok)
+                items = list(next(pages))
+                return items, pages.continuation_token  # type: ignore[attr-defined]
+
+            items, token = self._call(self.url, fetch)
+            for props in items:
+                yield self._info(props.name[len(self.prefix) :], props)
+            if not token:
+                return
+
+    def stat(self, key: str) -> ObjectInfo:
+        blob = self._container.get_blob_client(self.prefix + key)
+        return self._info(key, self._call(self._name(key), blob.get_blob_properties))
+
+    def open_read(self, key: str, start: int = 0, length: int | None = None) -> ObjectReader:
+        if length == 0:
+            return IteratorReader(iter(()))
+        blob = self._container.get_blob_client(self.prefix + key)
+        name = self._name(key)
+        offset = start if (start or length is not None) else None
+        downloader = self._call(name, lambda: blob.download_blob(offset=offset, length=length))
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from downloader.chunks()
+            except AzureError as exc:
+                raise translate_azure_error(exc, name, self.endpoint) from exc
+
+        return IteratorReader(chunks())
+
+    def write(self, key: str, source: Readable, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
+        meta = dict(metadata or {})
+        blob = self._container.get_blob_client(self.prefix + key)
+        name = self._name(key)
+        first = read_full(source, self._part_size)
+        if len(first) < self._part_size:
+            # validate_content sends a transactional MD5 the service checks; content_md5 is kept on the blob.
+            settings = ContentSettings(content_md5=bytearray(hashlib.md5(first).digest()))  # noqa: S324
+            self._call(
+                name,
+                lambda: blob.upload_blob(
+                    first, overwrite=True, metadata=meta, content_settings=settings, validate_content=True
+                ),
+            )
+        else:
+            self._block_write(key, first, source, meta)
+        return self.stat(key)
+
+    def _block_write(self, key: str, first: bytes, source: Readable, meta: dict[str, str]) -> None:
+        blob = self._container.get_blob_client(self.prefix + key)
+        name = self._name(key)
+        # A nonce per write keeps our block ids apart from any other writer's uncommitted blocks.
+        nonce = secrets.token_hex(8)
+        whole_md5 = hashlib.md5()  # noqa: S324 - MD5 is what Azure stores and checks, not a security control
+        slots = threading.BoundedSemaphore(self._part_concurrency)
+
+        def stage(block_id: str, data: bytes) -> None:
+            try:
+                self._call(name, lambda: blob.stage_block(block_id, data, validate_content=True))
+            finally:
+                slots.release()
+
+        block_ids: list[str] = []
+        futures: list[Future[None]] = []
+        with ThreadPoolExecutor(self._part_concurrency, thread_name_prefix="az-block") as pool:
+            data = first
+            while data:
+                whole_md5.update(data)
+                block_id = base64.b64encode(f"{nonce}-{len(block_ids):06d}".encode()).decode()
+                block_ids.append(block_id)
+                slots.acquire()
+                futures.append(pool.submit(stage, block_id, data))
+                if any(f.done() and f.exception() for f in futures):
+                    break
+                data = read_full(source, self._part_size)
+            for f in futures:
+                f.result()
+        # Uncommitted blocks are invisible and garbage-collected by the service after a week, so a failure
+        # before this commit leaves no blob and no previous blob is harmed.
+        settings = ContentSettings(content_md5=bytearray(whole_md5.digest()))
+        blocks = [BlobBlock(block_id=b) for b in block_ids]
+        self._call(name, lambda: blob.commit_block_list(blocks, metadata=meta, content_settings=settings))
+
+    def delete(self, key: str) -> None:
+        blob = self._container.get_blob_client(self.prefix + key)
+        try:
+            self._call(self._name(key), lambda: blob.delete_blob(delete_snapshots="include"))
+        except NotFound:
+            return
+
+    def set_metadata(self, key: str, metadata: Mapping[str, str]) -> None:
+        blob = self._container.get_blob_client(self.prefix + key)
+        self._call(self._name(key), lambda: blob.set_blob_metadata(dict(metadata)))
+
+    # -- ServerSideCopy ---------------------------------------------------------------------------------------
+
+    def can_copy_to(self, dest: ObjectStore) -> bool:
+        return isinstance(dest, AzureBlobStore) and dest.endpoint == self.endpoint
+
+    def copy_to(self, key: str, dest: ObjectStore, dest_key: str, metadata: Mapping[str, str]) -> ObjectInfo:
+        if not isinstance(dest, AzureBlobStore) or not self.can_copy_to(dest):
+            raise Permanent(f"cannot copy {self._name(key)} server-side to {dest.url}")
+        source_url = self._container.get_blob_client(self.prefix + key).url
+        target = dest._container.get_blob_client(dest.prefix + dest_key)
+        name = dest._name(dest_key)
+        props: dict[str, Any] = self._call(
+            name, lambda: target.start_copy_from_url(source_url, metadata=dict(metadata))
+        )
+        status = props.get("copy_status")
+        deadline = time.monotonic() + COPY_WAIT_S
+        while status == "pending":
+            if time.monotonic() > deadline:
+                self._call(name, lambda: target.abort_copy(props["copy_id"]))
+                raise Transient(f"server-side copy to {name} did not finish in {COPY_WAIT_S:.0f}s; retry")
+            self._sleep(0.5)
+            status = self._call(name, target.get_blob_properties).copy.status
+        if status != "success":
+            raise Permanent(f"server-side copy to {name} ended as {status!r}")
+        return dest.stat(dest_key)

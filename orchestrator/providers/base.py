@@ -1,0 +1,143 @@
+"""The object-store contract every storage provider implements, and the optional abilities beside it.
+
+Algorithms (copy, verify, restore) are written once above these protocols; a provider never re-implements
+them. Optional abilities are separate protocols detected at runtime with ``isinstance``.
+
+Keys are ``/``-separated strings relative to the store's root (its bucket, container or directory plus the
+location's prefix). Every method raises only errors from :mod:`orchestrator.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Literal, Protocol, Self, runtime_checkable
+
+HashType = Literal["sha256", "md5"]
+
+# Large writes are cut into parts of this size; memory held by one write is bounded by
+# part_size * (part_concurrency + 1), whatever the object's size.
+DEFAULT_PART_SIZE = 8 * 1024 * 1024
+DEFAULT_PART_CONCURRENCY = 4
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a store knows about one object without reading its bytes.
+
+    ``hashes`` holds only hashes of the whole object that the store itself vouches for (hex digests), e.g.
+    S3's full-object SHA-256 checksum or Azure's Content-MD5; it is empty when the store has none.
+    ``version_id`` is set by ``stat`` on versioned stores; listings leave it ``None`` unless they list versions.
+    ``metadata`` is filled by ``stat`` only; listings leave it empty because most stores cannot list it cheaply.
+    """
+
+    key: str
+    size: int
+    modified: datetime
+    etag: str | None = None
+    version_id: str | None = None
+    hashes: Mapping[HashType, str] = field(default_factory=dict)
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+class Readable(Protocol):
+    """A byte source read in pieces: ``read(n)`` returns at most ``n`` bytes and ``b""`` only at the end."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class ObjectReader(Readable, Protocol):
+    """An open object (or range of one) being streamed. Always close it, ideally with ``with``."""
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """A flat namespace of objects under one root.
+
+    Contract shared by every implementation (checked by ``tests/contract``):
+
+    - ``list`` yields every object whose key starts with ``prefix``, in ascending key order, fetching pages
+      lazily; it never yields a partially written object.
+    - ``write`` is atomic: readers see the old object or the complete new one, never a part. A failed or
+      interrupted write leaves no object behind (or the previous one untouched).
+    - Missing objects raise ``NotFound``; a missing bucket or container raises ``NotFound`` naming it.
+    - ``delete`` of a missing key is not an error, so deletes can be retried.
+    """
+
+    @property
+    def url(self) -> str:
+        """The location as the user would type it, with no credential in it."""
+        ...
+
+    @property
+    def native_hashes(self) -> frozenset[HashType]:
+        """Hash types this store may report in ``ObjectInfo.hashes`` without reading the object."""
+        ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Objects whose key starts with ``prefix``, ascending by key. Raises ``NotFound`` if the root is missing."""
+        ...
+
+    def stat(self, key: str) -> ObjectInfo:
+        """One object's info including metadata. Raises ``NotFound``."""
+        ...
+
+    def open_read(self, key: str, start: int = 0, length: int | None = None) -> ObjectReader:
+        """Stream the object's bytes from ``start``, for ``length`` bytes or to the end. Raises ``NotFound``."""
+        ...
+
+    def write(self, key: str, source: Readable, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
+        """Store everything ``source`` yields under ``key``, replacing any object there, with bounded memory.
+
+        Large sources go up in parts (multipart upload, staged blocks) that are committed only once all are
+        stored. Returns the new object's info.
+        """
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing object is not an error."""
+        ...
+
+    def set_metadata(self, key: str, metadata: Mapping[str, str]) -> None:
+        """Replace the object's user metadata without changing its bytes. Raises ``NotFound``."""
+        ...
+
+    def ensure_root(self) -> None:
+        """Check the root (bucket, container, directory) exists and is reachable. Raises ``NotFound``."""
+        ...
+
+
+@runtime_checkable
+class ServerSideCopy(Protocol):
+    """A store that can copy an object to another store without the bytes passing through drctl."""
+
+    def can_copy_to(self, dest: ObjectStore) -> bool:
+        """Whether ``copy_to`` can reach ``dest`` server-side (same service, account or endpoint)."""
+        ...
+
+    def copy_to(self, key: str, dest: ObjectStore, dest_key: str, metadata: Mapping[str, str]) -> ObjectInfo:
+        """Copy ``key`` into ``dest`` as ``dest_key`` with ``metadata``. Raises ``NotFound`` for a missing source."""
+        ...
+
+
+@runtime_checkable
+class Versioned(Protocol):
+    """A store that keeps earlier versions of objects (S3 versioning, Azure blob versions)."""
+
+    def list_versions(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every version of every object under ``prefix``, each with its ``version_id``."""
+        ...
+
+    def open_version(self, key: str, version_id: str) -> ObjectReader:
+        """Stream one specific version. Raises ``NotFound``."""
+        ...

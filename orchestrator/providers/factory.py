@@ -1,0 +1,121 @@
+"""Build stores from parsed locations and the conventional environment settings the SDKs already use.
+
+``AWS_ENDPOINT_URL``/``AWS_*`` credentials for S3, and ``AZURE_STORAGE_CONNECTION_STRING`` or an account with
+a key, a SAS token or an Azure identity for Blob. With the lab's variables unset the same code reaches the
+real clouds. The environment is passed in, never read at import; clients are shared per endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from azure.storage.blob import BlobServiceClient
+from botocore.config import Config
+
+from orchestrator.errors import AuthError, InvalidInput
+from orchestrator.providers.azure_blob import AzureBlobStore
+from orchestrator.providers.base import ObjectStore
+from orchestrator.providers.local import LocalStore
+from orchestrator.providers.location import Location, parse_location
+from orchestrator.providers.s3 import S3Store
+from orchestrator.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 60
+
+
+def _azure_client_options() -> dict[str, Any]:
+    # retry_total=0: our tenacity policy is the only retry layer, so waits are bounded and visible.
+    return {"retry_total": 0, "connection_timeout": CONNECT_TIMEOUT_S, "read_timeout": READ_TIMEOUT_S}
+
+
+@dataclass
+class StoreFactory:
+    """Opens ``ObjectStore``s for locations, reusing one SDK client per endpoint or account."""
+
+    env: Mapping[str, str]
+    azure_account: str | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    part_concurrency: int = 4
+    _s3_clients: dict[tuple[str | None, str], S3Client] = field(default_factory=dict, init=False)
+    _blob_services: dict[str, BlobServiceClient] = field(default_factory=dict, init=False)
+
+    def open(self, location: str | Location, *, create: bool = False) -> ObjectStore:
+        loc = parse_location(location) if isinstance(location, str) else location
+        if loc.scheme == "s3":
+            return S3Store(
+                self.s3_client(),
+                loc.root,
+                loc.prefix,
+                retry=self.retry,
+                part_concurrency=self.part_concurrency,
+            )
+        if loc.scheme == "az":
+            container = self.blob_service().get_container_client(loc.root)
+            return AzureBlobStore(container, loc.prefix, retry=self.retry, part_concurrency=self.part_concurrency)
+        return LocalStore(Path(loc.root), create=create)
+
+    def s3_client(self, region: str | None = None) -> S3Client:
+        endpoint = self.env.get("AWS_ENDPOINT_URL_S3") or self.env.get("AWS_ENDPOINT_URL") or None
+        region = region or self.env.get("AWS_REGION") or self.env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        cache_key = (endpoint, region)
+        if cache_key not in self._s3_clients:
+            config = Config(
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                connect_timeout=CONNECT_TIMEOUT_S,
+                read_timeout=READ_TIMEOUT_S,
+                max_pool_connections=32,
+                # Emulators and most S3-compatible endpoints only route path-style requests.
+                s3={"addressing_style": "path" if endpoint else "auto"},
+            )
+            session = boto3.session.Session(
+                aws_access_key_id=self.env.get("AWS_ACCESS_KEY_ID"),
+                aws_secret_access_key=self.env.get("AWS_SECRET_ACCESS_KEY"),
+                aws_session_token=self.env.get("AWS_SESSION_TOKEN"),
+                profile_name=self.env.get("AWS_PROFILE"),
+                region_name=region,
+            )
+            self._s3_clients[cache_key] = session.client("s3", endpoint_url=endpoint, config=config)
+        return self._s3_clients[cache_key]
+
+    def blob_service(self) -> BlobServiceClient:
+        key = self.azure_account or "<default>"
+        if key not in self._blob_services:
+            self._blob_services[key] = self._new_blob_service()
+        return self._blob_services[key]
+
+    def _new_blob_service(self) -> BlobServiceClient:
+        conn = self.env.get("AZURE_STORAGE_CONNECTION_STRING")
+        account = self.azure_account or self.env.get("AZURE_STORAGE_ACCOUNT")
+        if conn and (account is None or f"AccountName={account};" in conn + ";"):
+            try:
+                return BlobServiceClient.from_connection_string(conn, **_azure_client_options())
+            except ValueError as exc:
+                raise InvalidInput(
+                    "AZURE_STORAGE_CONNECTION_STRING is malformed; copy it again from the portal or "
+                    "`az storage account show-connection-string`"
+                ) from exc
+        if not account:
+            raise AuthError(
+                "no Azure storage account given; set AZURE_STORAGE_CONNECTION_STRING, or --azure-account "
+                "(or AZURE_STORAGE_ACCOUNT) with AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or an Azure identity"
+            )
+        url = self.env.get("AZURE_STORAGE_BLOB_ENDPOINT") or f"https://{account}.blob.core.windows.net"
+        credential: Any
+        if self.env.get("AZURE_STORAGE_KEY"):
+            credential = {"account_name": account, "account_key": self.env["AZURE_STORAGE_KEY"]}
+        elif self.env.get("AZURE_STORAGE_SAS_TOKEN"):
+            credential = self.env["AZURE_STORAGE_SAS_TOKEN"].lstrip("?")
+        else:
+            # Imported here because azure-identity is slow to import and only needed on this path.
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        return BlobServiceClient(url, credential=credential, **_azure_client_options())

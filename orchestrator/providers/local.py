@@ -1,0 +1,192 @@
+"""A directory on the local filesystem as an ``ObjectStore``.
+
+Writes go to a temporary file inside the root and are renamed into place, so a crash never leaves a
+half-written object under its real name. User metadata lives in a sidecar tree, because extended attributes
+are not portable across filesystems. Both helper trees are reserved and never listed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from orchestrator.errors import InvalidInput, NotFound, Permanent, PermissionDenied
+from orchestrator.providers.base import HashType, ObjectInfo, ObjectReader, Readable
+from orchestrator.providers.streams import IteratorReader, iter_chunks
+
+_TMP_DIR = ".drctl-tmp"
+_META_DIR = ".drctl-meta"
+_RESERVED = {_TMP_DIR, _META_DIR}
+_CHUNK = 1024 * 1024
+T = TypeVar("T")
+
+
+class LocalStore:
+    """Objects as files under ``root``; a key's ``/`` separators become directories."""
+
+    def __init__(self, root: Path, *, create: bool = False) -> None:
+        self.root = root.resolve()
+        if create:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _translate(exc, str(self.root)) from exc
+
+    @property
+    def url(self) -> str:
+        return f"file://{self.root}"
+
+    @property
+    def native_hashes(self) -> frozenset[HashType]:
+        return frozenset()
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\0" in key:
+            raise InvalidInput(f"object key {key!r} would escape or is not a valid path under {self.root}")
+        if parts[0] in _RESERVED:
+            raise InvalidInput(f"object key {key!r} uses the reserved directory {parts[0]!r}; rename it")
+        return self.root.joinpath(*parts)
+
+    def _meta_path(self, key: str) -> Path:
+        return self.root / _META_DIR / (key + ".json")
+
+    def ensure_root(self) -> None:
+        if not self.root.is_dir():
+            raise NotFound(f"directory {self.root} does not exist; create it or fix the location")
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        self.ensure_root()
+        # Start from the deepest directory the prefix names fully; the rest of the prefix filters names.
+        base_parts = prefix.split("/")[:-1]
+        start = self.root.joinpath(*base_parts) if base_parts else self.root
+        keys: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+            if rel_dir == ".":
+                dirnames[:] = [d for d in dirnames if d not in _RESERVED]
+                rel_dir = ""
+            for name in filenames:
+                key = f"{rel_dir}/{name}" if rel_dir else name
+                if key.startswith(prefix):
+                    keys.append(key)
+        for key in sorted(keys):
+            with contextlib.suppress(NotFound):  # deleted while we listed: not an object any more
+                yield self.stat(key)
+
+    def stat(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise _translate(exc, f"{self.url}/{key}") from exc
+        if not path.is_file():
+            raise NotFound(f"{self.url}/{key} does not exist")
+        meta: dict[str, str] = {}
+        with contextlib.suppress(FileNotFoundError):
+            meta = json.loads(self._meta_path(key).read_text())
+        return ObjectInfo(
+            key=key,
+            size=st.st_size,
+            modified=datetime.fromtimestamp(st.st_mtime, UTC),
+            etag=f"{st.st_mtime_ns:x}-{st.st_size:x}",
+            metadata=meta,
+        )
+
+    def open_read(self, key: str, start: int = 0, length: int | None = None) -> ObjectReader:
+        path = self._path(key)
+        try:
+            f = path.open("rb")
+        except OSError as exc:
+            raise _translate(exc, f"{self.url}/{key}") from exc
+        f.seek(start)
+
+        def chunks() -> Iterator[bytes]:
+            remaining = length
+            while remaining is None or remaining > 0:
+                data = f.read(_CHUNK if remaining is None else min(_CHUNK, remaining))
+                if not data:
+                    return
+                if remaining is not None:
+                    remaining -= len(data)
+                yield data
+
+        return IteratorReader(chunks(), on_close=f.close)
+
+    def write(self, key: str, source: Readable, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
+        path = self._path(key)
+        tmp_dir = self.root / _TMP_DIR
+        tmp = tmp_dir / f"{secrets.token_hex(8)}.part"
+        name = f"{self.url}/{key}"
+        # Only our own filesystem calls are translated: an error raised by the source is the caller's.
+        try:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            out = tmp.open("wb")
+        except OSError as exc:
+            raise _translate(exc, name) from exc
+        try:
+            with out:
+                for chunk in iter_chunks(source, _CHUNK):
+                    _fs(name, lambda c=chunk: out.write(c))  # type: ignore[misc]
+                _fs(name, out.flush)
+                _fs(name, lambda: os.fsync(out.fileno()))
+            _fs(name, lambda: self._write_meta(key, metadata or {}))
+            _fs(name, lambda: path.parent.mkdir(parents=True, exist_ok=True))
+            _fs(name, lambda: os.replace(tmp, path))
+        finally:
+            tmp.unlink(missing_ok=True)
+        return self.stat(key)
+
+    def _write_meta(self, key: str, metadata: Mapping[str, str]) -> None:
+        meta_path = self._meta_path(key)
+        if not metadata:
+            meta_path.unlink(missing_ok=True)
+            return
+        meta_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = meta_path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+        tmp.write_text(json.dumps(dict(metadata), sort_keys=True))
+        os.replace(tmp, meta_path)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+            self._meta_path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise _translate(exc, f"{self.url}/{key}") from exc
+        # Tidy now-empty directories so the tree mirrors the keys that exist.
+        parent = path.parent
+        while parent != self.root:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def set_metadata(self, key: str, metadata: Mapping[str, str]) -> None:
+        self.stat(key)
+        try:
+            self._write_meta(key, metadata)
+        except OSError as exc:
+            raise _translate(exc, f"{self.url}/{key}") from exc
+
+
+def _fs(what: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except OSError as exc:
+        raise _translate(exc, what) from exc
+
+
+def _translate(exc: OSError, what: str) -> Permanent:
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        return NotFound(f"{what} does not exist")
+    if isinstance(exc, PermissionError):
+        return PermissionDenied(f"permission denied on {what}; fix the directory's owner or mode")
+    return Permanent(f"filesystem error on {what}: {exc.strerror or exc}")

@@ -1,0 +1,392 @@
+"""Amazon S3 (and S3-compatible endpoints such as LocalStack) as an ``ObjectStore``, with server-side copy and
+versions. The boto3 client is passed in; its own retries must be off (see ``providers.factory``)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+from orchestrator.errors import AuthError, NotFound, Permanent, PermissionDenied, ProviderError, Transient
+from orchestrator.providers.base import (
+    DEFAULT_PART_CONCURRENCY,
+    DEFAULT_PART_SIZE,
+    HashType,
+    ObjectInfo,
+    ObjectReader,
+    ObjectStore,
+    Readable,
+)
+from orchestrator.providers.streams import IteratorReader, read_full
+from orchestrator.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, CopySourceTypeDef
+
+T = TypeVar("T")
+
+# S3 refuses CopyObject above 5 GiB; larger copies go part by part with UploadPartCopy.
+MAX_SINGLE_COPY = 5 * 1024**3
+COPY_PART_SIZE = 512 * 1024**2
+_AUTH_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+}
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "RequestTimeout",
+    "InternalError",
+    "ServiceUnavailable",
+    "Throttling",
+    "503",
+    "500",
+}
+
+
+def translate_s3_error(exc: Exception, what: str, endpoint: str) -> ProviderError:
+    """Map a botocore error to the project's tree; ``what`` names the bucket or object, never a secret."""
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return AuthError(
+            f"no usable AWS credentials for {what}; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
+        )
+    if isinstance(exc, BotoConnectionError):
+        return Transient(f"cannot reach the S3 endpoint {endpoint} for {what}; check AWS_ENDPOINT_URL and the network")
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if code == "NoSuchBucket":
+            return NotFound(f"bucket of {what} does not exist; create it or fix the location")
+        if code in ("NoSuchKey", "NoSuchVersion", "404", "NotFound"):
+            return NotFound(f"{what} does not exist")
+        if code in _AUTH_CODES:
+            return AuthError(f"AWS rejected the credentials for {what} ({code}); check the access key and secret")
+        if code in ("AccessDenied", "403", "AllAccessDisabled"):
+            return PermissionDenied(f"access denied to {what}; grant the S3 permission to the caller's identity")
+        if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+            return Transient(f"S3 is unavailable for {what} ({code or status}); retry later")
+        return Permanent(f"S3 refused the request for {what} ({code or status})")
+    if isinstance(exc, BotoCoreError):
+        return Transient(f"S3 request for {what} failed ({type(exc).__name__}); retry later")
+    raise TypeError(f"not a botocore error: {type(exc).__name__}") from exc
+
+
+def _sha256_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+class S3Store:
+    """Objects under ``s3://bucket/prefix``."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        prefix: str = "",
+        *,
+        retry: RetryPolicy | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+        part_concurrency: int = DEFAULT_PART_CONCURRENCY,
+        copy_part_threshold: int = MAX_SINGLE_COPY,
+    ) -> None:
+        if part_size < 5 * 1024 * 1024:
+            raise ValueError("S3 multipart parts must be at least 5 MiB")
+        self._client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self._retry = retry or RetryPolicy()
+        self._part_size = part_size
+        self._part_concurrency = part_concurrency
+        self._copy_part_threshold = copy_part_threshold
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    @property
+    def endpoint(self) -> str:
+        return str(self._client.meta.endpoint_url)
+
+    @property
+    def native_hashes(self) -> frozenset[HashType]:
+        return frozenset({"sha256"})
+
+    def _name(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        def attempt() -> T:
+            try:
+                return fn()
+            except (ClientError, BotoCoreError) as exc:
+                raise translate_s3_error(exc, what, self.endpoint) from exc
+
+        return self._retry.call(attempt)
+
+    def _info(self, key: str, obj: Mapping[str, Any]) -> ObjectInfo:
+        hashes: dict[HashType, str] = {}
+        # Only a full-object SHA-256 is a hash of the whole object; a composite one (multipart) is not.
+        if obj.get("ChecksumSHA256") and obj.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT":
+            hashes["sha256"] = base64.b64decode(obj["ChecksumSHA256"]).hex()
+        return ObjectInfo(
+            key=key,
+            size=int(obj.get("ContentLength", obj.get("Size", 0))),
+            modified=obj["LastModified"].astimezone(UTC),
+            etag=str(obj["ETag"]).strip('"') if obj.get("ETag") else None,
+            version_id=obj.get("VersionId") if obj.get("VersionId") not in (None, "null") else None,
+            hashes=hashes,
+            metadata=dict(obj.get("Metadata", {})),
+        )
+
+    # -- ObjectStore ------------------------------------------------------------------------------------------
+
+    def ensure_root(self) -> None:
+        what = f"bucket s3://{self.bucket}"
+        try:
+            self._call(what, lambda: self._client.head_bucket(Bucket=self.bucket))
+        except NotFound as exc:
+            raise NotFound(f"{what} does not exist; create it or fix the location") from exc
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        full = self.prefix + prefix
+        token: str | None = None
+        last_key: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self._call(self.url, lambda kw=kwargs: self._client.list_objects_v2(**kw))  # type: ignore[misc]
+            for obj in page.get("Contents", []):
+                # A page that does not move past the previous one would loop forever; some S3-compatible
+                # endpoints (LocalStack 4.13 with a space in the continuation key) do exactly that.
+                if last_key is not None and obj["Key"] <= last_key:
+                    raise Permanent(
+                        f"listing {self.url} did not advance past {last_key!r}: the endpoint {self.endpoint} "
+                        "paginates incorrectly; list a narrower prefix or fix the endpoint"
+                    )
+                last_key = obj["Key"]
+                yield self._info(obj["Key"][len(self.prefix) :], obj)
+            if not page.get("IsTruncated"):
+                return
+            token = page["NextContinuationToken"]
+
+    def stat(self, key: str) -> ObjectInfo:
+        resp = self._call(
+            self._name(key),
+            lambda: self._client.head_object(Bucket=self.bucket, Key=self.prefix + key, ChecksumMode="ENABLED"),
+        )
+        return self._info(key, resp)
+
+    def open_read(self, key: str, start: int = 0, length: int | None = None) -> ObjectReader:
+        if length == 0:
+            return IteratorReader(iter(()))
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.prefix + key}
+        if start or length is not None:
+            end = "" if length is None else str(start + length - 1)
+            kwargs["Range"] = f"bytes={start}-{end}"
+        resp = self._call(self._name(key), lambda: self._client.get_object(**kwargs))
+        body = resp["Body"]
+        name = self._name(key)
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from body.iter_chunks(chunk_size=1024 * 1024)
+            except (ClientError, BotoCoreError) as exc:
+                raise translate_s3_error(exc, name, self.endpoint) from exc
+
+        return IteratorReader(chunks(), on_close=body.close)
+
+    def write(self, key: str, source: Readable, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
+        meta = dict(metadata or {})
+        first = read_full(source, self._part_size)
+        if len(first) < self._part_size:
+            self._call(
+                self._name(key),
+                lambda: self._client.put_object(
+                    Bucket=self.bucket,
+                    Key=self.prefix + key,
+                    Body=first,
+                    Metadata=meta,
+                    ChecksumSHA256=_sha256_b64(first),
+                ),
+            )
+        else:
+            self._multipart_write(key, first, source, meta)
+        return self.stat(key)
+
+    def _multipart_write(self, key: str, first: bytes, source: Readable, meta: dict[str, str]) -> None:
+        name, full = self._name(key), self.prefix + key
+        upload = self._call(
+            name,
+            lambda: self._client.create_multipart_upload(
+                Bucket=self.bucket, Key=full, Metadata=meta, ChecksumAlgorithm="SHA256"
+            ),
+        )
+        upload_id = upload["UploadId"]
+        # The semaphore caps parts in memory: at most part_concurrency in flight plus the one being read.
+        slots = threading.BoundedSemaphore(self._part_concurrency)
+
+        def send(number: int, data: bytes) -> CompletedPartTypeDef:
+            try:
+                resp = self._call(
+                    name,
+                    lambda: self._client.upload_part(
+                        Bucket=self.bucket,
+                        Key=full,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=data,
+                        ChecksumSHA256=_sha256_b64(data),
+                    ),
+                )
+                return {"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": resp["ChecksumSHA256"]}
+            finally:
+                slots.release()
+
+        futures: list[Future[CompletedPartTypeDef]] = []
+        try:
+            with ThreadPoolExecutor(self._part_concurrency, thread_name_prefix="s3-part") as pool:
+                number = 1
+                data = first
+                while data:
+                    slots.acquire()
+                    futures.append(pool.submit(send, number, data))
+                    if any(f.done() and f.exception() for f in futures):
+                        break
+                    number += 1
+                    data = read_full(source, self._part_size)
+                parts = [f.result() for f in futures]
+            self._call(
+                name,
+                lambda: self._client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=full, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                ),
+            )
+        except BaseException:
+            # An upload that never completes must not linger and cost storage, nor ever become visible.
+            self._abort(full, upload_id)
+            raise
+
+    def _abort(self, full_key: str, upload_id: str) -> None:
+        try:
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=full_key, UploadId=upload_id)
+        except (ClientError, BotoCoreError):
+            # Best effort: the caller is already failing with the original error, which matters more;
+            # a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes what is left.
+            return
+
+    def delete(self, key: str) -> None:
+        self._call(self._name(key), lambda: self._client.delete_object(Bucket=self.bucket, Key=self.prefix + key))
+
+    def set_metadata(self, key: str, metadata: Mapping[str, str]) -> None:
+        self.copy_to(key, self, key, metadata)
+
+    # -- ServerSideCopy ---------------------------------------------------------------------------------------
+
+    def can_copy_to(self, dest: ObjectStore) -> bool:
+        return isinstance(dest, S3Store) and dest.endpoint == self.endpoint
+
+    def copy_to(self, key: str, dest: ObjectStore, dest_key: str, metadata: Mapping[str, str]) -> ObjectInfo:
+        if not isinstance(dest, S3Store) or not self.can_copy_to(dest):
+            raise Permanent(f"cannot copy {self._name(key)} server-side to {dest.url}")
+        size = self.stat(key).size
+        source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": self.prefix + key}
+        target = dest.prefix + dest_key
+        if size <= self._copy_part_threshold:
+            self._call(
+                self._name(key),
+                lambda: self._client.copy_object(
+                    Bucket=dest.bucket,
+                    Key=target,
+                    CopySource=source,
+                    Metadata=dict(metadata),
+                    MetadataDirective="REPLACE",
+                    ChecksumAlgorithm="SHA256",
+                ),
+            )
+        else:
+            self._multipart_copy(source, dest, target, size, metadata)
+        return dest.stat(dest_key)
+
+    def _multipart_copy(
+        self, source: CopySourceTypeDef, dest: S3Store, target: str, size: int, metadata: Mapping[str, str]
+    ) -> None:
+        name = dest._name(target[len(dest.prefix) :])
+        upload = self._call(
+            name,
+            lambda: self._client.create_multipart_upload(
+                Bucket=dest.bucket, Key=target, Metadata=dict(metadata), ChecksumAlgorithm="SHA256"
+            ),
+        )
+        upload_id = upload["UploadId"]
+        part = max(COPY_PART_SIZE, -(-size // 10_000))
+        try:
+            parts: list[CompletedPartTypeDef] = []
+            for number, offset in enumerate(range(0, size, part), start=1):
+                end = min(offset + part, size) - 1
+                resp = self._call(
+                    name,
+                    lambda n=number, o=offset, e=end: self._client.upload_part_copy(  # type: ignore[misc]
+                        Bucket=dest.bucket,
+                        Key=target,
+                        UploadId=upload_id,
+                        PartNumber=n,
+                        CopySource=source,
+                        CopySourceRange=f"bytes={o}-{e}",
+                    ),
+                )
+                result = resp["CopyPartResult"]
+                entry: CompletedPartTypeDef = {"PartNumber": number, "ETag": result["ETag"]}
+                if "ChecksumSHA256" in result:
+                    entry["ChecksumSHA256"] = result["ChecksumSHA256"]
+                parts.append(entry)
+            self._call(
+                name,
+                lambda: self._client.complete_multipart_upload(
+                    Bucket=dest.bucket, Key=target, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                ),
+            )
+        except BaseException:
+            dest._abort(target, upload_id)
+            raise
+
+    # -- Versioned ----------------------------------------------------------------------------------------------
+
+    def list_versions(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        full = self.prefix + prefix
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full}
+        while True:
+            page = self._call(self.url, lambda kw=dict(kwargs): self._client.list_object_versions(**kw))  # type: ignore[misc]
+            for v in page.get("Versions", []):
+                yield self._info(v["Key"][len(self.prefix) :], v)
+            if not page.get("IsTruncated"):
+                return
+            kwargs["KeyMarker"] = page["NextKeyMarker"]
+            kwargs["VersionIdMarker"] = page["NextVersionIdMarker"]
+
+    def open_version(self, key: str, version_id: str) -> ObjectReader:
+        resp = self._call(
+            self._name(key),
+            lambda: self._client.get_object(Bucket=self.bucket, Key=self.prefix + key, VersionId=version_id),
+        )
+        body = resp["Body"]
+        return IteratorReader(body.iter_chunks(chunk_size=1024 * 1024), on_close=body.close)

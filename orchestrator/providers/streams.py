@@ -1,0 +1,64 @@
+"""Small adapters between byte iterators and the ``Readable``/``ObjectReader`` protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Self
+
+from orchestrator.providers.base import Readable
+
+
+def read_full(source: Readable, size: int) -> bytes:
+    """Read up to ``size`` bytes, looping over short reads; fewer only at the end of the source."""
+    parts: list[bytes] = []
+    want = size
+    while want > 0:
+        chunk = source.read(want)
+        if not chunk:
+            break
+        parts.append(chunk)
+        want -= len(chunk)
+    return b"".join(parts)
+
+
+def iter_chunks(source: Readable, size: int) -> Iterator[bytes]:
+    """Full ``size``-byte chunks of ``source`` (the last may be shorter); nothing for an empty source."""
+    while chunk := read_full(source, size):
+        yield chunk
+
+
+class IteratorReader:
+    """An ``ObjectReader`` over an iterator of byte chunks, with an optional close hook for the transport."""
+
+    def __init__(self, chunks: Iterator[bytes], on_close: Callable[[], None] | None = None) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+        self._on_close = on_close
+        self._closed = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        if size < 0:
+            rest = self._buffer + b"".join(self._chunks)
+            self._buffer = b""
+            return rest
+        while len(self._buffer) < size:
+            nxt = next(self._chunks, None)
+            if nxt is None:
+                break
+            self._buffer += nxt
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+    def close(self) -> None:
+        if not self._closed and self._on_close is not None:
+            self._on_close()
+        self._closed = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,49 @@
+"""Tenacity retry policies, always explicit: a bounded number of attempts, jittered backoff, and retries
+only for errors classed as ``Transient``. The SDKs' own retries are switched off in the providers so that the
+two never stack (3 botocore attempts x 5 of ours would be 15 calls and minutes of waiting)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from orchestrator.errors import Transient
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a provider call is retried. ``attempts`` counts the first call; ``max_seconds`` bounds the total."""
+
+    attempts: int = 5
+    initial_wait_s: float = 0.2
+    max_wait_s: float = 5.0
+    max_seconds: float = 120.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def retrying(self) -> Retrying:
+        return Retrying(
+            stop=stop_after_attempt(self.attempts) | stop_after_delay(self.max_seconds),
+            wait=wait_random_exponential(multiplier=self.initial_wait_s, max=self.max_wait_s),
+            retry=retry_if_exception_type(Transient),
+            sleep=self.sleep,
+            reraise=True,
+        )
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` under this policy; the last error is re-raised unchanged when attempts run out."""
+        return self.retrying()(fn)
+
+
+NO_RETRY = RetryPolicy(attempts=1)
