@@ -1,6 +1,6 @@
 """The local DR lab: LocalStack (AWS) and Azurite (Azure Storage), installed, started and stopped by PID.
 
-Usage: python localstack/lab.py install|up|down|status|env|run -- CMD...
+Usage: python localstack/lab.py install | up|down|status [SERVICE...] | env | run -- CMD...
 
 Everything lives under the lab directory (``DRCTL_LAB_DIR``, default ``<repo>/.lab``): the LocalStack venv,
 PID files, logs and emulator scratch data. Only the stdlib is used so that this runs before any project
@@ -158,6 +158,7 @@ class Service:
     ready: Callable[[], bool]
     ready_timeout_s: float
     marker: str  # a string in the process's command line, so a recycled PID is never mistaken for ours
+    stop_grace_s: float
 
 
 def services(cfg: LabConfig) -> list[Service]:
@@ -180,6 +181,7 @@ def services(cfg: LabConfig) -> list[Service]:
             ready=lambda: _localstack_ready(cfg.aws_endpoint),
             ready_timeout_s=120.0,
             marker="localstack.runtime.main",
+            stop_grace_s=15.0,
         ),
         Service(
             name="azurite",
@@ -199,6 +201,8 @@ def services(cfg: LabConfig) -> list[Service]:
             ready=lambda: _azurite_ready(cfg.azure_blob_endpoint),
             ready_timeout_s=60.0,
             marker="azurite",
+            # In-memory Azurite has nothing to flush, and it logs "closed" on SIGTERM but then lingers.
+            stop_grace_s=2.0,
         ),
     ]
 
@@ -289,7 +293,7 @@ def start(cfg: LabConfig, svc: Service) -> bool:
         )
     if pid is not None:
         # Ours, but unhealthy (hung or half-started): replace it rather than reuse a broken emulator.
-        _stop_pid(pid)
+        _stop_pid(pid, svc.stop_grace_s)
     if not Path(svc.argv[0]).exists():
         raise LabError(f"{svc.name} is not installed ({svc.argv[0]} missing); run `make setup`", EXIT_INSTALL)
     log = _log_file(cfg, svc)
@@ -308,7 +312,7 @@ def start(cfg: LabConfig, svc: Service) -> bool:
         )
     _pid_file(cfg, svc).write_text(str(proc.pid))
     if not _wait_until(svc.ready, svc.ready_timeout_s, alive=lambda: proc.poll() is None):
-        _stop_pid(proc.pid)
+        _stop_pid(proc.pid, svc.stop_grace_s)
         _pid_file(cfg, svc).unlink(missing_ok=True)
         raise LabError(
             f"{svc.name} did not become ready within {svc.ready_timeout_s:.0f}s; last log lines: {_tail(log)}",
@@ -318,7 +322,7 @@ def start(cfg: LabConfig, svc: Service) -> bool:
 
 
 def _stop_pid(pid: int, grace_s: float = 15.0) -> None:
-    # Azurite logs "closed" on SIGTERM but can linger; the group is killed once the grace period ends.
+    # SIGTERM first so an emulator can shut down cleanly; the group is killed once the grace period ends.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
@@ -350,7 +354,7 @@ def stop(cfg: LabConfig, svc: Service) -> bool:
     _pid_file(cfg, svc).unlink(missing_ok=True)
     if pid is None:
         return False
-    _stop_pid(pid)
+    _stop_pid(pid, svc.stop_grace_s)
     return True
 
 
@@ -373,10 +377,18 @@ def lab_env(cfg: LabConfig) -> dict[str, str]:
     }
 
 
-def up(cfg: LabConfig) -> list[Service]:
+def _select(cfg: LabConfig, names: Sequence[str]) -> list[Service]:
+    known = services(cfg)
+    unknown = sorted(set(names) - {s.name for s in known})
+    if unknown:
+        raise LabError(f"unknown service {', '.join(unknown)}; use localstack or azurite", EXIT_USAGE)
+    return [s for s in known if not names or s.name in names]
+
+
+def up(cfg: LabConfig, names: Sequence[str] = ()) -> list[Service]:
     started: list[Service] = []
     try:
-        for svc in services(cfg):
+        for svc in _select(cfg, names):
             verb = "started" if start(cfg, svc) else "reused"
             if verb == "started":
                 started.append(svc)
@@ -394,9 +406,9 @@ def down(cfg: LabConfig, only: Sequence[Service] | None = None) -> None:
             print(f"lab: {svc.name} stopped", file=sys.stderr)
 
 
-def status(cfg: LabConfig) -> int:
+def status(cfg: LabConfig, which: Sequence[Service]) -> int:
     all_up = True
-    for svc in services(cfg):
+    for svc in which:
         pid = _our_pid(cfg, svc)
         healthy = pid is not None and svc.ready()
         all_up = all_up and healthy
@@ -434,11 +446,11 @@ def _dispatch(cfg: LabConfig, cmd: str, rest: list[str]) -> int:
     if cmd == "install":
         install(cfg)
     elif cmd == "up":
-        up(cfg)
+        up(cfg, rest)
     elif cmd == "down":
-        down(cfg)
+        down(cfg, _select(cfg, rest))
     elif cmd == "status":
-        return status(cfg)
+        return status(cfg, _select(cfg, rest))
     elif cmd == "env":
         for key, value in lab_env(cfg).items():
             print(f"export {key}={shlex.quote(value)}")
@@ -451,7 +463,7 @@ def _dispatch(cfg: LabConfig, cmd: str, rest: list[str]) -> int:
 
 def main(args: Sequence[str]) -> int:
     if not args:
-        print("usage: lab.py install|up|down|status|env|run -- CMD...", file=sys.stderr)
+        print("usage: lab.py install | up|down|status [SERVICE...] | env | run -- CMD...", file=sys.stderr)
         return EXIT_USAGE
     try:
         return _dispatch(LabConfig.from_env(dict(os.environ)), args[0], list(args[1:]))

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, TypeVar
 
 from azure.core.exceptions import (
@@ -38,6 +39,7 @@ from orchestrator.providers.streams import IteratorReader, read_full
 from orchestrator.retry import RetryPolicy
 
 T = TypeVar("T")
+_AUTH_CODES = {"AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo"}
 
 # An Azure server-side copy is asynchronous; this bounds how long we wait for one before giving up.
 COPY_WAIT_S = 600.0
@@ -45,12 +47,14 @@ COPY_WAIT_S = 600.0
 
 def translate_azure_error(exc: Exception, what: str, endpoint: str) -> ProviderError:
     """Map an azure-core error to the project's tree; ``what`` names the container or blob, never a secret."""
-    code = str(getattr(exc, "error_code", "") or "")
+    raw_code = getattr(exc, "error_code", None) or ""
+    code = str(raw_code.value if isinstance(raw_code, Enum) else raw_code)
     if isinstance(exc, ResourceNotFoundError):
         if code == "ContainerNotFound":
             return NotFound(f"container of {what} does not exist; create it or fix the location")
         return NotFound(f"{what} does not exist")
-    if isinstance(exc, ClientAuthenticationError):
+    # Azurite answers a bad signature with AuthorizationFailure; Azure itself uses AuthenticationFailed.
+    if isinstance(exc, ClientAuthenticationError) or code in _AUTH_CODES:
         return AuthError(
             f"Azure rejected the credentials for {what}"
             + (f" ({code})" if code else "")

@@ -94,3 +94,11 @@ class RandomSource:
         self.sent += n
         self.sha256.update(data)
         return data
+
+
+# A well-formed connection string for the lab's Azurite account with a key that is valid base64 but wrong.
+AZURITE_WRONG_KEY_CONN = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==;"
+    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+)

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.errors import NotFound, Transient
+from orchestrator.retry import RetryPolicy
+
+
+class Flaky:
+    def __init__(self, failures: list[Exception]) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return "ok"
+
+
+def no_sleep(_: float) -> None:
+    return None
+
+
+def test_transient_errors_are_retried_until_success() -> None:
+    fn = Flaky([Transient("blip"), Transient("blip")])
+    assert RetryPolicy(attempts=3, sleep=no_sleep).call(fn) == "ok"
+    assert fn.calls == 3
+
+
+def test_attempts_are_bounded_and_the_last_error_is_reraised() -> None:
+    fn = Flaky([Transient("one"), Transient("two"), Transient("three"), Transient("four")])
+    with pytest.raises(Transient, match="three"):
+        RetryPolicy(attempts=3, sleep=no_sleep).call(fn)
+    assert fn.calls == 3
+
+
+def test_permanent_errors_are_not_retried() -> None:
+    fn = Flaky([NotFound("gone")])
+    with pytest.raises(NotFound):
+        RetryPolicy(attempts=5, sleep=no_sleep).call(fn)
+    assert fn.calls == 1
+
+
+def test_waits_are_jittered_and_capped() -> None:
+    waits: list[float] = []
+    fn = Flaky([Transient("x")] * 6)
+    with pytest.raises(Transient):
+        RetryPolicy(attempts=6, initial_wait_s=0.5, max_wait_s=2.0, sleep=waits.append).call(fn)
+    assert len(waits) == 5
+    assert all(0 <= w <= 2.0 for w in waits)
