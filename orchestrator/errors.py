@@ -80,3 +80,9 @@ class PermissionDenied(Permanent):
     """The credentials are valid but not allowed to do this."""
 
     exit_code = ExitCode.PERMISSION
+
+
+class WrongKey(DrError):
+    """The key-encryption key given is missing, malformed, or not the one this backup set was made with."""
+
+    exit_code = ExitCode.AUTH

@@ -99,6 +99,9 @@ class ObjectStore(Protocol):
     def write(self, key: str, source: Readable, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
         """Store everything ``source`` yields under ``key``, replacing any object there, with bounded memory.
 
+        Metadata names must be lowercase identifiers (``[a-z_][a-z0-9_]*``) and values ASCII: the
+        intersection of what S3 and Azure accept.
+
         Large sources go up in parts (multipart upload, staged blocks) that are committed only once all are
         stored. Returns the new object's info.
         """

@@ -141,6 +141,9 @@ class LocalStore:
             _fs(name, lambda: os.replace(tmp, path))
         finally:
             tmp.unlink(missing_ok=True)
+            # Leave no helper directory behind in a restore target; another writer may still be using it.
+            with contextlib.suppress(OSError):
+                tmp_dir.rmdir()
         return self.stat(key)
 
     def _write_meta(self, key: str, metadata: Mapping[str, str]) -> None:

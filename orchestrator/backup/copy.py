@@ -1,0 +1,375 @@
+"""Copy a source into a backup set as a new recovery point: plan, transfer in parallel, verify, seal.
+
+- ``full`` sends every object; ``incremental`` compares against the set's latest point; ``differential``
+  against its latest full. An object is unchanged when its size and etag match the base, or when both carry
+  the same native content hash (Azure's Content-MD5); a changed etag alone is never trusted as "same".
+- Every streamed object is hashed (SHA-256) as it is read; its size and any hash the source vouches for are
+  checked before the destination write is committed, and the destination's own whole-object hash, where it
+  reports one, must equal ours.
+- Finished objects are journalled one by one, so a re-run after a crash sends nothing already verified.
+- The manifest is written last, after a listing proves every blob it names is in the set.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from orchestrator import __version__
+from orchestrator.backup.journal import CopyJournal
+from orchestrator.backup.layout import blob_id, blob_key
+from orchestrator.backup.manifest import CopyPath, Mode, ObjectEntry, RecoveryPoint, Totals
+from orchestrator.backup.pipeline import HashingReader, MeteredReader, TokenBucket
+from orchestrator.backup.progress import ProgressSink, QuietProgress
+from orchestrator.backup.sets import BackupSet, new_point_id
+from orchestrator.errors import IntegrityError, InvalidInput
+from orchestrator.providers.base import ObjectInfo, ObjectStore, Readable, ServerSideCopy
+
+PathTaken = CopyPath | str
+
+
+@dataclass(frozen=True)
+class Filters:
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def accept(self, key: str) -> bool:
+        if self.include and not any(fnmatch.fnmatchcase(key, p) for p in self.include):
+            return False
+        return not any(fnmatch.fnmatchcase(key, p) for p in self.exclude)
+
+
+NO_FILTERS = Filters()
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    mode: Mode
+    filters: Filters = NO_FILTERS
+    transfers: int = 8
+    bwlimit: float | None = None
+
+
+@dataclass(frozen=True)
+class PlannedObject:
+    info: ObjectInfo
+    base: ObjectEntry | None
+
+    @property
+    def unchanged(self) -> bool:
+        return self.base is not None
+
+
+@dataclass(frozen=True)
+class CopyPlan:
+    source_url: str
+    mode: Mode
+    base_point: RecoveryPoint | None
+    objects: tuple[PlannedObject, ...]
+
+    @property
+    def to_transfer(self) -> list[PlannedObject]:
+        return [o for o in self.objects if not o.unchanged]
+
+    @property
+    def bytes_to_transfer(self) -> int:
+        return sum(o.info.size for o in self.to_transfer)
+
+
+@dataclass
+class CopyResult:
+    recovery_point: str
+    objects_transferred: int
+    objects_skipped: int
+    bytes_transferred: int
+    seconds: float
+    paths: dict[str, int]
+    resumed_objects: int = 0
+    object_paths: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "recovery_point": self.recovery_point,
+            "objects_transferred": self.objects_transferred,
+            "objects_skipped": self.objects_skipped,
+            "objects_resumed": self.resumed_objects,
+            "bytes_transferred": self.bytes_transferred,
+            "seconds": round(self.seconds, 3),
+            "mib_per_s": round(self.bytes_transferred / 2**20 / self.seconds, 2) if self.seconds > 0 else None,
+            "paths": self.paths,
+        }
+
+
+def _same_content(base: ObjectEntry, info: ObjectInfo) -> bool:
+    if base.size != info.size:
+        return False
+    if info.etag is not None and base.source_etag == info.etag:
+        return True
+    md5 = info.hashes.get("md5")
+    return md5 is not None and base.source_md5 == md5
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _base_point(bset: BackupSet | None, mode: Mode) -> RecoveryPoint | None:
+    if mode == "full" or bset is None:
+        return None
+    for point_id in reversed(bset.point_ids()):
+        point = bset.load_point(point_id)
+        if mode == "incremental" or point.mode == "full":
+            return point
+    raise InvalidInput(
+        f"no {'recovery point' if mode == 'incremental' else 'full recovery point'} in {bset.url} to base "
+        f"{_article(mode)} {mode} copy on; take a full copy first (--mode full)"
+    )
+
+
+def plan_copy(source: ObjectStore, bset: BackupSet | None, options: CopyOptions) -> CopyPlan:
+    """Decide, without writing anything, what the copy will send. ``bset`` is None for a set not yet made."""
+    if bset is None and options.mode != "full":
+        raise InvalidInput(
+            f"there is no backup set yet to base {_article(options.mode)} {options.mode} copy on; "
+            "take a full copy first"
+        )
+    source.ensure_root()
+    base = _base_point(bset, options.mode)
+    base_index = {e.key: e for e in base.objects} if base else {}
+    planned: list[PlannedObject] = []
+    for info in source.list():
+        if not options.filters.accept(info.key):
+            continue
+        prev = base_index.get(info.key)
+        planned.append(PlannedObject(info, prev if prev is not None and _same_content(prev, info) else None))
+    if not planned:
+        filtered = " matching --include/--exclude" if options.filters.include or options.filters.exclude else ""
+        raise InvalidInput(f"source {source.url} has no objects{filtered}; nothing to back up")
+    return CopyPlan(source.url, options.mode, base, tuple(planned))
+
+
+@dataclass
+class _Run:
+    """One copy run's moving parts, shared by the worker threads."""
+
+    source: ObjectStore
+    bset: BackupSet
+    point_id: str
+    journal: CopyJournal
+    progress: ProgressSink
+    bucket: TokenBucket | None
+    bytes_sent: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, n: int) -> None:
+        with self._lock:
+            self.bytes_sent += n
+        self.progress.add_bytes(n)
+
+
+def _entry(run: _Run, info: ObjectInfo, blob: str, sha256: str, stored: int) -> ObjectEntry:
+    return ObjectEntry(
+        key=info.key,
+        size=info.size,
+        sha256=sha256,
+        blob=blob,
+        stored_size=stored,
+        source_etag=info.etag,
+        source_version=info.version_id,
+        source_modified=info.modified,
+        source_md5=info.hashes.get("md5"),
+        written_by=run.point_id,
+    )
+
+
+def _server_side(run: _Run, info: ObjectInfo, blob: str) -> ObjectEntry | None:
+    source = run.source
+    if run.bset.transforms_bytes or not isinstance(source, ServerSideCopy) or not source.can_copy_to(run.bset.store):
+        return None
+    written = source.copy_to(info.key, run.bset.store, blob_key(blob), {"drctl_source_key": _safe_meta(info.key)})
+    sha256 = written.hashes.get("sha256")
+    if written.size != info.size or sha256 is None:
+        # No whole-object hash from the service (e.g. a multipart copy): fall back to streaming.
+        return None
+    run.count(info.size)
+    return _entry(run, info, blob, sha256, written.size)
+
+
+def _safe_meta(value: str) -> str:
+    # Metadata values must be ASCII on both S3 and Azure; keys can be any unicode.
+    return value.encode("unicode_escape").decode("ascii")[:1024]
+
+
+def _streamed(run: _Run, info: ObjectInfo, blob: str) -> ObjectEntry:
+    name = f"{run.source.url}{info.key}"
+    with run.source.open_read(info.key) as reader:
+        hasher = HashingReader(reader, name, expect_size=info.size)
+        metered: Readable = MeteredReader(hasher, run.count, run.bucket)
+        written = run.bset.store.write(
+            blob_key(blob), run.bset.encode(metered, blob), metadata={"drctl_source_key": _safe_meta(info.key)}
+        )
+    sha256 = hasher.sha256.hexdigest()
+    source_md5 = info.hashes.get("md5")
+    if source_md5 is not None and source_md5 != hasher.md5.hexdigest():
+        raise IntegrityError(f"{name} does not match the MD5 its store reports: the source is corrupt or changed")
+    if not run.bset.transforms_bytes:
+        # The bytes written are the bytes read: the destination's own view of them must agree with ours.
+        expected = {"sha256": sha256, "md5": hasher.md5.hexdigest()}
+        if written.size != hasher.size or any(expected[k] != v for k, v in written.hashes.items()):
+            raise IntegrityError(f"{run.bset.url}{blob_key(blob)} does not match what was read from {name}")
+    return _entry(run, info, blob, sha256, written.size)
+
+
+def _transfer(run: _Run, planned: PlannedObject) -> tuple[ObjectEntry, PathTaken]:
+    info = planned.info
+    blob = blob_id(run.source.url, info.key, info.size, info.etag)
+    entry = _server_side(run, info, blob)
+    path: PathTaken = "server-side"
+    if entry is None:
+        entry = _streamed(run, info, blob)
+        path = "streamed"
+    run.journal.record(run.point_id, entry)
+    run.progress.object_done()
+    return entry, path
+
+
+def _resumable(run: _Run, plan: CopyPlan) -> dict[str, ObjectEntry]:
+    """Journalled objects of the interrupted run that are still in the set, unchanged at the source."""
+    done = run.journal.done_objects(run.point_id)
+    if not done:
+        return {}
+    present = run.bset.blob_sizes()
+    current = {o.info.key: o.info for o in plan.objects}
+    usable: dict[str, ObjectEntry] = {}
+    for key, entry in done.items():
+        info = current.get(key)
+        if info is None or entry.size != info.size or entry.source_etag != info.etag:
+            continue
+        if present.get(entry.blob) == entry.stored_size:
+            usable[key] = entry
+    return usable
+
+
+def execute_copy(
+    plan: CopyPlan,
+    source: ObjectStore,
+    bset: BackupSet,
+    options: CopyOptions,
+    journal: CopyJournal,
+    progress: ProgressSink | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], float] = time.monotonic,
+) -> CopyResult:
+    started = clock()
+    point_id = journal.unfinished_run(bset.url, plan.source_url, plan.mode) or new_point_id(now())
+    journal.start(point_id, bset.url, plan.source_url, plan.mode, now().isoformat())
+    sink = progress or QuietProgress()
+    bucket = TokenBucket(options.bwlimit) if options.bwlimit else None
+    run = _Run(source, bset, point_id, journal, sink, bucket)
+
+    resumed = _resumable(run, plan)
+    pending = [o for o in plan.to_transfer if o.info.key not in resumed]
+    entries: dict[str, ObjectEntry] = dict(resumed)
+    paths: dict[str, int] = {"streamed": 0, "server-side": 0, "unchanged": 0, "resumed": len(resumed)}
+    object_paths: dict[str, str] = dict.fromkeys(resumed, "resumed")
+    for planned in plan.objects:
+        if planned.base is not None:
+            entries[planned.info.key] = planned.base
+            paths["unchanged"] += 1
+            object_paths[planned.info.key] = "unchanged"
+
+    sink.start(len(pending), sum(o.info.size for o in pending))
+    try:
+        for entry, path in _run_parallel(run, pending, options.transfers):
+            entries[entry.key] = entry
+            paths[str(path)] += 1
+            object_paths[entry.key] = str(path)
+    finally:
+        sink.finish()
+
+    point = _seal_point(run, plan, entries, paths, len(pending), now())
+    journal.finish(point_id, now().isoformat())
+    return CopyResult(
+        recovery_point=point.id,
+        objects_transferred=len(pending),
+        objects_skipped=len(plan.objects) - len(pending),
+        bytes_transferred=run.bytes_sent,
+        seconds=clock() - started,
+        paths=paths,
+        resumed_objects=len(resumed),
+        object_paths=object_paths,
+    )
+
+
+def _run_parallel(run: _Run, pending: list[PlannedObject], transfers: int) -> Iterator[tuple[ObjectEntry, PathTaken]]:
+    """Transfer with at most ``transfers`` objects in flight. On the first failure no new object starts; the
+    ones in flight finish (and are journalled) before the error is raised."""
+    queue = iter(pending)
+    with ThreadPoolExecutor(max(1, transfers), thread_name_prefix="copy") as pool:
+        in_flight: set[Future[tuple[ObjectEntry, PathTaken]]] = set()
+        try:
+            while True:
+                while len(in_flight) < transfers and (nxt := next(queue, None)) is not None:
+                    in_flight.add(pool.submit(_transfer, run, nxt))
+                if not in_flight:
+                    return
+                done, in_flight = wait(in_flight, return_when=FIRST_EXCEPTION)
+                failed = [f for f in done if f.exception() is not None]
+                for f in done:
+                    if f.exception() is None:
+                        yield f.result()
+                if failed:
+                    wait(in_flight)
+                    _reraise(failed[0])
+        except BaseException:
+            for f in in_flight:
+                f.cancel()
+            raise
+
+
+def _reraise(future: Future[tuple[ObjectEntry, PathTaken]]) -> None:
+    future.result()  # raises the worker's exception with its own traceback
+
+
+def _seal_point(
+    run: _Run,
+    plan: CopyPlan,
+    entries: dict[str, ObjectEntry],
+    paths: dict[str, int],
+    transferred: int,
+    created: datetime,
+) -> RecoveryPoint:
+    objects = tuple(entries[o.info.key] for o in plan.objects)
+    present = run.bset.blob_sizes()
+    for entry in objects:
+        if present.get(entry.blob) != entry.stored_size:
+            raise IntegrityError(
+                f"{entry.key}'s data (written by {entry.written_by}) is missing from {run.bset.url} or has the "
+                "wrong size; the recovery point was not written. Run a full copy."
+            )
+    point = RecoveryPoint(
+        id=run.point_id,
+        created=created,
+        mode=plan.mode,
+        parent=plan.base_point.id if plan.base_point else None,
+        source=plan.source_url,
+        drctl_version=__version__,
+        compression=run.bset.config.compression,
+        encryption=run.bset.config.encryption.algorithm if run.bset.config.encryption else None,
+        objects=objects,
+        totals=Totals(
+            objects=len(objects),
+            bytes=sum(e.size for e in objects),
+            objects_transferred=transferred,
+            bytes_transferred=sum(e.size for e in objects if e.written_by == run.point_id),
+            objects_unchanged=paths["unchanged"],
+        ),
+        paths={k: v for k, v in paths.items() if k in ("streamed", "server-side", "unchanged")},  # type: ignore[misc]
+    )
+    run.bset.write_point(point)
+    return point

@@ -1,0 +1,108 @@
+"""The recovery point (manifest) and set settings documents, typed and checked on every load.
+
+A recovery point lists the complete state of the source at the time it was taken: every object with its
+size, SHA-256 of the plaintext, source etag/version and the blob that holds it. Restoring any point therefore
+needs only that manifest and the blobs it names; ``parent`` records the chain the point was computed against.
+Each manifest carries a digest of its own canonical body, so a manifest edited by hand is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.errors import IntegrityError
+
+Mode = Literal["full", "incremental", "differential"]
+CopyPath = Literal["streamed", "server-side", "unchanged"]
+FORMAT: Literal[1] = 1
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EncryptionSettings(_Doc):
+    algorithm: Literal["AES-256-GCM"] = "AES-256-GCM"
+    wrapped_key: str = Field(description="the set's data key, AES-256-GCM-wrapped by the key-encryption key, b64")
+    kek_id: str = Field(description="a fingerprint of the key-encryption key, to name the key a set needs")
+
+
+class SetConfig(_Doc):
+    format: Literal[1] = FORMAT
+    created: datetime
+    compression: Literal["zstd"] | None = None
+    encryption: EncryptionSettings | None = None
+
+
+class ObjectEntry(_Doc):
+    key: str
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    blob: str = Field(pattern=r"^[0-9a-f]{64}$")
+    stored_size: int = Field(ge=0)
+    source_etag: str | None = None
+    source_version: str | None = None
+    source_modified: datetime
+    source_md5: str | None = None
+    written_by: str = Field(description="the id of the recovery point whose run wrote the blob")
+
+
+class Totals(_Doc):
+    objects: int
+    bytes: int
+    objects_transferred: int
+    bytes_transferred: int
+    objects_unchanged: int
+
+
+class RecoveryPoint(_Doc):
+    format: Literal[1] = FORMAT
+    id: str
+    created: datetime
+    mode: Mode
+    parent: str | None
+    source: str
+    drctl_version: str
+    compression: Literal["zstd"] | None
+    encryption: Literal["AES-256-GCM"] | None
+    objects: tuple[ObjectEntry, ...]
+    totals: Totals
+    paths: dict[CopyPath, int]
+
+
+def _body(point: RecoveryPoint) -> bytes:
+    return json.dumps(point.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+
+
+def seal(point: RecoveryPoint, mac_key: bytes | None) -> bytes:
+    """Serialize with a digest of the body: HMAC under the set's MAC key when encrypted, else SHA-256."""
+    body = _body(point)
+    digest = hmac.new(mac_key, body, "sha256").hexdigest() if mac_key else hashlib.sha256(body).hexdigest()
+    return json.dumps({"digest": digest, "point": json.loads(body)}, indent=1, sort_keys=True).encode()
+
+
+def unseal(raw: bytes, name: str, mac_key: bytes | None) -> RecoveryPoint:
+    """Parse and check a manifest; anything edited, truncated or malformed raises ``IntegrityError``."""
+    try:
+        doc = json.loads(raw)
+        point = RecoveryPoint.model_validate(doc["point"])
+        digest = str(doc["digest"])
+    except (ValueError, KeyError, TypeError, ValidationError) as exc:
+        raise IntegrityError(
+            f"recovery point {name} is not a valid manifest (malformed or truncated); restore it from a copy "
+            "or remove it with `drctl backup prune`"
+        ) from exc
+    body = _body(point)
+    expected = hmac.new(mac_key, body, "sha256").hexdigest() if mac_key else hashlib.sha256(body).hexdigest()
+    if not hmac.compare_digest(expected, digest):
+        raise IntegrityError(
+            f"recovery point {name} fails its checksum: it was edited or corrupted after it was written; "
+            "restore it from a copy, or remove it and take a new backup"
+        )
+    return point
