@@ -67,6 +67,7 @@ class PlannedObject:
 
 @dataclass(frozen=True)
 class CopyPlan:
+    started: datetime
     source_url: str
     mode: Mode
     base_point: RecoveryPoint | None
@@ -131,7 +132,12 @@ def _base_point(bset: BackupSet | None, mode: Mode) -> RecoveryPoint | None:
     )
 
 
-def plan_copy(source: ObjectStore, bset: BackupSet | None, options: CopyOptions) -> CopyPlan:
+def plan_copy(
+    source: ObjectStore,
+    bset: BackupSet | None,
+    options: CopyOptions,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> CopyPlan:
     """Decide, without writing anything, what the copy will send. ``bset`` is None for a set not yet made."""
     if bset is None and options.mode != "full":
         raise InvalidInput(
@@ -141,6 +147,7 @@ def plan_copy(source: ObjectStore, bset: BackupSet | None, options: CopyOptions)
     source.ensure_root()
     base = _base_point(bset, options.mode)
     base_index = {e.key: e for e in base.objects} if base else {}
+    started = now()
     planned: list[PlannedObject] = []
     for info in source.list():
         if not options.filters.accept(info.key):
@@ -150,7 +157,7 @@ def plan_copy(source: ObjectStore, bset: BackupSet | None, options: CopyOptions)
     if not planned:
         filtered = " matching --include/--exclude" if options.filters.include or options.filters.exclude else ""
         raise InvalidInput(f"source {source.url} has no objects{filtered}; nothing to back up")
-    return CopyPlan(source.url, options.mode, base, tuple(planned))
+    return CopyPlan(started, source.url, options.mode, base, tuple(planned))
 
 
 @dataclass
@@ -354,6 +361,7 @@ def _seal_point(
             )
     point = RecoveryPoint(
         id=run.point_id,
+        started=plan.started,
         created=created,
         mode=plan.mode,
         parent=plan.base_point.id if plan.base_point else None,

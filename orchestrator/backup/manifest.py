@@ -64,7 +64,8 @@ class Totals(_Doc):
 class RecoveryPoint(_Doc):
     format: Literal[1] = FORMAT
     id: str
-    created: datetime
+    started: datetime = Field(description="when the source was listed: the data is at least this recent")
+    created: datetime = Field(description="when the point was sealed; it exists in the set from then on")
     mode: Mode
     parent: str | None
     source: str
