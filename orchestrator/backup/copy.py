@@ -215,18 +215,20 @@ def _safe_meta(value: str) -> str:
 def _streamed(run: _Run, info: ObjectInfo, blob: str) -> ObjectEntry:
     name = f"{run.source.url}{info.key}"
     with run.source.open_read(info.key) as reader:
-        hasher = HashingReader(reader, name, expect_size=info.size)
+        wants_md5 = "md5" in info.hashes or "md5" in run.bset.store.native_hashes
+        hasher = HashingReader(reader, name, expect_size=info.size, with_md5=wants_md5)
         metered: Readable = MeteredReader(hasher, run.count, run.bucket)
         written = run.bset.store.write(
             blob_key(blob), run.bset.encode(metered, blob), metadata={"drctl_source_key": _safe_meta(info.key)}
         )
     sha256 = hasher.sha256.hexdigest()
+    md5 = hasher.md5.hexdigest() if hasher.md5 is not None else None
     source_md5 = info.hashes.get("md5")
-    if source_md5 is not None and source_md5 != hasher.md5.hexdigest():
+    if source_md5 is not None and source_md5 != md5:
         raise IntegrityError(f"{name} does not match the MD5 its store reports: the source is corrupt or changed")
     if not run.bset.transforms_bytes:
         # The bytes written are the bytes read: the destination's own view of them must agree with ours.
-        expected = {"sha256": sha256, "md5": hasher.md5.hexdigest()}
+        expected = {"sha256": sha256, "md5": md5}
         if written.size != hasher.size or any(expected[k] != v for k, v in written.hashes.items()):
             raise IntegrityError(f"{run.bset.url}{blob_key(blob)} does not match what was read from {name}")
     return _entry(run, info, blob, sha256, written.size)

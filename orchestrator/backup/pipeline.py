@@ -24,21 +24,28 @@ class HashingReader:
     """
 
     def __init__(
-        self, source: Readable, name: str, expect_sha256: str | None = None, expect_size: int | None = None
+        self,
+        source: Readable,
+        name: str,
+        expect_sha256: str | None = None,
+        expect_size: int | None = None,
+        with_md5: bool = False,
     ) -> None:
         self._source = source
         self._name = name
         self._expect_sha256 = expect_sha256
         self._expect_size = expect_size
         self.sha256 = hashlib.sha256()
-        self.md5 = hashlib.md5()  # noqa: S324 - compared with what stores report, not a security control
+        # MD5 only when a store will report one to compare with: it costs a second pass over every byte.
+        self.md5 = hashlib.md5() if with_md5 else None  # noqa: S324 - an integrity cross-check, not security
         self.size = 0
 
     def read(self, size: int = -1, /) -> bytes:
         data = self._source.read(size)
         if data:
             self.sha256.update(data)
-            self.md5.update(data)
+            if self.md5 is not None:
+                self.md5.update(data)
             self.size += len(data)
             if self._expect_size is not None and self.size > self._expect_size:
                 raise IntegrityError(f"{self._name} is longer than the {self._expect_size} bytes recorded")

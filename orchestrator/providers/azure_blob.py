@@ -194,16 +194,20 @@ class AzureBlobStore:
         name = self._name(key)
         first = read_full(source, self._part_size)
         if len(first) < self._part_size:
-            # validate_content sends a transactional MD5 the service checks; content_md5 is kept on the blob.
-            settings = ContentSettings(content_md5=bytearray(hashlib.md5(first).digest()))  # noqa: S324
-            self._call(
-                name,
-                lambda: blob.upload_blob(
-                    first, overwrite=True, metadata=meta, content_settings=settings, validate_content=True
-                ),
+            # A single Put Blob: the service computes the blob's Content-MD5 from the bytes it received, so
+            # ``stat`` reports a hash the caller can compare with its own for an end-to-end check.
+            resp = self._call(name, lambda: blob.upload_blob(first, overwrite=True, metadata=meta))
+            md5 = resp.get("content_md5")
+            return ObjectInfo(
+                key=key,
+                size=len(first),
+                modified=resp.get("last_modified") or datetime.now(UTC),
+                etag=str(resp["etag"]).strip('"'),
+                version_id=resp.get("version_id"),
+                hashes={"md5": bytes(md5).hex()} if md5 else {},
+                metadata=meta,
             )
-        else:
-            self._block_write(key, first, source, meta)
+        self._block_write(key, first, source, meta)
         return self.stat(key)
 
     def _block_write(self, key: str, first: bytes, source: Readable, meta: dict[str, str]) -> None:

@@ -12,19 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from azure.storage.blob import BlobServiceClient
-from botocore.config import Config
-
 from orchestrator.errors import AuthError, InvalidInput
-from orchestrator.providers.azure_blob import AzureBlobStore
 from orchestrator.providers.base import ObjectStore
 from orchestrator.providers.local import LocalStore
 from orchestrator.providers.location import Location, parse_location
-from orchestrator.providers.s3 import S3Store
 from orchestrator.retry import RetryPolicy
 
+# The cloud SDKs take most of a second to import; each is imported only when a location needs it, so a
+# command that touches one cloud (or none) does not pay for both.
 if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient
     from mypy_boto3_s3 import S3Client
 
 CONNECT_TIMEOUT_S = 5
@@ -50,6 +47,8 @@ class StoreFactory:
     def open(self, location: str | Location, *, create: bool = False) -> ObjectStore:
         loc = parse_location(location) if isinstance(location, str) else location
         if loc.scheme == "s3":
+            from orchestrator.providers.s3 import S3Store
+
             return S3Store(
                 self.s3_client(),
                 loc.root,
@@ -58,6 +57,8 @@ class StoreFactory:
                 part_concurrency=self.part_concurrency,
             )
         if loc.scheme == "az":
+            from orchestrator.providers.azure_blob import AzureBlobStore
+
             container = self.blob_service().get_container_client(loc.root)
             return AzureBlobStore(container, loc.prefix, retry=self.retry, part_concurrency=self.part_concurrency)
         return LocalStore(Path(loc.root), create=create)
@@ -67,6 +68,9 @@ class StoreFactory:
         region = region or self.env.get("AWS_REGION") or self.env.get("AWS_DEFAULT_REGION") or "us-east-1"
         cache_key = (endpoint, region)
         if cache_key not in self._s3_clients:
+            import boto3
+            from botocore.config import Config
+
             config = Config(
                 retries={"total_max_attempts": 1, "mode": "standard"},
                 connect_timeout=CONNECT_TIMEOUT_S,
@@ -92,6 +96,8 @@ class StoreFactory:
         return self._blob_services[key]
 
     def _new_blob_service(self) -> BlobServiceClient:
+        from azure.storage.blob import BlobServiceClient
+
         conn = self.env.get("AZURE_STORAGE_CONNECTION_STRING")
         account = self.azure_account or self.env.get("AZURE_STORAGE_ACCOUNT")
         if conn and (account is None or f"AccountName={account};" in conn + ";"):

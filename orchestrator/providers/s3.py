@@ -8,7 +8,8 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import (
@@ -218,20 +219,29 @@ class S3Store:
     def write(self, key: str, source: Readable, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
         meta = dict(metadata or {})
         first = read_full(source, self._part_size)
-        if len(first) < self._part_size:
-            self._call(
-                self._name(key),
-                lambda: self._client.put_object(
-                    Bucket=self.bucket,
-                    Key=self.prefix + key,
-                    Body=first,
-                    Metadata=meta,
-                    ChecksumSHA256=_sha256_b64(first),
-                ),
-            )
-        else:
+        if len(first) >= self._part_size:
             self._multipart_write(key, first, source, meta)
-        return self.stat(key)
+            return self.stat(key)
+        checksum = _sha256_b64(first)
+        resp = self._call(
+            self._name(key),
+            lambda: self._client.put_object(
+                Bucket=self.bucket, Key=self.prefix + key, Body=first, Metadata=meta, ChecksumSHA256=checksum
+            ),
+        )
+        # S3 has checked the SHA-256 against the bytes it received; the answer carries what a stat would,
+        # so small objects (most of a backup) cost one request, not two.
+        headers = resp["ResponseMetadata"].get("HTTPHeaders", {})
+        modified = parsedate_to_datetime(headers["date"]) if "date" in headers else datetime.now(UTC)
+        return ObjectInfo(
+            key=key,
+            size=len(first),
+            modified=modified.astimezone(UTC),
+            etag=str(resp["ETag"]).strip('"'),
+            version_id=resp.get("VersionId"),
+            hashes={"sha256": base64.b64decode(resp.get("ChecksumSHA256", checksum)).hex()},
+            metadata=meta,
+        )
 
     def _multipart_write(self, key: str, first: bytes, source: Readable, meta: dict[str, str]) -> None:
         name, full = self._name(key), self.prefix + key

@@ -42,13 +42,21 @@ class IteratorReader:
             rest = self._buffer + b"".join(self._chunks)
             self._buffer = b""
             return rest
-        while len(self._buffer) < size:
+        # Gather whole chunks and join once: appending to one bytes object would copy it on every chunk.
+        parts = [self._buffer] if self._buffer else []
+        have = len(self._buffer)
+        while have < size:
             nxt = next(self._chunks, None)
             if nxt is None:
                 break
-            self._buffer += nxt
-        out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
+            parts.append(nxt)
+            have += len(nxt)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        if len(data) <= size:
+            self._buffer = b""
+            return data
+        self._buffer = data[size:]
+        return data[:size]
 
     def close(self) -> None:
         if not self._closed and self._on_close is not None:
