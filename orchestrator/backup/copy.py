@@ -31,6 +31,7 @@ from orchestrator.errors import IntegrityError, InvalidInput
 from orchestrator.providers.base import ObjectInfo, ObjectStore, Readable, ServerSideCopy
 
 PathTaken = CopyPath | str
+SERVER_SIDE_MAX = 5 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,10 @@ def _entry(run: _Run, info: ObjectInfo, blob: str, sha256: str, stored: int) -> 
 def _server_side(run: _Run, info: ObjectInfo, blob: str) -> ObjectEntry | None:
     source = run.source
     if run.bset.transforms_bytes or not isinstance(source, ServerSideCopy) or not source.can_copy_to(run.bset.store):
+        return None
+    # Only where the destination reports a whole-object SHA-256 for the copy (S3 up to its single-copy limit);
+    # otherwise the bytes would have to be read back to hash them, and streaming once is cheaper.
+    if "sha256" not in run.bset.store.native_hashes or info.size > SERVER_SIDE_MAX:
         return None
     written = source.copy_to(info.key, run.bset.store, blob_key(blob), {"drctl_source_key": _safe_meta(info.key)})
     sha256 = written.hashes.get("sha256")

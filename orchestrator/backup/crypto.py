@@ -21,12 +21,14 @@ import os
 import secrets
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from orchestrator.backup.manifest import KeyScheme
 from orchestrator.errors import IntegrityError, InvalidInput, WrongKey
 from orchestrator.providers.base import Readable
 from orchestrator.providers.streams import read_full
@@ -57,12 +59,66 @@ def parse_key_material(raw: bytes, origin: str) -> bytes:
     )
 
 
+class KeyWrapper(Protocol):
+    """Wraps and unwraps a set's data key under a key-encryption key held somewhere else.
+
+    The local wrapper below holds the KEK in memory; a KMS or Key Vault wrapper would call the service's
+    encrypt/decrypt (or wrapKey/unwrapKey) instead and name its scheme, e.g. ``aws-kms``.
+    """
+
+    @property
+    def scheme(self) -> KeyScheme:
+        """How the data key is wrapped; recorded in the set so the right wrapper is asked to unwrap it."""
+        ...
+
+    @property
+    def key_id(self) -> str:
+        """A public name of the KEK (a fingerprint or a key ARN), recorded in the set."""
+        ...
+
+    def wrap(self, data_key: bytes) -> str:
+        """The data key sealed under the KEK, as text."""
+        ...
+
+    def unwrap(self, wrapped: str) -> bytes:
+        """The data key. Raises ``IntegrityError`` if the wrapped key fails authentication."""
+        ...
+
+
+@dataclass(frozen=True)
+class LocalKeyWrapper:
+    """AES-256-GCM key wrapping under a KEK read from a file or the environment."""
+
+    kek: bytes = field(repr=False)
+
+    @property
+    def scheme(self) -> KeyScheme:
+        return "local-aes-256-gcm"
+
+    @property
+    def key_id(self) -> str:
+        return kek_id(self.kek)
+
+    def wrap(self, data_key: bytes) -> str:
+        return wrap_key(self.kek, data_key)
+
+    def unwrap(self, wrapped: str) -> bytes:
+        blob = base64.b64decode(wrapped)
+        try:
+            return AESGCM(self.kek).decrypt(blob[:12], blob[12:], _WRAP_AAD)
+        except InvalidTag as exc:
+            raise IntegrityError("the set's wrapped data key fails authentication: drctl-set.json is corrupt") from exc
+
+
 @dataclass(frozen=True)
 class KeySource:
     """Where the key-encryption key comes from: a file or an environment variable."""
 
     key_file: Path | None = None
     key_env: str | None = None
+
+    def wrapper(self, env: Mapping[str, str]) -> KeyWrapper:
+        return LocalKeyWrapper(self.load(env))
 
     def load(self, env: Mapping[str, str]) -> bytes:
         if self.key_file is not None:
@@ -96,17 +152,14 @@ def wrap_key(kek: bytes, data_key: bytes) -> str:
     return base64.b64encode(nonce + AESGCM(kek).encrypt(nonce, data_key, _WRAP_AAD)).decode()
 
 
-def unwrap_key(kek: bytes, wrapped: str, expected_kek_id: str) -> bytes:
-    if kek_id(kek) != expected_kek_id:
+def unwrap_key(wrapper: KeyWrapper, wrapped: str, expected_key_id: str) -> bytes:
+    """Unwrap a set's data key, refusing a KEK other than the one the set was made with, by name."""
+    if wrapper.key_id != expected_key_id:
         raise WrongKey(
-            f"wrong key for this backup set: it was made with key id {expected_kek_id}, the key given has id "
-            f"{kek_id(kek)}; pass the set's own key"
+            f"wrong key for this backup set: it was made with key id {expected_key_id}, the key given has id "
+            f"{wrapper.key_id}; pass the set's own key"
         )
-    blob = base64.b64decode(wrapped)
-    try:
-        return AESGCM(kek).decrypt(blob[:12], blob[12:], _WRAP_AAD)
-    except InvalidTag as exc:
-        raise IntegrityError("the set's wrapped data key fails authentication: drctl-set.json is corrupt") from exc
+    return wrapper.unwrap(wrapped)
 
 
 @dataclass(frozen=True)

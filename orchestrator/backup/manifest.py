@@ -20,6 +20,7 @@ from orchestrator.errors import IntegrityError
 
 Mode = Literal["full", "incremental", "differential"]
 CopyPath = Literal["streamed", "server-side", "unchanged"]
+KeyScheme = Literal["local-aes-256-gcm"]
 FORMAT: Literal[1] = 1
 
 
@@ -29,6 +30,9 @@ class _Doc(BaseModel):
 
 class EncryptionSettings(_Doc):
     algorithm: Literal["AES-256-GCM"] = "AES-256-GCM"
+    key_wrapping: KeyScheme = Field(
+        "local-aes-256-gcm", description="how the data key is wrapped (KMS/Key Vault would add schemes)"
+    )
     wrapped_key: str = Field(description="the set's data key, AES-256-GCM-wrapped by the key-encryption key, b64")
     kek_id: str = Field(description="a fingerprint of the key-encryption key, to name the key a set needs")
 

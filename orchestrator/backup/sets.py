@@ -134,9 +134,9 @@ def open_or_create_set(
         return None
     encryption = None
     if options.encryption:
-        kek = key_source.load(env)
+        wrapper = key_source.wrapper(env)
         encryption = EncryptionSettings(
-            wrapped_key=crypto.wrap_key(kek, crypto.new_data_key()), kek_id=crypto.kek_id(kek)
+            key_wrapping=wrapper.scheme, wrapped_key=wrapper.wrap(crypto.new_data_key()), kek_id=wrapper.key_id
         )
     config = SetConfig(created=now, compression="zstd" if options.compression else None, encryption=encryption)
     store.write(CONFIG_KEY, io.BytesIO(config.model_dump_json(indent=1).encode()))
@@ -148,6 +148,5 @@ def _with_keys(
 ) -> BackupSet:
     if config.encryption is None:
         return BackupSet(store, config, None)
-    kek = key_source.load(env)
-    data_key = crypto.unwrap_key(kek, config.encryption.wrapped_key, config.encryption.kek_id)
+    data_key = crypto.unwrap_key(key_source.wrapper(env), config.encryption.wrapped_key, config.encryption.kek_id)
     return BackupSet(store, config, crypto.SetKeys.derive(data_key))
