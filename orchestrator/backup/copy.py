@@ -258,7 +258,8 @@ def _resumable(run: _Run, plan: CopyPlan) -> dict[str, ObjectEntry]:
     if not done:
         return {}
     present = run.bset.blob_sizes()
-    current = {o.info.key: o.info for o in plan.objects}
+    # Only objects this run still has to send; an unchanged one is taken from the base point as usual.
+    current = {o.info.key: o.info for o in plan.to_transfer}
     usable: dict[str, ObjectEntry] = {}
     for key, entry in done.items():
         info = current.get(key)
@@ -306,7 +307,7 @@ def execute_copy(
     finally:
         sink.finish()
 
-    point = _seal_point(run, plan, entries, paths, len(pending), now())
+    point = _seal_point(run, plan, entries, paths, now())
     journal.finish(point_id, now().isoformat())
     return CopyResult(
         recovery_point=point.id,
@@ -355,7 +356,6 @@ def _seal_point(
     plan: CopyPlan,
     entries: dict[str, ObjectEntry],
     paths: dict[str, int],
-    transferred: int,
     created: datetime,
 ) -> RecoveryPoint:
     objects = tuple(entries[o.info.key] for o in plan.objects)
@@ -380,7 +380,7 @@ def _seal_point(
         totals=Totals(
             objects=len(objects),
             bytes=sum(e.size for e in objects),
-            objects_transferred=transferred,
+            objects_transferred=sum(1 for e in objects if e.written_by == run.point_id),
             bytes_transferred=sum(e.size for e in objects if e.written_by == run.point_id),
             objects_unchanged=paths["unchanged"],
         ),
