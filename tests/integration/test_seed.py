@@ -26,7 +26,10 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 from botocore.exceptions import ClientError
 
-from localstack.seed import LIVE_STATES, POINTS_WANTED, SEED_TAG, Names
+from localstack.seed.clients import SEED_TAG
+from localstack.seed.compute import LIVE_STATES
+from localstack.seed.outputs import Names
+from localstack.seed.sample_app import POINTS_WANTED
 from orchestrator.errors import ExitCode
 from orchestrator.stack_outputs import StackOutputs, load_stack_outputs
 from tests.support.cli import drctl

@@ -1,6 +1,6 @@
 """The lab seeder and the Pulumi ``lab`` stack describe their estates with the same outputs.
 
-The seeder's outputs come from :func:`localstack.seed.build_outputs`, a pure function of the lab stack's
+The seeder's outputs come from :func:`localstack.seed.outputs.build_outputs`, a pure function of the lab stack's
 configuration and the cloud ids a seeding produced, so it is checked here without a network, against what the
 ``lab`` program exports under the mocks of :mod:`tests.stacks.pulumi_harness`.
 """
@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from localstack.seed import DnsIds, NetworkIds, SeededEstate, build_outputs, load_lab_config, validated
+from localstack.seed.config import load_lab_config
+from localstack.seed.outputs import DnsIds, NetworkIds, SeededEstate, build_outputs, validated
 from orchestrator.stack_outputs import contract_field_names
 from stacks.config import StackConfig
 from tests.stacks.pulumi_harness import run_stack
