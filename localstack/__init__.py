@@ -1,1 +1,1 @@
-"""The local lab: its life cycle (``lab.py``, also run as a script) and its demo estate (``seed package``)."""
+"""The local lab: its life cycle (``lab.py``, also run as a script) and its demo estate (the ``seed`` package)."""
