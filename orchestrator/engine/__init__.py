@@ -1,0 +1,1 @@
+"""Running runbooks: locks, the journal and the executor."""

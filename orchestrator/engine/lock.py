@@ -1,0 +1,162 @@
+"""Run locks: two runs of the same runbook against the same target are refused, naming the holder.
+
+- ``SqliteRunLock`` serialises runs on one machine (state directory). A lock whose holder process is gone
+  from this host is stale and taken over, since nothing can still be running under it.
+- ``S3RunLock`` is for shared state: a lock object created with a conditional write (``If-None-Match: *``),
+  which S3 grants to exactly one writer, the way Terraform's S3 backend locks its state. It is never broken
+  automatically (the holder may be alive on another machine); ``force_unlock`` is the person's decision.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from orchestrator.errors import LockHeld, Permanent
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    run_id: str
+    runbook: str
+    host: str
+    pid: int
+    user: str
+    acquired: str
+
+    @classmethod
+    def here(cls, run_id: str, runbook: str, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> LockHolder:
+        return cls(run_id, runbook, socket.gethostname(), os.getpid(), getpass.getuser(), now().isoformat())
+
+    def describe(self) -> str:
+        return f"run {self.run_id} of {self.runbook} by {self.user}@{self.host} (pid {self.pid}) since {self.acquired}"
+
+
+class RunLock(Protocol):
+    def acquire(self, holder: LockHolder) -> None:
+        """Take the lock or raise ``LockHeld`` naming the current holder and how to release it."""
+        ...
+
+    def release(self, holder: LockHolder) -> None:
+        """Release the lock if ``holder`` still holds it; releasing a lock held by another run does nothing."""
+        ...
+
+    def force_unlock(self) -> LockHolder | None:
+        """Remove the lock whoever holds it; returns the holder that was removed, if any."""
+        ...
+
+
+def _held(name: str, holder: LockHolder, how: str) -> LockHeld:
+    return LockHeld(f"{name} is locked by {holder.describe()}; wait for it, or run with --force-unlock {how}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class SqliteRunLock:
+    def __init__(self, db_path: Path, name: str) -> None:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+        self._db.execute("CREATE TABLE IF NOT EXISTS run_locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL)")
+        self._name = name
+
+    def _current(self) -> LockHolder | None:
+        row = self._db.execute("SELECT holder FROM run_locks WHERE name=?", (self._name,)).fetchone()
+        return LockHolder(**json.loads(row[0])) if row else None
+
+    def acquire(self, holder: LockHolder) -> None:
+        # BEGIN IMMEDIATE takes SQLite's write lock first, so check-then-insert is atomic across processes.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._take(holder)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _take(self, holder: LockHolder) -> None:
+        current = self._current()
+        if current is not None and not (current.host == holder.host and not _pid_alive(current.pid)):
+            raise _held(self._name, current, "(only if that run is really gone)")
+        self._db.execute(
+            "INSERT OR REPLACE INTO run_locks(name, holder) VALUES (?, ?)", (self._name, json.dumps(asdict(holder)))
+        )
+
+    def release(self, holder: LockHolder) -> None:
+        self._db.execute(
+            "DELETE FROM run_locks WHERE name=? AND json_extract(holder, '$.run_id')=?", (self._name, holder.run_id)
+        )
+
+    def force_unlock(self) -> LockHolder | None:
+        current = self._current()
+        self._db.execute("DELETE FROM run_locks WHERE name=?", (self._name,))
+        return current
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class S3RunLock:
+    def __init__(self, client: S3Client, bucket: str, key: str) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+
+    @property
+    def name(self) -> str:
+        return f"s3://{self._bucket}/{self._key}"
+
+    def _current(self) -> tuple[LockHolder, str] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            resp = self._client.get_object(Bucket=self._bucket, Key=self._key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise Permanent(f"cannot read the lock {self.name}: {exc.response.get('Error', {}).get('Code')}") from exc
+        return LockHolder(**json.loads(resp["Body"].read())), str(resp["ETag"])
+
+    def acquire(self, holder: LockHolder) -> None:
+        from botocore.exceptions import ClientError
+
+        body = json.dumps(asdict(holder)).encode()
+        try:
+            self._client.put_object(Bucket=self._bucket, Key=self._key, Body=body, IfNoneMatch="*")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code not in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+                raise Permanent(f"cannot take the lock {self.name}: {code}") from exc
+            current = self._current()
+            if current is None:
+                # Released between our write and our read: a retry by the caller will win or see the new holder.
+                raise LockHeld(f"{self.name} changed hands while being taken; run again") from exc
+            raise _held(self.name, current[0], "(only if that run is really gone)") from exc
+
+    def release(self, holder: LockHolder) -> None:
+        current = self._current()
+        if current is not None and current[0].run_id == holder.run_id:
+            self._client.delete_object(Bucket=self._bucket, Key=self._key)
+
+    def force_unlock(self) -> LockHolder | None:
+        current = self._current()
+        self._client.delete_object(Bucket=self._bucket, Key=self._key)
+        return current[0] if current else None
