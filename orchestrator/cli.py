@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from orchestrator import __version__
-from orchestrator.commands import backup, storage
+from orchestrator.commands import backup, runbook, storage
 from orchestrator.errors import DrError, ExitCode
 
 Handler = Callable[[argparse.Namespace], int]
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     storage.register(sub)
     backup.register(sub)
+    runbook.register(sub)
     return parser
 
 

@@ -86,3 +86,7 @@ class WrongKey(DrError):
     """The key-encryption key given is missing, malformed, or not the one this backup set was made with."""
 
     exit_code = ExitCode.AUTH
+
+
+class StateError(DrError):
+    """drctl's own local state (journal, locks) is unreadable or from a newer drctl."""

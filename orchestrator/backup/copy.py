@@ -120,16 +120,17 @@ def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
-def _base_point(bset: BackupSet | None, mode: Mode) -> RecoveryPoint | None:
+def _base_point(bset: BackupSet | None, mode: Mode, source_url: str) -> RecoveryPoint | None:
     if mode == "full" or bset is None:
         return None
     for point_id in reversed(bset.point_ids()):
         point = bset.load_point(point_id)
-        if mode == "incremental" or point.mode == "full":
+        # A set may hold points of several sources; comparing against another source's state would be wrong.
+        if point.source == source_url and (mode == "incremental" or point.mode == "full"):
             return point
     raise InvalidInput(
-        f"no {'recovery point' if mode == 'incremental' else 'full recovery point'} in {bset.url} to base "
-        f"{_article(mode)} {mode} copy on; take a full copy first (--mode full)"
+        f"no {'recovery point' if mode == 'incremental' else 'full recovery point'} of {source_url} in "
+        f"{bset.url} to base {_article(mode)} {mode} copy on; take a full copy first (--mode full)"
     )
 
 
@@ -140,24 +141,24 @@ def plan_copy(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> CopyPlan:
     """Decide, without writing anything, what the copy will send. ``bset`` is None for a set not yet made."""
+    # The source is checked first: a missing or empty source is the problem to report, whatever the mode.
+    source.ensure_root()
+    started = now()
+    listed = [info for info in source.list() if options.filters.accept(info.key)]
+    if not listed:
+        filtered = " matching --include/--exclude" if options.filters.include or options.filters.exclude else ""
+        raise InvalidInput(f"source {source.url} has no objects{filtered}; nothing to back up")
     if bset is None and options.mode != "full":
         raise InvalidInput(
             f"there is no backup set yet to base {_article(options.mode)} {options.mode} copy on; "
             "take a full copy first"
         )
-    source.ensure_root()
-    base = _base_point(bset, options.mode)
+    base = _base_point(bset, options.mode, source.url)
     base_index = {e.key: e for e in base.objects} if base else {}
-    started = now()
     planned: list[PlannedObject] = []
-    for info in source.list():
-        if not options.filters.accept(info.key):
-            continue
+    for info in listed:
         prev = base_index.get(info.key)
         planned.append(PlannedObject(info, prev if prev is not None and _same_content(prev, info) else None))
-    if not planned:
-        filtered = " matching --include/--exclude" if options.filters.include or options.filters.exclude else ""
-        raise InvalidInput(f"source {source.url} has no objects{filtered}; nothing to back up")
     return CopyPlan(started, source.url, options.mode, base, tuple(planned))
 
 
@@ -167,7 +168,7 @@ class _Run:
 
     source: ObjectStore
     bset: BackupSet
-    point_id: str
+    run_id: str
     journal: CopyJournal
     progress: ProgressSink
     bucket: TokenBucket | None
@@ -191,7 +192,7 @@ def _entry(run: _Run, info: ObjectInfo, blob: str, sha256: str, stored: int) -> 
         source_version=info.version_id,
         source_modified=info.modified,
         source_md5=info.hashes.get("md5"),
-        written_by=run.point_id,
+        written_by=run.run_id,
     )
 
 
@@ -247,14 +248,14 @@ def _transfer(run: _Run, planned: PlannedObject) -> tuple[ObjectEntry, PathTaken
     if entry is None:
         entry = _streamed(run, info, blob)
         path = "streamed"
-    run.journal.record(run.point_id, entry)
+    run.journal.record(run.run_id, entry)
     run.progress.object_done()
     return entry, path
 
 
 def _resumable(run: _Run, plan: CopyPlan) -> dict[str, ObjectEntry]:
     """Journalled objects of the interrupted run that are still in the set, unchanged at the source."""
-    done = run.journal.done_objects(run.point_id)
+    done = run.journal.done_objects(run.run_id)
     if not done:
         return {}
     present = run.bset.blob_sizes()
@@ -281,11 +282,13 @@ def execute_copy(
     clock: Callable[[], float] = time.monotonic,
 ) -> CopyResult:
     started = clock()
-    point_id = journal.unfinished_run(bset.url, plan.source_url, plan.mode) or new_point_id(now())
-    journal.start(point_id, bset.url, plan.source_url, plan.mode, now().isoformat())
+    # The journal's run id survives a crash; the recovery point's id is only minted when it is sealed, so
+    # points sort in the order they came into existence, resumed or not.
+    run_id = journal.unfinished_run(bset.url, plan.source_url, plan.mode) or new_point_id(now())
+    journal.start(run_id, bset.url, plan.source_url, plan.mode, now().isoformat())
     sink = progress or QuietProgress()
     bucket = TokenBucket(options.bwlimit) if options.bwlimit else None
-    run = _Run(source, bset, point_id, journal, sink, bucket)
+    run = _Run(source, bset, run_id, journal, sink, bucket)
 
     resumed = _resumable(run, plan)
     pending = [o for o in plan.to_transfer if o.info.key not in resumed]
@@ -308,7 +311,7 @@ def execute_copy(
         sink.finish()
 
     point = _seal_point(run, plan, entries, paths, now())
-    journal.finish(point_id, now().isoformat())
+    journal.finish(run_id, now().isoformat())
     return CopyResult(
         recovery_point=point.id,
         objects_transferred=len(pending),
@@ -366,8 +369,11 @@ def _seal_point(
                 f"{entry.key}'s data (written by {entry.written_by}) is missing from {run.bset.url} or has the "
                 "wrong size; the recovery point was not written. Run a full copy."
             )
+    point_id = new_point_id(created)
+    # Entries this run wrote name the run in the journal; in the manifest they name the point.
+    objects = tuple(e.model_copy(update={"written_by": point_id}) if e.written_by == run.run_id else e for e in objects)
     point = RecoveryPoint(
-        id=run.point_id,
+        id=point_id,
         started=plan.started,
         created=created,
         mode=plan.mode,
@@ -380,8 +386,8 @@ def _seal_point(
         totals=Totals(
             objects=len(objects),
             bytes=sum(e.size for e in objects),
-            objects_transferred=sum(1 for e in objects if e.written_by == run.point_id),
-            bytes_transferred=sum(e.size for e in objects if e.written_by == run.point_id),
+            objects_transferred=sum(1 for e in objects if e.written_by == point_id),
+            bytes_transferred=sum(e.size for e in objects if e.written_by == point_id),
             objects_unchanged=paths["unchanged"],
         ),
         paths={k: v for k, v in paths.items() if k in ("streamed", "server-side", "unchanged")},  # type: ignore[misc]

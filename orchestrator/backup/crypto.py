@@ -41,21 +41,25 @@ _WRAP_AAD = b"drctl data key v1"
 
 
 def parse_key_material(raw: bytes, origin: str) -> bytes:
-    """32 bytes of key, given raw or as base64 or hex text. ``origin`` names where it came from, not the key."""
+    """32 bytes of key, given as base64 or hex text, or as 32 raw bytes that are not text.
+
+    32 printable characters that decode to nothing of the right size are refused: that is a passphrase (or
+    the hex of a 16-byte key), and using it as raw key material would silently weaken the set's encryption.
+    ``origin`` names where the key came from, never the key.
+    """
     text = raw.strip()
-    if len(raw) == 32 and raw != text:
-        text = raw  # raw binary that happens to start or end with whitespace bytes
-    candidates = [raw] if len(raw) == 32 else []
     for decode in (base64.b64decode, binascii.unhexlify):
         try:
-            candidates.append(decode(text))
+            key = decode(text)
         except (binascii.Error, ValueError):
             continue
-    for key in candidates:
         if len(key) == 32:
             return key
+    if len(raw) == 32 and not raw.isascii():
+        return raw
     raise InvalidInput(
-        f"the key in {origin} is not 32 bytes (raw, base64 or hex); create one with `drctl backup keygen`"
+        f"the key in {origin} is not 32 bytes of key (base64, hex, or raw binary); create one with "
+        "`drctl backup keygen FILE`"
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from orchestrator.backup.manifest import ObjectEntry
+from orchestrator.errors import StateError
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -42,16 +43,23 @@ def state_dir(env: Mapping[str, str]) -> Path:
 
 class CopyJournal:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # check_same_thread=False: workers record objects; a lock-free WAL database serialises the writes.
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            raise RuntimeError(f"copy journal {path} has schema {version}; this drctl knows {SCHEMA_VERSION}")
-        self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        fix = "move it aside: it is only needed to resume an interrupted copy"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # check_same_thread=False: workers record objects; SQLite serialises the writes.
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise StateError(
+                    f"copy journal {path} has schema {version}, this drctl knows {SCHEMA_VERSION}; "
+                    f"upgrade drctl or {fix}"
+                )
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except (sqlite3.Error, OSError) as exc:
+            raise StateError(f"copy journal {path} is unusable ({exc}); {fix}") from exc
 
     def unfinished_run(self, set_url: str, source_url: str, mode: str) -> str | None:
         row = self._db.execute(

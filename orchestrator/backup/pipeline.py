@@ -5,6 +5,7 @@ streaming pipeline with bounded memory."""
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -139,6 +140,6 @@ def parse_rate(text: str) -> float:
         value = float(number) * units[unit]
     except ValueError:
         value = -1
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise InvalidInput(f"--bwlimit {text!r} is not a rate; use e.g. 500K, 20M or 1G (bytes per second)")
     return value

@@ -18,7 +18,7 @@ from orchestrator.backup.progress import ProgressSink, QuietProgress
 from orchestrator.backup.sets import BackupSet
 from orchestrator.backup.verify import read_verified
 from orchestrator.errors import IntegrityError, InvalidInput, NotFound
-from orchestrator.providers.base import ObjectStore
+from orchestrator.providers.base import CreatableRoot, ObjectStore, ensure_or_create_root
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,12 @@ def restore_point(
     entries = [e for e in point.objects if filters.accept(e.key)]
     if not entries:
         raise InvalidInput(f"recovery point {point.id} has no objects matching --include/--exclude")
-    bad = [e.key for e in entries if _unsafe(e.key)]
+    # Into an object store any key is a key. Into a directory a key becomes a path: folder markers (empty
+    # objects named like "logs/") are directories, not files, and a key that could leave the target is refused.
+    to_directory = isinstance(target, CreatableRoot)
+    if to_directory:
+        entries = [e for e in entries if not (e.key.endswith("/") and e.size == 0)]
+    bad = [e.key for e in entries if to_directory and _unsafe(e.key)]
     if bad:
         raise InvalidInput(
             f"recovery point {point.id} holds key {bad[0]!r}, which would escape the target; nothing restored"
@@ -79,7 +84,7 @@ def restore_point(
                 f"recovery point {point.id} needs {e.key!r}, written by {e.written_by}, and that data is missing or "
                 "damaged in the set: the chain is broken; nothing restored. Pick an earlier point or re-run a full copy"
             )
-    target.ensure_root()
+    ensure_or_create_root(target)
     sink = progress or QuietProgress()
     total = 0
     lock = threading.Lock()

@@ -13,7 +13,7 @@ from orchestrator.backup.layout import CONFIG_KEY, DATA_PREFIX, POINTS_PREFIX, p
 from orchestrator.backup.manifest import EncryptionSettings, RecoveryPoint, SetConfig, seal, unseal
 from orchestrator.backup.pipeline import CompressingReader, DecompressingReader
 from orchestrator.errors import InvalidInput, NotFound
-from orchestrator.providers.base import ObjectStore, Readable
+from orchestrator.providers.base import CreatableRoot, ObjectStore, Readable
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,15 @@ def open_or_create_set(
     create: bool = True,
 ) -> BackupSet | None:
     """Open the set at ``store``, or make it (unless ``create`` is false, as in a dry run: then None)."""
-    store.ensure_root()
+    try:
+        store.ensure_root()
+    except NotFound:
+        # A directory that does not exist yet is an empty location: made on the first write, not before.
+        if not isinstance(store, CreatableRoot):
+            raise
+        if not create:
+            return None
+        store.create_root()
     config = _read_config(store)
     if config is not None:
         if options.encryption and config.encryption is None:

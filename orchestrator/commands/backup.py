@@ -7,6 +7,8 @@ import base64
 import os
 import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from orchestrator.backup.sets import BackupSet, NewSetOptions, open_or_create_se
 from orchestrator.backup.verify import verify_set
 from orchestrator.commands.common import add_azure_account, mib, parse_time, print_json
 from orchestrator.durations import parse_duration
+from orchestrator.engine.lock import LockHolder, SqliteRunLock
 from orchestrator.errors import ExitCode, InvalidInput
 from orchestrator.providers.factory import StoreFactory
 
@@ -48,6 +51,23 @@ def _key_source(args: argparse.Namespace) -> KeySource:
 
 def _open(args: argparse.Namespace, location: str) -> BackupSet:
     return open_set(_factory(args).open(location), _key_source(args), _env())
+
+
+@contextmanager
+def _set_lock(set_url: str, command: str) -> Iterator[None]:
+    """One writer per backup set on this machine: a second copy or prune into it is refused (exit 3)."""
+    lock = SqliteRunLock(
+        state_dir(_env()) / "locks.sqlite",
+        f"backup set {set_url}",
+        hint="wait for it to finish (a lock left by a run that crashed on this host is taken over)",
+    )
+    holder = LockHolder.here(f"{command}-{os.getpid()}", f"drctl backup {command}")
+    try:
+        lock.acquire(holder)
+        yield
+        lock.release(holder)
+    finally:
+        lock.close()
 
 
 def _filters(args: argparse.Namespace) -> Filters:
@@ -92,7 +112,7 @@ def _cmd_copy(args: argparse.Namespace) -> int:
     )
     factory = _factory(args)
     source = factory.open(args.source)
-    dest = factory.open(args.dest, create=not args.dry_run)
+    dest = factory.open(args.dest)
     new_set = NewSetOptions(compression=args.compress, encryption=args.encrypt)
     if args.encrypt and not _key_source(args).given:
         raise InvalidInput(f"--encrypt needs a key: --key-file PATH or --key-env VAR (or set {DEFAULT_KEY_ENV})")
@@ -105,11 +125,12 @@ def _cmd_copy(args: argparse.Namespace) -> int:
     if bset is None:
         bset = open_or_create_set(dest, _key_source(args), _env(), new_set, now)
         assert bset is not None  # create=True always returns a set
-    journal = CopyJournal(state_dir(_env()) / "journal.sqlite")
-    try:
-        result = execute_copy(plan, source, bset, options, journal, progress_for(sys.stderr, quiet=args.quiet))
-    finally:
-        journal.close()
+    with _set_lock(bset.url, "copy"):
+        journal = CopyJournal(state_dir(_env()) / "journal.sqlite")
+        try:
+            result = execute_copy(plan, source, bset, options, journal, progress_for(sys.stderr, quiet=args.quiet))
+        finally:
+            journal.close()
     if args.json:
         print_json(result.summary())
     else:
@@ -181,7 +202,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         raise InvalidInput("give --point or --at, not both")
     bset = _open(args, args.set)
     point = choose_point(bset, args.point, parse_time(args.at) if args.at else None)
-    target = _factory(args).open(args.target, create=True)
+    target = _factory(args).open(args.target)
     result = restore_point(
         bset, point, target, _filters(args), progress=progress_for(sys.stderr, args.quiet, "restore")
     )
@@ -205,7 +226,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 def _cmd_prune(args: argparse.Namespace) -> int:
     policy = RetentionPolicy(args.keep_last, args.keep_daily, args.keep_weekly)
     bset = _open(args, args.set)
-    report = prune_set(bset, policy, datetime.now(UTC), parse_duration(args.grace), dry_run=args.dry_run)
+    with _set_lock(bset.url, "prune"):
+        report = prune_set(bset, policy, datetime.now(UTC), parse_duration(args.grace), dry_run=args.dry_run)
     if args.json:
         print_json(report.as_dict())
     else:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from orchestrator.errors import LockHeld, Permanent
+from orchestrator.errors import LockHeld, Permanent, StateError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -57,8 +57,11 @@ class RunLock(Protocol):
         ...
 
 
-def _held(name: str, holder: LockHolder, how: str) -> LockHeld:
-    return LockHeld(f"{name} is locked by {holder.describe()}; wait for it, or run with --force-unlock {how}")
+FORCE_HINT = "wait for it, or run with --force-unlock (only if that run is really gone)"
+
+
+def _held(name: str, holder: LockHolder, hint: str) -> LockHeld:
+    return LockHeld(f"{name} is locked by {holder.describe()}; {hint}")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -72,11 +75,15 @@ def _pid_alive(pid: int) -> bool:
 
 
 class SqliteRunLock:
-    def __init__(self, db_path: Path, name: str) -> None:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(db_path, isolation_level=None, timeout=30)
-        self._db.execute("CREATE TABLE IF NOT EXISTS run_locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL)")
+    def __init__(self, db_path: Path, name: str, hint: str = FORCE_HINT) -> None:
+        try:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+            self._db.execute("CREATE TABLE IF NOT EXISTS run_locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL)")
+        except (sqlite3.Error, OSError) as exc:
+            raise StateError(f"lock database {db_path} is unusable ({exc}); move it aside") from exc
         self._name = name
+        self._hint = hint
 
     def _current(self) -> LockHolder | None:
         row = self._db.execute("SELECT holder FROM run_locks WHERE name=?", (self._name,)).fetchone()
@@ -95,7 +102,7 @@ class SqliteRunLock:
     def _take(self, holder: LockHolder) -> None:
         current = self._current()
         if current is not None and not (current.host == holder.host and not _pid_alive(current.pid)):
-            raise _held(self._name, current, "(only if that run is really gone)")
+            raise _held(self._name, current, self._hint)
         self._db.execute(
             "INSERT OR REPLACE INTO run_locks(name, holder) VALUES (?, ?)", (self._name, json.dumps(asdict(holder)))
         )
@@ -149,7 +156,7 @@ class S3RunLock:
             if current is None:
                 # Released between our write and our read: a retry by the caller will win or see the new holder.
                 raise LockHeld(f"{self.name} changed hands while being taken; run again") from exc
-            raise _held(self.name, current[0], "(only if that run is really gone)") from exc
+            raise _held(self.name, current[0], FORCE_HINT) from exc
 
     def release(self, holder: LockHolder) -> None:
         current = self._current()

@@ -146,8 +146,14 @@ class AzureBlobStore:
 
     def ensure_root(self) -> None:
         what = f"container az://{self._container.container_name}"
+
+        # One page of a listing, not Get Container Properties: a container-scoped SAS may list but is never
+        # allowed to read the container's properties.
+        def probe() -> None:
+            next(self._container.list_blobs(results_per_page=1).by_page(), None)
+
         try:
-            self._call(what, self._container.get_container_properties)
+            self._call(what, probe)
         except NotFound as exc:
             raise NotFound(f"{what} does not exist; create it or fix the location") from exc
 

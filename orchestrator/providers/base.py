@@ -15,6 +15,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Literal, Protocol, Self, runtime_checkable
 
+from orchestrator.errors import NotFound
+
 HashType = Literal["sha256", "md5"]
 
 # Large writes are cut into parts of this size; memory held by one write is bounded by
@@ -118,6 +120,25 @@ class ObjectStore(Protocol):
     def ensure_root(self) -> None:
         """Check the root (bucket, container, directory) exists and is reachable. Raises ``NotFound``."""
         ...
+
+
+@runtime_checkable
+class CreatableRoot(Protocol):
+    """A store whose root can be made on demand (a directory), unlike a bucket or container."""
+
+    def create_root(self) -> None:
+        """Create the root if it is missing; an existing root is left as it is."""
+        ...
+
+
+def ensure_or_create_root(store: ObjectStore) -> None:
+    """The root must exist, or be creatable here: a missing bucket stays an error, a missing directory is made."""
+    try:
+        store.ensure_root()
+    except NotFound:
+        if not isinstance(store, CreatableRoot):
+            raise
+        store.create_root()
 
 
 @runtime_checkable

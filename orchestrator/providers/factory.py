@@ -44,7 +44,7 @@ class StoreFactory:
     _s3_clients: dict[tuple[str | None, str], S3Client] = field(default_factory=dict, init=False)
     _blob_services: dict[str, BlobServiceClient] = field(default_factory=dict, init=False)
 
-    def open(self, location: str | Location, *, create: bool = False) -> ObjectStore:
+    def open(self, location: str | Location) -> ObjectStore:
         loc = parse_location(location) if isinstance(location, str) else location
         if loc.scheme == "s3":
             from orchestrator.providers.s3 import S3Store
@@ -61,7 +61,7 @@ class StoreFactory:
 
             container = self.blob_service().get_container_client(loc.root)
             return AzureBlobStore(container, loc.prefix, retry=self.retry, part_concurrency=self.part_concurrency)
-        return LocalStore(Path(loc.root), create=create)
+        return LocalStore(Path(loc.root))
 
     def s3_client(self, region: str | None = None) -> S3Client:
         endpoint = self.env.get("AWS_ENDPOINT_URL_S3") or self.env.get("AWS_ENDPOINT_URL") or None

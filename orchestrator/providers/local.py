@@ -1,8 +1,9 @@
 """A directory on the local filesystem as an ``ObjectStore``.
 
-Writes go to a temporary file inside the root and are renamed into place, so a crash never leaves a
-half-written object under its real name. User metadata lives in a sidecar tree, because extended attributes
-are not portable across filesystems. Both helper trees are reserved and never listed.
+Writes go to a hidden temporary file beside their target and are renamed into place, so a crash never leaves
+a half-written object under its real name (only a hidden ``.*.drctl-part`` file, which is never listed). User
+metadata lives in a sidecar tree, because extended attributes are not portable across filesystems; that tree
+is reserved and never listed. The root is created by the first write, so a failed command leaves no directory.
 """
 
 from __future__ import annotations
@@ -10,19 +11,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from orchestrator.errors import InvalidInput, NotFound, Permanent, PermissionDenied
 from orchestrator.providers.base import HashType, ObjectInfo, ObjectReader, Readable
 from orchestrator.providers.streams import IteratorReader, iter_chunks
 
-_TMP_DIR = ".drctl-tmp"
 _META_DIR = ".drctl-meta"
-_RESERVED = {_TMP_DIR, _META_DIR}
+_PART = re.compile(r"^\..*\.[0-9a-f]{16}\.drctl-part$")
 _CHUNK = 1024 * 1024
 T = TypeVar("T")
 
@@ -30,13 +31,8 @@ T = TypeVar("T")
 class LocalStore:
     """Objects as files under ``root``; a key's ``/`` separators become directories."""
 
-    def __init__(self, root: Path, *, create: bool = False) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        if create:
-            try:
-                self.root.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise _translate(exc, str(self.root)) from exc
 
     @property
     def url(self) -> str:
@@ -50,8 +46,8 @@ class LocalStore:
         parts = key.split("/")
         if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\0" in key:
             raise InvalidInput(f"object key {key!r} would escape or is not a valid path under {self.root}")
-        if parts[0] in _RESERVED:
-            raise InvalidInput(f"object key {key!r} uses the reserved directory {parts[0]!r}; rename it")
+        if parts[0] == _META_DIR or _PART.match(parts[-1]):
+            raise InvalidInput(f"object key {key!r} uses a name drctl reserves for its own files; rename it")
         return self.root.joinpath(*parts)
 
     def _meta_path(self, key: str) -> Path:
@@ -60,6 +56,9 @@ class LocalStore:
     def ensure_root(self) -> None:
         if not self.root.is_dir():
             raise NotFound(f"directory {self.root} does not exist; create it or fix the location")
+
+    def create_root(self) -> None:
+        _fs(str(self.root), lambda: self.root.mkdir(parents=True, exist_ok=True))
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         self.ensure_root()
@@ -70,9 +69,11 @@ class LocalStore:
         for dirpath, dirnames, filenames in os.walk(start):
             rel_dir = Path(dirpath).relative_to(self.root).as_posix()
             if rel_dir == ".":
-                dirnames[:] = [d for d in dirnames if d not in _RESERVED]
+                dirnames[:] = [d for d in dirnames if d != _META_DIR]
                 rel_dir = ""
             for name in filenames:
+                if _PART.match(name):
+                    continue
                 key = f"{rel_dir}/{name}" if rel_dir else name
                 if key.startswith(prefix):
                     keys.append(key)
@@ -121,29 +122,22 @@ class LocalStore:
 
     def write(self, key: str, source: Readable, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
         path = self._path(key)
-        tmp_dir = self.root / _TMP_DIR
-        tmp = tmp_dir / f"{secrets.token_hex(8)}.part"
         name = f"{self.url}/{key}"
-        # Only our own filesystem calls are translated: an error raised by the source is the caller's.
-        try:
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-            out = tmp.open("wb")
-        except OSError as exc:
-            raise _translate(exc, name) from exc
+        # Each write has its own temporary file in the target's directory: writers never share anything but
+        # directories, which they only ever create (never remove), so parallel writes cannot collide.
+        tmp = path.parent / f".{path.name[:100]}.{secrets.token_hex(8)}.drctl-part"
+        out = _fs(name, lambda: _open_creating_parents(tmp))
         try:
             with out:
+                # Only our own filesystem calls are translated: an error raised by the source is the caller's.
                 for chunk in iter_chunks(source, _CHUNK):
                     _fs(name, lambda c=chunk: out.write(c))  # type: ignore[misc]
                 _fs(name, out.flush)
                 _fs(name, lambda: os.fsync(out.fileno()))
             _fs(name, lambda: self._write_meta(key, metadata or {}))
-            _fs(name, lambda: path.parent.mkdir(parents=True, exist_ok=True))
             _fs(name, lambda: os.replace(tmp, path))
         finally:
             tmp.unlink(missing_ok=True)
-            # Leave no helper directory behind in a restore target; another writer may still be using it.
-            with contextlib.suppress(OSError):
-                tmp_dir.rmdir()
         return self.stat(key)
 
     def _write_meta(self, key: str, metadata: Mapping[str, str]) -> None:
@@ -178,6 +172,16 @@ class LocalStore:
             self._write_meta(key, metadata)
         except OSError as exc:
             raise _translate(exc, f"{self.url}/{key}") from exc
+
+
+def _open_creating_parents(path: Path) -> BinaryIO:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("wb")
+    except FileNotFoundError:
+        # A concurrent delete tidied the (then empty) directory away between our mkdir and open: once more.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("wb")
 
 
 def _fs(what: str, fn: Callable[[], T]) -> T:

@@ -33,7 +33,7 @@ ROOT_PREFIX = "root-prefix/"
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreMaker]:
     """A factory for stores on one fresh, empty root per test; the root is removed afterwards."""
     if request.param == "local":
-        yield lambda **kw: LocalStore(tmp_path / "root", create=True)
+        yield lambda **kw: LocalStore(tmp_path / "root")
         return
     factory: StoreFactory = request.getfixturevalue("lab_factory")
     if request.param == "s3":
