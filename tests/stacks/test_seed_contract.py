@@ -7,13 +7,15 @@ configuration and the cloud ids a seeding produced, so it is checked here withou
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from localstack.seed.config import load_lab_config
 from localstack.seed.outputs import DnsIds, NetworkIds, SeededEstate, build_outputs, validated
-from orchestrator.stack_outputs import contract_field_names
+from orchestrator.runbook.loader import load_runbook
+from orchestrator.stack_outputs import StackOutputs, contract_field_names
 from stacks.config import StackConfig
 from tests.stacks.pulumi_harness import run_stack
 
@@ -69,6 +71,9 @@ def kind(value: Any) -> str:
     return "present"
 
 
+REPO_RUNBOOKS = Path(__file__).resolve().parents[1] / "runbooks"
+
+
 @pytest.fixture(scope="module")
 def seeded() -> dict[str, Any]:
     config = load_lab_config()
@@ -110,3 +115,13 @@ def test_seeder_outputs_satisfy_the_contract(seeded: dict[str, Any]) -> None:
     outputs = validated(seeded)
     assert outputs.stack == "lab"
     assert outputs.model_dump(mode="json") == seeded
+
+
+@pytest.mark.parametrize("runbook", sorted((REPO_RUNBOOKS / "valid").glob("*lab*.yaml")), ids=lambda p: p.name)
+def test_lab_runbooks_resolve_every_stack_reference_against_the_seeded_outputs(
+    seeded: dict[str, Any], runbook: Path
+) -> None:
+    """The third side of the contract: a runbook's ${stack.NAME} references resolve against what the lab
+    seeder writes (and so against what the lab stack exports, checked above)."""
+    loaded = load_runbook(runbook, stack=StackOutputs.model_validate(seeded))
+    assert loaded.runbook.spec.steps
