@@ -27,11 +27,13 @@ from orchestrator.backup.manifest import CopyPath, Mode, ObjectEntry, RecoveryPo
 from orchestrator.backup.pipeline import HashingReader, MeteredReader, TokenBucket
 from orchestrator.backup.progress import ProgressSink, QuietProgress
 from orchestrator.backup.sets import BackupSet, new_point_id
-from orchestrator.errors import IntegrityError, InvalidInput
+from orchestrator.errors import IntegrityError, InvalidInput, NotFound
 from orchestrator.providers.base import ObjectInfo, ObjectStore, Readable, ServerSideCopy
 
 PathTaken = CopyPath | str
 SERVER_SIDE_MAX = 5 * 1024**3
+# Below this many blobs to check, a stat each is cheaper than listing the whole set.
+STAT_LIMIT = 500
 
 
 @dataclass(frozen=True)
@@ -350,6 +352,19 @@ def _run_parallel(run: _Run, pending: list[PlannedObject], transfers: int) -> It
             raise
 
 
+def _stored_sizes(bset: BackupSet, blobs: list[str]) -> dict[str, int]:
+    """Stored sizes of ``blobs``: one stat each for a few, one listing of the set for many."""
+    if len(blobs) > STAT_LIMIT:
+        return bset.blob_sizes()
+    sizes: dict[str, int] = {}
+    for blob in blobs:
+        try:
+            sizes[blob] = bset.store.stat(blob_key(blob)).size
+        except NotFound:
+            continue
+    return sizes
+
+
 def _reraise(future: Future[tuple[ObjectEntry, PathTaken]]) -> None:
     future.result()  # raises the worker's exception with its own traceback
 
@@ -362,12 +377,15 @@ def _seal_point(
     created: datetime,
 ) -> RecoveryPoint:
     objects = tuple(entries[o.info.key] for o in plan.objects)
-    present = run.bset.blob_sizes()
-    for entry in objects:
+    # Prove the blobs this run wrote are in the set before the point claims them. Blobs taken over from the
+    # base point were proven when it was sealed, and prune never removes what an existing point refers to.
+    written = [e for e in objects if e.written_by == run.run_id]
+    present = _stored_sizes(run.bset, [e.blob for e in written])
+    for entry in written:
         if present.get(entry.blob) != entry.stored_size:
             raise IntegrityError(
-                f"{entry.key}'s data (written by {entry.written_by}) is missing from {run.bset.url} or has the "
-                "wrong size; the recovery point was not written. Run a full copy."
+                f"{entry.key}'s data (written by this run) is missing from {run.bset.url} or has the wrong size; "
+                "the recovery point was not written. Run the copy again."
             )
     point_id = new_point_id(created)
     # Entries this run wrote name the run in the journal; in the manifest they name the point.

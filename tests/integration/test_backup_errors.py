@@ -315,7 +315,7 @@ def test_a_read_only_container_sas_can_list_the_set(existing_set: ExistingSet, l
 @pytest.mark.parametrize(
     ("edit", "fragment"),
     [
-        (lambda raw: raw.replace(b'"size": 12345', b'"size": 12346', 1), "fails its checksum"),
+        (lambda raw: raw.replace(b'"size":12345', b'"size":12346', 1), "fails its checksum"),
         (lambda raw: raw[: len(raw) // 2], "is not a valid manifest"),
     ],
     ids=["size-changed", "truncated"],

@@ -491,9 +491,9 @@ def test_a_sealed_manifest_unseals_to_the_same_point() -> None:
 @pytest.mark.parametrize(
     "edit",
     [
-        lambda raw: raw.replace(b'"size": 4', b'"size": 5', 1),
-        lambda raw: raw.replace(b'"key": "a"', b'"key": "z"', 1),
-        lambda raw: raw.replace(b'"mode": "full"', b'"mode": "incremental"', 1),
+        lambda raw: raw.replace(b'"size":4', b'"size":5', 1),
+        lambda raw: raw.replace(b'"key":"a"', b'"key":"z"', 1),
+        lambda raw: raw.replace(b'"mode":"full"', b'"mode":"incremental"', 1),
     ],
     ids=["size", "key", "mode"],
 )
