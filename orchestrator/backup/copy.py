@@ -356,13 +356,16 @@ def _stored_sizes(bset: BackupSet, blobs: list[str]) -> dict[str, int]:
     """Stored sizes of ``blobs``: one stat each for a few, one listing of the set for many."""
     if len(blobs) > STAT_LIMIT:
         return bset.blob_sizes()
-    sizes: dict[str, int] = {}
-    for blob in blobs:
+
+    def size(blob: str) -> tuple[str, int | None]:
         try:
-            sizes[blob] = bset.store.stat(blob_key(blob)).size
+            return blob, bset.store.stat(blob_key(blob)).size
         except NotFound:
-            continue
-    return sizes
+            return blob, None
+
+    # Stats are independent round trips: in parallel they cost about one.
+    with ThreadPoolExecutor(16, thread_name_prefix="stat") as pool:
+        return {blob: n for blob, n in pool.map(size, blobs) if n is not None}
 
 
 def _reraise(future: Future[tuple[ObjectEntry, PathTaken]]) -> None:
