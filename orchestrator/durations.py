@@ -23,4 +23,7 @@ def parse_duration(text: str) -> timedelta:
         pos = match.end()
     if not raw or pos != len(raw):
         raise InvalidInput(f"{text!r} is not a duration; write e.g. 90s, 15m, 1h30m or 2d")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError as exc:
+        raise InvalidInput(f"{text!r} is too long a duration; use at most a few years") from exc

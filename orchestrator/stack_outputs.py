@@ -111,6 +111,8 @@ def load_stack_outputs(path: Path) -> StackOutputs:
             f"stack outputs file {path} does not exist; create it with "
             f"`pulumi stack output --json --stack <stack> > {path}`"
         ) from None
+    except UnicodeDecodeError:
+        raise StackOutputsError(f"stack outputs file {path} is not UTF-8 JSON; re-export it") from None
     except OSError as err:
         raise StackOutputsError(f"cannot read stack outputs file {path}: {err.strerror}") from None
     try:

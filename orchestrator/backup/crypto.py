@@ -18,6 +18,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import struct
 from collections.abc import Mapping
@@ -107,10 +108,10 @@ class LocalKeyWrapper:
         return wrap_key(self.kek, data_key)
 
     def unwrap(self, wrapped: str) -> bytes:
-        blob = base64.b64decode(wrapped)
         try:
+            blob = base64.b64decode(wrapped, validate=True)
             return AESGCM(self.kek).decrypt(blob[:12], blob[12:], _WRAP_AAD)
-        except InvalidTag as exc:
+        except (InvalidTag, binascii.Error, ValueError) as exc:
             raise IntegrityError("the set's wrapped data key fails authentication: drctl-set.json is corrupt") from exc
 
 
@@ -129,7 +130,11 @@ class KeySource:
             try:
                 return parse_key_material(self.key_file.read_bytes(), f"key file {self.key_file}")
             except OSError as exc:
-                raise InvalidInput(f"cannot read key file {self.key_file}: {exc.strerror}; check the path") from exc
+                # The path is echoed only when it cannot be the key itself pasted by mistake.
+                shown = "given" if _looks_like_key(str(self.key_file)) else str(self.key_file)
+                raise InvalidInput(f"cannot read the key file {shown}: {exc.strerror}; check the path") from exc
+        if self.key_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.key_env):
+            raise InvalidInput("--key-env takes the NAME of an environment variable, not a key; export the key in it")
         if self.key_env:
             value = env.get(self.key_env)
             if not value:
@@ -140,6 +145,10 @@ class KeySource:
     @property
     def given(self) -> bool:
         return self.key_file is not None or bool(self.key_env)
+
+
+def _looks_like_key(text: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9+/=_-]{32,}", text)) and not text.startswith(("/", ".", "~"))
 
 
 def kek_id(kek: bytes) -> str:
@@ -170,8 +179,8 @@ def unwrap_key(wrapper: KeyWrapper, wrapped: str, expected_key_id: str) -> bytes
 class SetKeys:
     """Keys derived from a set's data key, one per purpose."""
 
-    blob_key: bytes
-    mac_key: bytes
+    blob_key: bytes = field(repr=False)
+    mac_key: bytes = field(repr=False)
 
     @classmethod
     def derive(cls, data_key: bytes) -> SetKeys:

@@ -61,8 +61,15 @@ class CopyJournal:
         except (sqlite3.Error, OSError) as exc:
             raise StateError(f"copy journal {path} is unusable ({exc}); {fix}") from exc
 
+    def _execute(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            # A full disk, an I/O error, a lock held too long: the copy stops with one line, resumable later.
+            raise StateError(f"the copy journal failed ({exc}); free disk space or move it aside, then re-run") from exc
+
     def unfinished_run(self, set_url: str, source_url: str, mode: str) -> str | None:
-        row = self._db.execute(
+        row = self._execute(
             "SELECT run_id FROM copy_runs WHERE set_url=? AND source_url=? AND mode=? AND finished IS NULL "
             "ORDER BY started DESC LIMIT 1",
             (set_url, source_url, mode),
@@ -70,25 +77,25 @@ class CopyJournal:
         return str(row[0]) if row else None
 
     def start(self, run_id: str, set_url: str, source_url: str, mode: str, started: str) -> None:
-        self._db.execute(
+        self._execute(
             "INSERT OR IGNORE INTO copy_runs(run_id, set_url, source_url, mode, started) VALUES (?,?,?,?,?)",
             (run_id, set_url, source_url, mode, started),
         )
 
     def done_objects(self, run_id: str) -> dict[str, ObjectEntry]:
-        rows = self._db.execute("SELECT key, entry FROM copy_objects WHERE run_id=?", (run_id,))
+        rows = self._execute("SELECT key, entry FROM copy_objects WHERE run_id=?", (run_id,))
         return {key: ObjectEntry.model_validate_json(entry) for key, entry in rows}
 
     def record(self, run_id: str, entry: ObjectEntry) -> None:
-        self._db.execute(
+        self._execute(
             "INSERT OR REPLACE INTO copy_objects(run_id, key, entry) VALUES (?,?,?)",
             (run_id, entry.key, entry.model_dump_json()),
         )
 
     def finish(self, run_id: str, finished: str) -> None:
-        self._db.execute("UPDATE copy_runs SET finished=? WHERE run_id=?", (finished, run_id))
+        self._execute("UPDATE copy_runs SET finished=? WHERE run_id=?", (finished, run_id))
         # The rows served resume only; the manifest in the set is the record from now on.
-        self._db.execute("DELETE FROM copy_objects WHERE run_id=?", (run_id,))
+        self._execute("DELETE FROM copy_objects WHERE run_id=?", (run_id,))
 
     def close(self) -> None:
         self._db.close()

@@ -247,6 +247,8 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:
         raise InvalidInput(f"{out} already exists; keys are never overwritten, choose another path") from exc
+    except OSError as exc:
+        raise InvalidInput(f"cannot create {out}: {exc.strerror}; choose a writable path") from exc
     with os.fdopen(fd, "w") as f:
         f.write(key + "\n")
     print(f"wrote a new 256-bit key to {out} (mode 0600); keep a copy apart from the backups")

@@ -37,7 +37,11 @@ class LockHolder:
 
     @classmethod
     def here(cls, run_id: str, runbook: str, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> LockHolder:
-        return cls(run_id, runbook, socket.gethostname(), os.getpid(), getpass.getuser(), now().isoformat())
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # a uid with no passwd entry (containers) and no USER/LOGNAME
+            user = str(os.getuid())
+        return cls(run_id, runbook, socket.gethostname(), os.getpid(), user, now().isoformat())
 
     def describe(self) -> str:
         return f"run {self.run_id} of {self.runbook} by {self.user}@{self.host} (pid {self.pid}) since {self.acquired}"

@@ -79,14 +79,26 @@ class StoreFactory:
                 # Emulators and most S3-compatible endpoints only route path-style requests.
                 s3={"addressing_style": "path" if endpoint else "auto"},
             )
-            session = boto3.session.Session(
-                aws_access_key_id=self.env.get("AWS_ACCESS_KEY_ID"),
-                aws_secret_access_key=self.env.get("AWS_SECRET_ACCESS_KEY"),
-                aws_session_token=self.env.get("AWS_SESSION_TOKEN"),
-                profile_name=self.env.get("AWS_PROFILE"),
-                region_name=region,
-            )
-            self._s3_clients[cache_key] = session.client("s3", endpoint_url=endpoint, config=config)
+            from botocore.exceptions import BotoCoreError, ProfileNotFound
+
+            try:
+                session = boto3.session.Session(
+                    aws_access_key_id=self.env.get("AWS_ACCESS_KEY_ID"),
+                    aws_secret_access_key=self.env.get("AWS_SECRET_ACCESS_KEY"),
+                    aws_session_token=self.env.get("AWS_SESSION_TOKEN"),
+                    profile_name=self.env.get("AWS_PROFILE"),
+                    region_name=region,
+                )
+                self._s3_clients[cache_key] = session.client("s3", endpoint_url=endpoint, config=config)
+            except ProfileNotFound as exc:
+                raise AuthError(
+                    f"AWS profile {self.env.get('AWS_PROFILE')!r} is not configured; fix AWS_PROFILE"
+                ) from exc
+            except (BotoCoreError, ValueError) as exc:
+                raise InvalidInput(
+                    f"the AWS settings are not usable ({type(exc).__name__}): check AWS_ENDPOINT_URL "
+                    "(a full URL such as http://127.0.0.1:4566) and AWS_REGION"
+                ) from exc
         return self._s3_clients[cache_key]
 
     def blob_service(self) -> BlobServiceClient:
@@ -124,4 +136,9 @@ class StoreFactory:
             from azure.identity import DefaultAzureCredential
 
             credential = DefaultAzureCredential()
-        return BlobServiceClient(url, credential=credential, **_azure_client_options())
+        try:
+            return BlobServiceClient(url, credential=credential, **_azure_client_options())
+        except ValueError as exc:
+            raise InvalidInput(
+                "the Azure Blob endpoint is not a valid URL; check AZURE_STORAGE_BLOB_ENDPOINT and the account name"
+            ) from exc

@@ -54,7 +54,7 @@ class LocalStore:
         return self.root / _META_DIR / (key + ".json")
 
     def ensure_root(self) -> None:
-        if not self.root.is_dir():
+        if not _fs(str(self.root), self.root.is_dir):
             raise NotFound(f"directory {self.root} does not exist; create it or fix the location")
 
     def create_root(self) -> None:
@@ -74,6 +74,10 @@ class LocalStore:
             for name in filenames:
                 if _PART.match(name):
                     continue
+                if not _utf8(name):
+                    raise InvalidInput(
+                        f"file {os.path.join(dirpath, name)!r} has a name that is not UTF-8; rename it or --exclude it"
+                    )
                 key = f"{rel_dir}/{name}" if rel_dir else name
                 if key.startswith(prefix):
                     keys.append(key)
@@ -90,8 +94,12 @@ class LocalStore:
         if not path.is_file():
             raise NotFound(f"{self.url}/{key} does not exist")
         meta: dict[str, str] = {}
-        with contextlib.suppress(FileNotFoundError):
+        try:
             meta = json.loads(self._meta_path(key).read_text())
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            raise Permanent(f"the metadata of {self.url}/{key} ({self._meta_path(key)}) is unreadable: {exc}") from exc
         return ObjectInfo(
             key=key,
             size=st.st_size,
@@ -111,7 +119,8 @@ class LocalStore:
         def chunks() -> Iterator[bytes]:
             remaining = length
             while remaining is None or remaining > 0:
-                data = f.read(_CHUNK if remaining is None else min(_CHUNK, remaining))
+                want = _CHUNK if remaining is None else min(_CHUNK, remaining)
+                data = _fs(f"{self.url}/{key}", lambda n=want: f.read(n))  # type: ignore[misc]
                 if not data:
                     return
                 if remaining is not None:
@@ -172,6 +181,14 @@ class LocalStore:
             self._write_meta(key, metadata)
         except OSError as exc:
             raise _translate(exc, f"{self.url}/{key}") from exc
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes that os.walk smuggled in as surrogates
+        return False
+    return True
 
 
 def _open_creating_parents(path: Path) -> BinaryIO:

@@ -45,6 +45,14 @@ def _normal_prefix(raw: str, text: str) -> str:
 
 def parse_location(text: str) -> Location:
     """Parse ``text`` or raise ``InvalidInput`` naming the problem and the accepted forms."""
+    try:
+        return _parse(text)
+    except (OSError, RuntimeError, ValueError) as exc:
+        # Path resolution: unknown ~user, symlink loops, names too long, NUL bytes.
+        raise InvalidInput(f"location {text!r} is not a usable path ({exc}); fix the path") from exc
+
+
+def _parse(text: str) -> Location:
     if not text or text.strip() != text:
         raise InvalidInput(f"location {text!r} is empty or has surrounding spaces; use {_EXAMPLES}")
     scheme, sep, rest = text.partition("://")

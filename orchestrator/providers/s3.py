@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -125,7 +126,12 @@ class S3Store:
 
     @property
     def endpoint(self) -> str:
-        return str(self._client.meta.endpoint_url)
+        """The endpoint without any userinfo or query, so it is safe to print."""
+        parts = urlsplit(str(self._client.meta.endpoint_url))
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
     @property
     def native_hashes(self) -> frozenset[HashType]:

@@ -172,6 +172,12 @@ class _Builder:
         except yaml.MarkedYAMLError as err:
             self.problems.append(_syntax_problem(err))
             return None
+        except (ValueError, TypeError, KeyError):
+            # An implicit or explicit tag whose text is not of its type, e.g. 2024-02-30 or !!int abc.
+            self.problems.append(
+                (Mark.of(node.start_mark), f"{node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}; quote it")
+            )
+            return None
 
     def _mapping(self, node: MappingNode, path: DocPath) -> dict[str, object]:
         result: dict[str, object] = {}

@@ -219,7 +219,7 @@ def test_wrong_key_fails_cleanly_and_writes_nothing(
     [
         ((), ExitCode.AUTH, ("this backup set is encrypted", "--key-file", "--key-env")),
         (("--key-env", "NO_SUCH_VAR"), ExitCode.AUTH, ("NO_SUCH_VAR is not set",)),
-        (("--key-file", "/nonexistent/drctl.key"), ExitCode.INVALID_INPUT, ("cannot read key file",)),
+        (("--key-file", "/nonexistent/drctl.key"), ExitCode.INVALID_INPUT, ("cannot read the key file",)),
     ],
     ids=["no-key-given", "unset-variable", "unreadable-file"],
 )

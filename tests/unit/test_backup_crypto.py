@@ -134,7 +134,7 @@ def test_no_key_source_at_all_is_a_wrong_key_error_naming_both_options() -> None
 
 
 def test_unreadable_key_file_is_invalid_input(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInput, match=r"cannot read key file .*missing\.key"):
+    with pytest.raises(InvalidInput, match=r"cannot read the key file .*missing\.key"):
         KeySource(key_file=tmp_path / "missing.key").load({})
 
 
