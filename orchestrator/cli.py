@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from orchestrator import __version__
-from orchestrator.commands import backup, runbook, storage
+from orchestrator.commands import backup, run, runbook, storage
 from orchestrator.errors import DrError, ExitCode
 
 Handler = Callable[[argparse.Namespace], int]
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     storage.register(sub)
     backup.register(sub)
     runbook.register(sub)
+    run.register(sub)
     return parser
 
 
@@ -32,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DrError as exc:
         print(f"drctl: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: not an error of ours. Silence the final flush too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(ExitCode.OK)
     except KeyboardInterrupt:
         print("drctl: interrupted; run the same command again to resume", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)

@@ -11,7 +11,11 @@ from typing import Self
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestrator.actions.base import ActionParams, ActionSpec, Touch
+from orchestrator.actions.base import ActionContext, ActionParams, ActionSpec, StepResult, StepStatus, Touch
+from orchestrator.backup.copy import Filters
+from orchestrator.backup.restore import choose_point, restore_point
+from orchestrator.backup.sets import open_set
+from orchestrator.engine.context import key_source, store_factory
 from orchestrator.runbook.fields import LocationText, Name, drctl_error
 
 
@@ -44,6 +48,24 @@ def _touches(p: Params) -> tuple[Touch, ...]:
     return Touch("reads", f"{p.set_} ({which})"), Touch("writes", p.target)
 
 
+def run(p: Params, ctx: ActionContext) -> StepResult:
+    """What ``drctl backup restore`` does: choose the point (``point``, ``at`` or the latest), restore it
+    with every object verified. ``point_created`` is ISO 8601 text so later steps can interpolate it."""
+    factory = store_factory(ctx)
+    bset = open_set(factory.open(p.set_), key_source(p.key_env, ctx.env), ctx.env)
+    point = choose_point(bset, p.point, p.at)
+    result = restore_point(bset, point, factory.open(p.target), Filters(p.include, ()))
+    return StepResult(
+        StepStatus.SUCCEEDED,
+        {
+            "recovery_point": result.recovery_point,
+            "point_created": result.point_created.isoformat(),
+            "objects_restored": result.objects_restored,
+            "bytes_restored": result.bytes_restored,
+        },
+    )
+
+
 SPEC = ActionSpec(
     name="backup.restore",
     params=Params,
@@ -51,4 +73,5 @@ SPEC = ActionSpec(
     touches=_touches,
     idempotent=True,
     outputs=frozenset({"recovery_point", "point_created", "objects_restored", "bytes_restored"}),
+    run=run,
 )

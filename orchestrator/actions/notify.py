@@ -1,13 +1,19 @@
 """``notify``: send a message to a webhook (Slack-compatible JSON), or to the run log without one.
 
-Not idempotent: a repeat sends the message again.
+Not idempotent: a repeat sends the message again. That is tolerable (a duplicate message is noise, not
+damage), which is why a failed webhook POST is still reported as transient and retried.
 """
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
+
 from pydantic import Field
 
-from orchestrator.actions.base import ActionParams, ActionSpec, Touch
+from orchestrator.actions.base import ActionContext, ActionParams, ActionSpec, StepResult, StepStatus, Touch
+from orchestrator.errors import Transient
 from orchestrator.runbook.fields import HttpUrlText
 
 
@@ -22,10 +28,38 @@ def _touches(p: Params) -> tuple[Touch, ...]:
     return (Touch("sends", f"a message to {p.webhook}" if p.webhook else "a message to the run log"),)
 
 
+def run(p: Params, ctx: ActionContext) -> StepResult:
+    """Log the message into the run's events, and POST it as ``{"text": ...}`` when a webhook is given.
+
+    Network errors and 5xx/429 answers raise ``Transient`` (the executor retries per the step's ``retry``);
+    other 4xx answers are a misconfigured webhook and fail at once. The URL is never put in a message: webhook
+    URLs carry their token in the path.
+    """
+    ctx.log(p.message)
+    if p.webhook is None:
+        return StepResult(StepStatus.SUCCEEDED)
+    body = json.dumps({"text": p.message}).encode()
+    request = urllib.request.Request(  # noqa: S310 - the model accepts only http(s) URLs
+        p.webhook, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    remaining = getattr(ctx, "remaining", lambda: None)()
+    try:
+        with urllib.request.urlopen(request, timeout=min(30.0, remaining or 30.0)):  # noqa: S310
+            pass
+    except urllib.error.HTTPError as err:
+        if err.code >= 500 or err.code == 429:
+            raise Transient(f"the webhook answered {err.code}") from None
+        return StepResult(StepStatus.FAILED, message=f"the webhook refused the message ({err.code})")
+    except (OSError, ValueError) as err:
+        raise Transient(f"cannot reach the webhook: {type(err).__name__}") from None
+    return StepResult(StepStatus.SUCCEEDED)
+
+
 SPEC = ActionSpec(
     name="notify",
     params=Params,
     description="send a message to a webhook or the run log",
     touches=_touches,
     idempotent=False,
+    run=run,
 )

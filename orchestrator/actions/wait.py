@@ -5,12 +5,17 @@ Idempotent: it changes nothing; a repeat only waits again.
 
 from __future__ import annotations
 
+import socket
+import time
+import urllib.error
+import urllib.request
 from datetime import timedelta
 from typing import Self
 
 from pydantic import Field, StrictInt, model_validator
 
-from orchestrator.actions.base import ActionParams, ActionSpec, Touch
+from orchestrator.actions.base import ActionContext, ActionParams, ActionSpec, StepResult, StepStatus, Touch
+from orchestrator.engine.context import pause
 from orchestrator.runbook.fields import Duration, HostPortText, HttpUrlText, Strict, drctl_error, format_duration
 
 
@@ -59,6 +64,49 @@ def _touches(p: Params) -> tuple[Touch, ...]:
     return (Touch("waits", f"until {p.until} (at most {format_duration(p.timeout)})"),)
 
 
+def _holds(until: Until) -> bool:
+    if until.http is not None:
+        try:
+            with urllib.request.urlopen(until.http, timeout=5) as response:  # noqa: S310 - checked http(s) URL
+                status = int(response.status)
+        except urllib.error.HTTPError as err:
+            status = err.code
+        except (OSError, ValueError):
+            return False
+        return status == until.expect_status
+    assert until.tcp is not None  # enforced by the model
+    host, _, port = until.tcp.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+def run(p: Params, ctx: ActionContext) -> StepResult:
+    """Pause, or poll the condition every ``interval`` until it holds or ``timeout`` passes. Waking early on
+    Ctrl-C or the step's deadline is what ``pause`` gives us; a condition never met is a timeout."""
+    started = time.monotonic()
+    if p.duration is not None:
+        if not pause(ctx, p.duration.total_seconds()):
+            return StepResult(StepStatus.TIMED_OUT, {"waited_s": round(time.monotonic() - started, 3)}, "stopped")
+        return StepResult(StepStatus.SUCCEEDED, {"waited_s": p.duration.total_seconds()})
+    assert p.until is not None  # enforced by the model
+    assert p.timeout is not None
+    waited = 0.0
+    while True:
+        if _holds(p.until):
+            return StepResult(StepStatus.SUCCEEDED, {"waited_s": round(waited, 3)})
+        if waited >= p.timeout.total_seconds() or ctx.cancelled():
+            return StepResult(
+                StepStatus.TIMED_OUT, message=f"{p.until} did not hold within {format_duration(p.timeout)}"
+            )
+        step = min(p.interval.total_seconds(), p.timeout.total_seconds() - waited)
+        if not pause(ctx, step):
+            return StepResult(StepStatus.TIMED_OUT, message=f"stopped waiting until {p.until}")
+        waited += step
+
+
 SPEC = ActionSpec(
     name="wait",
     params=Params,
@@ -66,4 +114,5 @@ SPEC = ActionSpec(
     touches=_touches,
     idempotent=True,
     outputs=frozenset({"waited_s"}),
+    run=run,
 )

@@ -1,0 +1,238 @@
+"""``drctl run``, ``drctl resume`` and ``drctl status``: execute runbooks, journaled, one run per target.
+
+Exit codes (``status RUN_ID`` exits with the run's): 0 the run succeeded, 1 it failed or partially failed,
+2 invalid input (the runbook, ``-p``, ``--stack-outputs``), 3 another run holds the lock, 130 interrupted
+(``drctl resume RUN_ID`` continues it). Progress goes to stderr one event per line; ``--json`` prints the
+outcome as JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from orchestrator.backup.journal import state_dir
+from orchestrator.commands.common import print_json
+from orchestrator.engine.events import PrintObserver
+from orchestrator.engine.executor import Executor, RunOptions, RunOutcome, exit_code_of, new_run_id
+from orchestrator.engine.journal import RunJournal, journal_path
+from orchestrator.engine.lock import LockHolder, SqliteRunLock
+from orchestrator.errors import ExitCode, InvalidInput
+from orchestrator.runbook.loader import load_runbook
+from orchestrator.runbook.models import Step
+from orchestrator.runbook.params import parse_assignments
+from orchestrator.runbook.problems import RunbookInvalid
+from orchestrator.stack_outputs import StackOutputs, load_stack_outputs
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ)
+
+
+def _stack(args: argparse.Namespace) -> StackOutputs | None:
+    return load_stack_outputs(Path(args.stack_outputs)) if args.stack_outputs else None
+
+
+def lock_name(runbook: str, stack: StackOutputs | None) -> str:
+    """Two runs of one runbook against one stack would fight over the same resources; other pairs may run."""
+    return f"runbook {runbook} on stack {stack.stack if stack else '(none)'}"
+
+
+@contextmanager
+def _run_lock(name: str, run_id: str, runbook: str, force: bool) -> Iterator[None]:
+    lock = SqliteRunLock(state_dir(_env()) / "locks.sqlite", name)
+    holder = LockHolder.here(run_id, runbook)
+    try:
+        if force:
+            removed = lock.force_unlock()
+            if removed is not None:
+                print(f"drctl: removed the lock of {removed.describe()}", file=sys.stderr)
+        lock.acquire(holder)
+        try:
+            yield
+        finally:
+            lock.release(holder)
+    finally:
+        lock.close()
+
+
+def _options(args: argparse.Namespace, mode: str = "failover") -> RunOptions:
+    if args.parallel < 1:
+        raise InvalidInput("--parallel must be at least 1")
+    return RunOptions(
+        mode="drill" if mode == "drill" else "failover",
+        approve=frozenset(args.approve or ()),
+        approve_all=args.approve_all,
+        keep=args.keep,
+        max_parallel=args.parallel,
+    )
+
+
+def _prompt(step: Step) -> bool:
+    """Ask at the terminal; only offered when stdin is a TTY, so unattended runs never hang on a gate."""
+    what = f" ({step.description})" if step.description else ""
+    try:
+        answer = input(f"approve step {step.id}{what}? [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _approver() -> Callable[[Step], bool] | None:
+    return _prompt if sys.stdin.isatty() else None
+
+
+def _report(outcome: RunOutcome, as_json: bool) -> int:
+    if as_json:
+        print_json(
+            {
+                "run_id": outcome.run_id,
+                "status": outcome.status.value,
+                "steps": {k: v.value for k, v in outcome.steps.items()},
+            }
+        )
+    else:
+        print(f"run {outcome.run_id}: {outcome.status.value}")
+        if outcome.exit_code == ExitCode.INTERRUPTED:
+            print(f"drctl resume {outcome.run_id} continues it", file=sys.stderr)
+    return int(outcome.exit_code)
+
+
+def _print_diagnostics(err: RunbookInvalid) -> int:
+    for diagnostic in err.diagnostics:
+        print(diagnostic, file=sys.stderr)
+    return int(ExitCode.INVALID_INPUT)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    overrides = parse_assignments(args.param)
+    stack = _stack(args)
+    path = Path(args.file)
+    try:
+        loaded = load_runbook(path, overrides, stack, source=args.file)
+    except RunbookInvalid as err:
+        return _print_diagnostics(err)
+    options = _options(args, args.mode)
+    for step_id in options.approve:
+        if step_id not in loaded.graph.steps:
+            raise InvalidInput(f"--approve {step_id}: the runbook has no step {step_id!r}")
+    run_id = new_run_id()
+    name = loaded.runbook.metadata.name
+    with _run_lock(lock_name(name, stack), run_id, name, args.force_unlock):
+        journal = RunJournal(journal_path(state_dir(_env())))
+        try:
+            executor = Executor(journal, env=_env(), observer=PrintObserver(), approver=_approver())
+            outcome = executor.run(loaded, path, options, run_id=run_id)
+        finally:
+            journal.close()
+    return _report(outcome, args.json)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    stack = _stack(args)
+    journal = RunJournal(journal_path(state_dir(_env())))
+    try:
+        record = journal.run(args.run_id)
+        if record is None:
+            raise InvalidInput(f"no run {args.run_id!r}; drctl status lists the recent ones")
+        options = _options(args, record.mode)
+        with _run_lock(lock_name(record.runbook_name, stack), record.run_id, record.runbook_name, args.force_unlock):
+            try:
+                outcome = Executor(journal, env=_env(), observer=PrintObserver(), approver=_approver()).resume(
+                    record.run_id, options, stack
+                )
+            except RunbookInvalid as err:
+                return _print_diagnostics(err)
+    finally:
+        journal.close()
+    return _report(outcome, args.json)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    journal = RunJournal(journal_path(state_dir(_env())))
+    try:
+        if args.run_id is None:
+            runs = journal.runs()
+            if args.json:
+                print_json(
+                    [
+                        {
+                            "run_id": r.run_id,
+                            "runbook": r.runbook_name,
+                            "mode": r.mode,
+                            "status": r.status.value,
+                            "started": r.started,
+                            "finished": r.finished,
+                        }
+                        for r in runs
+                    ]
+                )
+            for r in [] if args.json else runs:
+                print(f"{r.run_id}  {r.status.value:<17} {r.mode:<8} {r.runbook_name}  started {r.started}")
+            return int(ExitCode.OK)
+        record = journal.run(args.run_id)
+        if record is None:
+            raise InvalidInput(f"no run {args.run_id!r}; drctl status lists the recent ones")
+        steps = journal.steps(record.run_id)
+        if args.json:
+            print_json(
+                {
+                    "run_id": record.run_id,
+                    "runbook": record.runbook_path,
+                    "mode": record.mode,
+                    "status": record.status.value,
+                    "started": record.started,
+                    "finished": record.finished,
+                    "steps": {
+                        s.step_id: {
+                            "status": s.status.value,
+                            "attempts": s.attempts,
+                            "outputs": s.outputs,
+                            "error": s.error,
+                        }
+                        for s in steps.values()
+                    },
+                }
+            )
+        else:
+            print(f"run {record.run_id} of {record.runbook_path} ({record.mode}): {record.status.value}")
+            for s in steps.values():
+                error = f"  {s.error}" if s.error else ""
+                print(f"  {s.step_id:<24} {s.status.value:<12} attempts {s.attempts}{error}")
+        return int(exit_code_of(record.status))  # scripts can test a run's outcome by its exit code
+    finally:
+        journal.close()
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--approve", action="append", metavar="STEP", help="approve this gated step (repeatable)")
+    parser.add_argument("--approve-all", action="store_true", help="approve every gated step")
+    parser.add_argument("--keep", action="store_true", help="do not undo a drill at its end")
+    parser.add_argument("--parallel", type=int, default=4, help="steps running at once (default 4)")
+    parser.add_argument("--stack-outputs", metavar="JSON", help="stack outputs file for ${stack...}")
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    parser.add_argument("--force-unlock", action="store_true", help="break another run's lock first")
+
+
+def register(sub: Any) -> None:
+    run = sub.add_parser("run", help="execute a runbook (a failover, or a drill with --mode drill)")
+    run.add_argument("file")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="set a parameter")
+    run.add_argument("--mode", choices=["failover", "drill"], default="failover")
+    _run_options(run)
+    run.set_defaults(handler=_cmd_run)
+
+    resume = sub.add_parser("resume", help="continue a failed or interrupted run; succeeded steps are not repeated")
+    resume.add_argument("run_id")
+    _run_options(resume)
+    resume.set_defaults(handler=_cmd_resume)
+
+    status = sub.add_parser("status", help="recent runs, or the steps of one run")
+    status.add_argument("run_id", nargs="?")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_cmd_status)

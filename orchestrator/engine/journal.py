@@ -1,0 +1,254 @@
+"""The durable run journal: what every run did, step by step, attempt by attempt.
+
+SQLite in drctl's state directory (``runs.sqlite``), in WAL mode so ``drctl status`` can read while a run
+writes, and each change committed at once so a run killed at any instant can be resumed from what it
+recorded. The schema is versioned with ``PRAGMA user_version``; a journal from a newer drctl is refused
+rather than misread. Nothing here redacts: callers pass text through ``engine.redact`` first, and the
+journal never receives environment values (``params`` are the runbook's declared parameters only).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import StateError
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    runbook_path TEXT NOT NULL,
+    runbook_sha256 TEXT NOT NULL,
+    runbook_name TEXT NOT NULL,
+    params TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started TEXT NOT NULL,
+    finished TEXT
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    step_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started TEXT,
+    finished TEXT,
+    outputs TEXT,
+    error TEXT,
+    PRIMARY KEY (run_id, step_id)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    started TEXT NOT NULL,
+    finished TEXT,
+    status TEXT,
+    error TEXT,
+    PRIMARY KEY (run_id, step_id, number)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    step_id TEXT,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+"""
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PARTIALLY_FAILED = "partially_failed"
+    INTERRUPTED = "interrupted"
+
+
+class StepState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    runbook_path: str
+    runbook_sha256: str
+    runbook_name: str
+    params: dict[str, Any]
+    mode: str
+    status: RunStatus
+    started: str
+    finished: str | None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    step_id: str
+    status: StepState
+    attempts: int
+    started: str | None
+    finished: str | None
+    outputs: dict[str, Any]
+    error: str | None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    at: str
+    step_id: str | None
+    kind: str
+    message: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class RunJournal:
+    """One connection shared by the executor's threads; a lock serialises writes, since a sqlite3
+    connection is not safe to use from two threads at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                self._db.close()
+                raise StateError(
+                    f"{path} was written by a newer drctl (schema {version}, this one knows {SCHEMA_VERSION})"
+                )
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error as err:
+            raise StateError(f"cannot open the run journal {path}: {err}") from err
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+        with self._lock:
+            try:
+                self._db.execute(sql, args)
+            except sqlite3.Error as err:
+                raise StateError(f"cannot write the run journal {self.path}: {err}") from err
+
+    # -- writes ---------------------------------------------------------------------------------------------
+
+    def start_run(self, run_id: str, path: str, sha256: str, name: str, params: Mapping[str, Any], mode: str) -> None:
+        self._write(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            (run_id, path, sha256, name, json.dumps(dict(params), sort_keys=True), mode, RunStatus.RUNNING, _now()),
+        )
+
+    def reopen_run(self, run_id: str) -> None:
+        self._write("UPDATE runs SET status = ?, finished = NULL WHERE run_id = ?", (RunStatus.RUNNING, run_id))
+
+    def finish_run(self, run_id: str, status: RunStatus) -> None:
+        self._write("UPDATE runs SET status = ?, finished = ? WHERE run_id = ?", (status, _now(), run_id))
+
+    def step_state(self, run_id: str, step_id: str, status: StepState, *, error: str | None = None) -> None:
+        finished = _now() if status not in (StepState.PENDING, StepState.RUNNING) else None
+        started = _now() if status == StepState.RUNNING else None
+        self._write(
+            "INSERT INTO steps (run_id, step_id, status, started, finished, error) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id, step_id) DO UPDATE SET status = excluded.status, "
+            "started = COALESCE(excluded.started, steps.started), finished = excluded.finished, "
+            "error = excluded.error",
+            (run_id, step_id, status, started, finished, error),
+        )
+
+    def step_succeeded(self, run_id: str, step_id: str, outputs: Mapping[str, Any]) -> None:
+        self._write(
+            "UPDATE steps SET status = ?, finished = ?, outputs = ?, error = NULL WHERE run_id = ? AND step_id = ?",
+            (StepState.SUCCEEDED, _now(), json.dumps(dict(outputs), sort_keys=True), run_id, step_id),
+        )
+
+    def start_attempt(self, run_id: str, step_id: str) -> int:
+        with self._lock:
+            try:
+                row = self._db.execute(
+                    "SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE run_id = ? AND step_id = ?",
+                    (run_id, step_id),
+                ).fetchone()
+                number = int(row[0])
+                self._db.execute(
+                    "INSERT INTO attempts (run_id, step_id, number, started) VALUES (?, ?, ?, ?)",
+                    (run_id, step_id, number, _now()),
+                )
+                self._db.execute(
+                    "UPDATE steps SET attempts = attempts + 1 WHERE run_id = ? AND step_id = ?", (run_id, step_id)
+                )
+            except sqlite3.Error as err:
+                raise StateError(f"cannot write the run journal {self.path}: {err}") from err
+        return number
+
+    def finish_attempt(self, run_id: str, step_id: str, number: int, status: str, error: str | None) -> None:
+        self._write(
+            "UPDATE attempts SET finished = ?, status = ?, error = ? WHERE run_id = ? AND step_id = ? AND number = ?",
+            (_now(), status, error, run_id, step_id, number),
+        )
+
+    def event(self, run_id: str, kind: str, message: str, step_id: str | None = None) -> None:
+        self._write(
+            "INSERT INTO events (run_id, at, step_id, kind, message) VALUES (?, ?, ?, ?, ?)",
+            (run_id, _now(), step_id, kind, message),
+        )
+
+    # -- reads ----------------------------------------------------------------------------------------------
+
+    def _rows(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return list(self._db.execute(sql, args).fetchall())
+            except sqlite3.Error as err:
+                raise StateError(f"cannot read the run journal {self.path}: {err}") from err
+
+    def run(self, run_id: str) -> RunRecord | None:
+        rows = self._rows("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        return _run_record(rows[0]) if rows else None
+
+    def runs(self, limit: int = 20) -> list[RunRecord]:
+        return [_run_record(r) for r in self._rows("SELECT * FROM runs ORDER BY started DESC LIMIT ?", (limit,))]
+
+    def steps(self, run_id: str) -> dict[str, StepRecord]:
+        rows = self._rows(
+            "SELECT step_id, status, attempts, started, finished, outputs, error FROM steps WHERE run_id = ?",
+            (run_id,),
+        )
+        return {
+            r[0]: StepRecord(r[0], StepState(r[1]), int(r[2]), r[3], r[4], json.loads(r[5]) if r[5] else {}, r[6])
+            for r in rows
+        }
+
+    def events(self, run_id: str) -> list[EventRecord]:
+        rows = self._rows("SELECT at, step_id, kind, message FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
+        return [EventRecord(*r) for r in rows]
+
+
+def _run_record(r: tuple[Any, ...]) -> RunRecord:
+    return RunRecord(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], RunStatus(r[6]), r[7], r[8])
+
+
+def journal_path(state: Path) -> Path:
+    return state / "runs.sqlite"

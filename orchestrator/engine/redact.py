@@ -1,0 +1,56 @@
+"""Keep secrets out of everything a run records or prints.
+
+A run's journal, events and output are read by people and kept for audits, so every text that might echo
+a secret (a command's output, an error message) passes through ``redact`` first. The secrets are the values
+of the environment variables a runbook reads through ``${env.X}`` (whatever their names) and of every
+variable whose name looks like a credential.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from orchestrator.runbook.interpolate import InterpolationError, parse_template
+
+MASK = "***"
+SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|SAS|CONNECTION_STRING|CREDENTIAL", re.IGNORECASE)
+MIN_SECRET_LENGTH = 4
+"""Shorter values are not masked: masking every ``1`` or ``yes`` would mangle output without protecting much."""
+
+
+def looks_secret(name: str) -> bool:
+    return SECRET_NAME.search(name) is not None
+
+
+def env_references(value: object) -> set[str]:
+    """Names of the environment variables ``${env.X}`` reads anywhere in ``value`` (dumped params)."""
+    names: set[str] = set()
+    if isinstance(value, str):
+        try:
+            refs = parse_template(value).references
+        except InterpolationError:
+            return names
+        names.update(r.name for r in refs if r.namespace == "env")
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            names |= env_references(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            names |= env_references(v)
+    return names
+
+
+def secrets_of(env: Mapping[str, str], referenced: Iterable[str] = ()) -> frozenset[str]:
+    """The values to mask: referenced variables, and variables whose names look like credentials."""
+    names = set(referenced) | {n for n in env if looks_secret(n)}
+    return frozenset(v for n in names if (v := env.get(n)) and len(v) >= MIN_SECRET_LENGTH)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ``***``; longest first, so a secret containing another is
+    masked whole rather than leaving its remainder visible."""
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
