@@ -60,6 +60,8 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
         {
             "recovery_point": result.recovery_point,
             "point_created": result.point_created.isoformat(),
+            # When the point's source was read: the data is at least this old, which is what RPO measures.
+            "point_started": result.point_started.isoformat(),
             "objects_restored": result.objects_restored,
             "bytes_restored": result.bytes_restored,
         },
@@ -72,6 +74,6 @@ SPEC = ActionSpec(
     description="restore a recovery point of a backup set into a target, every object verified",
     touches=_touches,
     idempotent=True,
-    outputs=frozenset({"recovery_point", "point_created", "objects_restored", "bytes_restored"}),
+    outputs=frozenset({"recovery_point", "point_started", "point_created", "objects_restored", "bytes_restored"}),
     run=run,
 )

@@ -24,6 +24,7 @@ from orchestrator.providers.base import CreatableRoot, ObjectStore, ensure_or_cr
 @dataclass(frozen=True)
 class RestoreResult:
     recovery_point: str
+    point_started: datetime
     point_created: datetime
     objects_restored: int
     bytes_restored: int
@@ -107,4 +108,4 @@ def restore_point(
             list(pool.map(one, range(len(entries))))
     finally:
         sink.finish()
-    return RestoreResult(point.id, point.created, len(entries), total)
+    return RestoreResult(point.id, point.started, point.created, len(entries), total)

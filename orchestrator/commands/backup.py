@@ -210,6 +210,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         print_json(
             {
                 "recovery_point": result.recovery_point,
+                "point_started": result.point_started.isoformat(),
                 "point_created": result.point_created.isoformat(),
                 "objects_restored": result.objects_restored,
                 "bytes_restored": result.bytes_restored,
