@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,8 +22,10 @@ from orchestrator.commands.common import print_json
 from orchestrator.engine.events import PrintObserver
 from orchestrator.engine.executor import Executor, RunOptions, RunOutcome, exit_code_of, new_run_id
 from orchestrator.engine.journal import RunJournal, journal_path
-from orchestrator.engine.lock import LockHolder, SqliteRunLock
+from orchestrator.engine.lock import LockHolder, RunLock, S3RunLock, SqliteRunLock
 from orchestrator.errors import ExitCode, InvalidInput
+from orchestrator.providers.factory import StoreFactory
+from orchestrator.providers.location import parse_location
 from orchestrator.runbook.loader import load_runbook
 from orchestrator.runbook.models import Step
 from orchestrator.runbook.params import parse_assignments
@@ -43,9 +46,20 @@ def lock_name(runbook: str, stack: StackOutputs | None) -> str:
     return f"runbook {runbook} on stack {stack.stack if stack else '(none)'}"
 
 
+def _shared_lock(lock_url: str, name: str) -> S3RunLock:
+    """A lock object in S3, for teams whose runs start from several machines (CI, laptops, a bastion)."""
+    loc = parse_location(lock_url)
+    if loc.scheme != "s3":
+        raise InvalidInput(f"--lock-url {lock_url!r} must be an s3:// location (the lock is an S3 conditional write)")
+    key = loc.prefix + "locks/" + re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") + ".json"
+    return S3RunLock(StoreFactory(_env()).s3_client(), loc.root, key)
+
+
 @contextmanager
-def _run_lock(name: str, run_id: str, runbook: str, force: bool) -> Iterator[None]:
-    lock = SqliteRunLock(state_dir(_env()) / "locks.sqlite", name)
+def _run_lock(name: str, run_id: str, runbook: str, force: bool, lock_url: str | None = None) -> Iterator[None]:
+    lock: RunLock = (
+        _shared_lock(lock_url, name) if lock_url else SqliteRunLock(state_dir(_env()) / "locks.sqlite", name)
+    )
     holder = LockHolder.here(run_id, runbook)
     try:
         if force:
@@ -58,7 +72,8 @@ def _run_lock(name: str, run_id: str, runbook: str, force: bool) -> Iterator[Non
         finally:
             lock.release(holder)
     finally:
-        lock.close()
+        if isinstance(lock, SqliteRunLock):
+            lock.close()
 
 
 def _options(args: argparse.Namespace, mode: str = "failover") -> RunOptions:
@@ -123,7 +138,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise InvalidInput(f"--approve {step_id}: the runbook has no step {step_id!r}")
     run_id = new_run_id()
     name = loaded.runbook.metadata.name
-    with _run_lock(lock_name(name, stack), run_id, name, args.force_unlock):
+    with _run_lock(lock_name(name, stack), run_id, name, args.force_unlock, args.lock_url):
         journal = RunJournal(journal_path(state_dir(_env())))
         try:
             executor = Executor(journal, env=_env(), observer=PrintObserver(), approver=_approver())
@@ -141,7 +156,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         if record is None:
             raise InvalidInput(f"no run {args.run_id!r}; drctl status lists the recent ones")
         options = _options(args, record.mode)
-        with _run_lock(lock_name(record.runbook_name, stack), record.run_id, record.runbook_name, args.force_unlock):
+        with _run_lock(
+            lock_name(record.runbook_name, stack), record.run_id, record.runbook_name, args.force_unlock, args.lock_url
+        ):
             try:
                 outcome = Executor(journal, env=_env(), observer=PrintObserver(), approver=_approver()).resume(
                     record.run_id, options, stack
@@ -217,6 +234,9 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack-outputs", metavar="JSON", help="stack outputs file for ${stack...}")
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
     parser.add_argument("--force-unlock", action="store_true", help="break another run's lock first")
+    parser.add_argument(
+        "--lock-url", metavar="S3_URL", help="hold the run lock in S3 (s3://bucket/prefix/) instead of on this machine"
+    )
 
 
 def register(sub: Any) -> None:

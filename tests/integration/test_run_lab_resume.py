@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from orchestrator.engine.lock import LockHolder, S3RunLock
 from orchestrator.errors import ExitCode
 from orchestrator.providers.factory import StoreFactory
 
@@ -93,3 +94,29 @@ spec:
     # The resumed copy sent only what the killed one had not verified.
     assert 0 < steps["copy-db"]["outputs"]["objects_transferred"] <= 40
     assert steps["copy-db"]["outputs"]["bytes_transferred"] < 40 * MiB
+
+
+def test_a_shared_s3_run_lock_refuses_a_second_run_naming_the_holder(
+    lab_env: dict[str, str], s3_bucket: str, tmp_path: Path
+) -> None:
+    runbook = tmp_path / "hello.yaml"
+    runbook.write_text(
+        "apiVersion: drctl/v1\nkind: Runbook\nmetadata: {name: shared}\nspec:\n"
+        "  steps:\n    - {id: hello, action: notify, with: {message: hi}}\n"
+    )
+    lock_url = f"s3://{s3_bucket}/team-state/"
+    env = {**os.environ, **lab_env, "DRCTL_STATE_DIR": str(tmp_path / "state")}
+    holder = S3RunLock(
+        StoreFactory(lab_env).s3_client(), s3_bucket, "team-state/locks/runbook-shared-on-stack-none.json"
+    )
+    holder.acquire(LockHolder.here("run-on-another-machine", "shared"))
+
+    refused = drctl(env, "run", str(runbook), "--lock-url", lock_url)
+    assert refused.returncode == ExitCode.LOCK_HELD, refused.stderr
+    assert "run-on-another-machine" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+
+    forced = drctl(env, "run", str(runbook), "--lock-url", lock_url, "--force-unlock")
+    assert forced.returncode == ExitCode.OK, forced.stderr
+    # Released at the end of the run: the next one takes it.
+    assert drctl(env, "run", str(runbook), "--lock-url", lock_url).returncode == ExitCode.OK
