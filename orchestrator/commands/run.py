@@ -13,20 +13,23 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from orchestrator.backup.journal import state_dir
 from orchestrator.commands.common import print_json
-from orchestrator.engine.events import PrintObserver
+from orchestrator.engine.events import PrintObserver, RunObserver
 from orchestrator.engine.executor import Executor, RunOptions, RunOutcome, exit_code_of, new_run_id
 from orchestrator.engine.journal import RunJournal, journal_path
+from orchestrator.engine.live import LiveView
 from orchestrator.engine.lock import LockHolder, RunLock, S3RunLock, SqliteRunLock
 from orchestrator.errors import ExitCode, InvalidInput
 from orchestrator.providers.factory import StoreFactory
 from orchestrator.providers.location import parse_location
-from orchestrator.runbook.loader import load_runbook
+from orchestrator.runbook.loader import LoadedRunbook, load_runbook
 from orchestrator.runbook.models import Step
 from orchestrator.runbook.params import parse_assignments
 from orchestrator.runbook.problems import RunbookInvalid
@@ -102,6 +105,21 @@ def _approver() -> Callable[[Step], bool] | None:
     return _prompt if sys.stdin.isatty() else None
 
 
+def _observer(loaded: LoadedRunbook, options: RunOptions) -> tuple[RunObserver, AbstractContextManager[object]]:
+    """A live table on a terminal; plain lines otherwise, and whenever an approval prompt could need the
+    terminal (a redrawn table and a question do not share a screen well)."""
+    steps = loaded.graph.steps
+    prompts = (
+        options.mode != "drill"
+        and not options.approve_all
+        and any(s.approval == "required" and s.id not in options.approve for s in steps.values())
+    )
+    if not sys.stderr.isatty() or prompts:
+        return PrintObserver(), nullcontext()
+    view = LiveView(Console(stderr=True), [(s.id, s.tier) for s in steps.values()])
+    return view, view
+
+
 def _report(outcome: RunOutcome, as_json: bool) -> int:
     if as_json:
         print_json(
@@ -140,9 +158,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     name = loaded.runbook.metadata.name
     with _run_lock(lock_name(name, stack), run_id, name, args.force_unlock, args.lock_url):
         journal = RunJournal(journal_path(state_dir(_env())))
+        observer, view = _observer(loaded, options)
         try:
-            executor = Executor(journal, env=_env(), observer=PrintObserver(), approver=_approver())
-            outcome = executor.run(loaded, path, options, run_id=run_id)
+            executor = Executor(journal, env=_env(), observer=observer, approver=_approver())
+            with view:
+                outcome = executor.run(loaded, path, options, run_id=run_id)
         finally:
             journal.close()
     return _report(outcome, args.json)
