@@ -26,7 +26,7 @@ from orchestrator.engine.executor import Executor, RunOptions, RunOutcome, exit_
 from orchestrator.engine.journal import RunJournal, journal_path
 from orchestrator.engine.live import LiveView
 from orchestrator.engine.lock import LockHolder, RunLock, S3RunLock, SqliteRunLock
-from orchestrator.errors import ExitCode, InvalidInput
+from orchestrator.errors import ExitCode, InvalidInput, NotFound
 from orchestrator.providers.factory import StoreFactory
 from orchestrator.providers.location import parse_location
 from orchestrator.runbook.loader import LoadedRunbook, load_runbook
@@ -174,7 +174,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     try:
         record = journal.run(args.run_id)
         if record is None:
-            raise InvalidInput(f"no run {args.run_id!r}; drctl status lists the recent ones")
+            raise NotFound(f"no run {args.run_id!r}; drctl status lists the recent ones")
         options = _options(args, record.mode)
         with _run_lock(
             lock_name(record.runbook_name, stack), record.run_id, record.runbook_name, args.force_unlock, args.lock_url
@@ -214,7 +214,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             return int(ExitCode.OK)
         record = journal.run(args.run_id)
         if record is None:
-            raise InvalidInput(f"no run {args.run_id!r}; drctl status lists the recent ones")
+            raise NotFound(f"no run {args.run_id!r}; drctl status lists the recent ones")
         steps = journal.steps(record.run_id)
         if args.json:
             print_json(

@@ -111,3 +111,10 @@ def test_a_yaml_value_that_is_not_its_type_is_a_located_error(tmp_path: Path) ->
     assert "Traceback" not in result.stderr + result.stdout
     assert "8:" in result.stderr + result.stdout
     assert "quote it" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("command", ["status", "resume", "report"])
+def test_an_unknown_run_id_is_not_found(command: str, tmp_path: Path) -> None:
+    env = {**os.environ, "DRCTL_STATE_DIR": str(tmp_path / "state")}
+    result = drctl(command, "no-such-run", env=env)
+    assert_one_line_error(result, ExitCode.NOT_FOUND, "no-such-run")
