@@ -194,7 +194,25 @@ def _nonce(prefix: bytes, index: int) -> bytes:
     return prefix + struct.pack(">I", index)
 
 
-class EncryptingReader:
+class _SegmentedReader:
+    """Hands out the bytes of whole segments, made one at a time by ``_next_segment``."""
+
+    _buffer: bytes
+    _done: bool
+
+    def _next_segment(self) -> bytes:
+        raise NotImplementedError
+
+    def read(self, size: int = -1, /) -> bytes:
+        while not self._done and (size < 0 or len(self._buffer) < size):
+            self._buffer += self._next_segment()
+        if size < 0:
+            size = len(self._buffer)
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+
+class EncryptingReader(_SegmentedReader):
     """Reads plaintext from ``source`` and yields the sealed blob stream."""
 
     def __init__(self, source: Readable, key: bytes, blob: str) -> None:
@@ -217,16 +235,8 @@ class EncryptingReader:
         self._done = last
         return sealed
 
-    def read(self, size: int = -1, /) -> bytes:
-        while not self._done and (size < 0 or len(self._buffer) < size):
-            self._buffer += self._next_segment()
-        if size < 0:
-            size = len(self._buffer)
-        out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
 
-
-class DecryptingReader:
+class DecryptingReader(_SegmentedReader):
     """Reads a sealed blob stream and yields plaintext; any tampering or truncation raises ``IntegrityError``."""
 
     def __init__(self, source: Readable, key: bytes, blob: str, name: str) -> None:
@@ -259,11 +269,3 @@ class DecryptingReader:
         self._index += 1
         self._done = last
         return plain
-
-    def read(self, size: int = -1, /) -> bytes:
-        while not self._done and (size < 0 or len(self._buffer) < size):
-            self._buffer += self._next_segment()
-        if size < 0:
-            size = len(self._buffer)
-        out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
