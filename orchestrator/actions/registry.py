@@ -7,7 +7,23 @@ from collections.abc import Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
-from orchestrator.actions import backup_copy, backup_restore, backup_verify, http_check, notify, shell, wait
+from orchestrator.actions import (
+    backup_copy,
+    backup_restore,
+    backup_verify,
+    compute_launch,
+    compute_start,
+    compute_stop,
+    compute_terminate,
+    compute_wait_healthy,
+    dns_failback,
+    dns_failover,
+    http_check,
+    image_ensure,
+    notify,
+    shell,
+    wait,
+)
 from orchestrator.actions.base import ActionSpec
 
 ACTION_MODULES: tuple[ModuleType, ...] = (
@@ -18,6 +34,14 @@ ACTION_MODULES: tuple[ModuleType, ...] = (
     http_check,
     shell,
     notify,
+    image_ensure,
+    compute_launch,
+    compute_start,
+    compute_stop,
+    compute_terminate,
+    compute_wait_healthy,
+    dns_failover,
+    dns_failback,
 )
 
 

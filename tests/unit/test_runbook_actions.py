@@ -14,7 +14,23 @@ from orchestrator.actions.registry import ACTION_MODULES, REGISTRY, ActionRegist
 from orchestrator.runbook.fields import format_duration
 from orchestrator.runbook.models import Retry
 
-EXPECTED = {"backup.copy", "backup.verify", "backup.restore", "wait", "http.check", "shell", "notify"}
+EXPECTED = {
+    "backup.copy",
+    "backup.verify",
+    "backup.restore",
+    "wait",
+    "http.check",
+    "shell",
+    "notify",
+    "dns.failover",
+    "dns.failback",
+    "compute.start",
+    "compute.stop",
+    "compute.launch",
+    "compute.terminate",
+    "compute.wait_healthy",
+    "image.ensure",
+}
 
 
 def test_every_action_is_registered_once_from_its_module() -> None:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from orchestrator.actions import backup_copy, backup_verify, notify
 from orchestrator.actions.base import ActionParams
+from orchestrator.actions.registry import REGISTRY
 from orchestrator.runbook import yamlsource
 from orchestrator.runbook.loader import LoadedRunbook, load_runbook, parse_runbook
 from orchestrator.runbook.models import Runbook
@@ -102,8 +103,7 @@ def test_all_problems_of_one_stage_are_reported_in_file_order() -> None:
     )
     assert errors(text) == [
         "rb.yaml:6:40: timeout: '5x' is not a duration; write e.g. 90s, 15m, 1h30m or 2d",
-        "rb.yaml:7:23: unknown action 'nope'; actions are: backup.copy, backup.restore, backup.verify, http.check, "
-        "notify, shell, wait",
+        f"rb.yaml:7:23: unknown action 'nope'; actions are: {', '.join(sorted(REGISTRY.names()))}",
         "rb.yaml:8:51: unknown key 'extra' in 'with' of notify; expected one of: message, webhook",
     ]
 

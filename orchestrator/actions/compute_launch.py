@@ -1,0 +1,118 @@
+"""``compute.launch``: launch ``count`` instances from a launch template or an image into a subnet, tagged.
+
+Idempotent: through its tags, which are required; before launching it counts the live instances already
+carrying every tag and launches only the difference, so a repeat after an interruption or success finds the
+instances of the first run instead of launching a second set. Give each launch a tag unique to it
+(``drctl-step: restore-web``).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Self
+
+from pydantic import Field, StrictBool, StrictInt, StrictStr, model_validator
+
+from orchestrator.actions.base import (
+    ActionContext,
+    ActionParams,
+    ActionSpec,
+    OutputValue,
+    StepResult,
+    StepStatus,
+    Touch,
+)
+from orchestrator.actions.compute_start import deadline_of, joined, sleeper
+from orchestrator.providers import aws_ec2
+from orchestrator.providers.compute import LaunchSpec, wait_for_state
+from orchestrator.runbook.fields import Duration, drctl_error, format_duration
+
+
+class Params(ActionParams):
+    """An ``image`` (AMI id) or a ``template`` (launch template name or ``lt-`` id), or both; where to put the
+    instances; the ``tags`` that both label them and make the launch idempotent."""
+
+    image: StrictStr | None = None
+    template: StrictStr | None = None
+    instance_type: StrictStr | None = None
+    subnet: StrictStr | None = None
+    security_groups: tuple[StrictStr, ...] = ()
+    count: StrictInt = Field(default=1, ge=1, le=100)
+    tags: dict[StrictStr, StrictStr]
+    region: StrictStr | None = None
+    wait: StrictBool = True
+    timeout: Duration = timedelta(minutes=10)
+
+    @model_validator(mode="after")
+    def _source_and_tags(self) -> Self:
+        if self.image is None and self.template is None:
+            raise drctl_error("give 'image' or 'template'")
+        if not self.tags:
+            raise drctl_error("'tags' must not be empty: they find the instances of an earlier attempt")
+        return self
+
+    def describe(self) -> str:
+        source = " with ".join(s for s in (self.template and f"template {self.template}", self.image) if s)
+        where = f" in {self.region}" if self.region else ""
+        return f"{self.count} instance(s) from {source}{where} tagged {joined(self.tags)}"
+
+
+def _touches(p: Params) -> tuple[Touch, ...]:
+    return (Touch("writes", f"{p.describe()} (launched if missing)"),)
+
+
+def run(p: Params, ctx: ActionContext) -> StepResult:
+    """Find the live instances tagged ``tags``, launch the missing ones, wait for ``running``. Idempotent
+    because instances of an earlier attempt carry the same tags and are counted, not launched again."""
+    started = time.monotonic()
+    compute = aws_ec2.compute_for(ctx.env, p.region)
+    existing = compute.find(p.tags)
+    missing = max(0, p.count - len(existing))
+    launched: tuple[str, ...] = ()
+    if missing:
+        spec = LaunchSpec(
+            image=p.image,
+            template=p.template,
+            instance_type=p.instance_type,
+            subnet=p.subnet,
+            security_groups=tuple(p.security_groups),
+            count=missing,
+            tags=dict(p.tags),
+        )
+        launched = compute.launch(spec)
+        ctx.log(f"launched {joined(launched)} in {compute.region}")
+    if existing:
+        ctx.log(f"found {len(existing)} instance(s) from an earlier attempt: {joined(existing)}")
+    ids = tuple(sorted((*existing, *launched)))
+    outputs: dict[str, OutputValue] = {
+        "instance_ids": joined(ids),
+        "launched": len(launched),
+        "reused": len(existing),
+        "count": len(ids),
+    }
+    # New instances may not be describable for a moment (EC2 is eventually consistent): poll through that.
+    deadline = deadline_of(ctx, p.timeout) if p.wait else time.monotonic()
+    result = wait_for_state(compute, ids, "running", deadline, sleep=sleeper(ctx), missing_ok=True)
+    if not p.wait:
+        return StepResult(StepStatus.SUCCEEDED, {**outputs, "states": joined(dict(result.states)), "elapsed_s": 0.0})
+    final: dict[str, OutputValue] = {
+        **outputs,
+        "states": joined(dict(result.states)),
+        "elapsed_s": round(time.monotonic() - started, 3),
+    }
+    if not result.reached:
+        message = f"launched instances not all running within {format_duration(p.timeout)} ({final['states']})"
+        return StepResult(StepStatus.TIMED_OUT, final, message, retryable=True)
+    return StepResult(StepStatus.SUCCEEDED, final)
+
+
+SPEC = ActionSpec(
+    name="compute.launch",
+    params=Params,
+    description="launch tagged instances from a template or image, only those not already running",
+    touches=_touches,
+    idempotent=True,
+    outputs=frozenset({"instance_ids", "launched", "reused", "count", "states", "elapsed_s"}),
+    run=run,
+)

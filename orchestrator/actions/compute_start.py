@@ -1,0 +1,148 @@
+"""``compute.start``: start the selected instances and (by default) wait until they are running.
+
+Idempotent: instances already running or pending are left alone, so a repeat after a timeout or success only
+waits again; the selection by tags finds the same instances each time.
+
+Also home of the instance selection (``ids`` or ``tags``, plus ``region``) shared by the compute actions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Self
+
+from pydantic import Field, StrictBool, StrictStr, model_validator
+
+from orchestrator.actions.base import (
+    ActionContext,
+    ActionParams,
+    ActionSpec,
+    OutputValue,
+    StepResult,
+    StepStatus,
+    Touch,
+)
+from orchestrator.engine.context import pause
+from orchestrator.errors import NotFound
+from orchestrator.providers import aws_ec2
+from orchestrator.providers.compute import Compute, WaitResult
+from orchestrator.runbook.fields import Duration, drctl_error, format_duration
+
+WAIT_INTERVAL_S = 5.0
+
+
+class Selection(ActionParams):
+    """Which instances: ``ids``, or every live instance carrying all of ``tags`` (e.g. ``tier: db``), in
+    ``region`` (default: the environment's ``AWS_REGION``)."""
+
+    ids: tuple[StrictStr, ...] = ()
+    tags: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    region: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _ids_or_tags(self) -> Self:
+        if bool(self.ids) == bool(self.tags):
+            raise drctl_error("give either 'ids' or 'tags'")
+        return self
+
+    def describe(self) -> str:
+        where = f" in {self.region}" if self.region else ""
+        if self.ids:
+            return f"instances {', '.join(self.ids)}{where}"
+        return f"instances tagged {', '.join(f'{k}={v}' for k, v in self.tags.items())}{where}"
+
+
+class Params(Selection):
+    """The selection, and whether to ``wait`` (at most ``timeout``) until every instance is running."""
+
+    wait: StrictBool = True
+    timeout: Duration = timedelta(minutes=10)
+
+
+def compute_of(p: Selection, ctx: ActionContext) -> Compute:
+    return aws_ec2.compute_for(ctx.env, p.region)
+
+
+def select(p: Selection, compute: Compute) -> tuple[str, ...]:
+    """The selected ids; ``NotFound`` when tags match nothing (an empty selection is almost always a typo)."""
+    if p.ids:
+        return tuple(p.ids)
+    ids = compute.find(p.tags)
+    if not ids:
+        raise NotFound(f"no live {p.describe()}")
+    return ids
+
+
+def deadline_of(ctx: ActionContext, timeout: timedelta) -> float:
+    """The earlier of the step's deadline and ``timeout`` from now, on ``time.monotonic``."""
+    own = time.monotonic() + timeout.total_seconds()
+    return own if ctx.deadline is None else min(own, ctx.deadline)
+
+
+def sleeper(ctx: ActionContext) -> Callable[[float], bool]:
+    """A ``sleep`` for ``Compute.wait`` that wakes early, returning False, when the step is cancelled."""
+    return lambda seconds: pause(ctx, seconds)
+
+
+def joined(values: Mapping[str, str] | tuple[str, ...]) -> str:
+    if isinstance(values, tuple):
+        return ",".join(values)
+    return ",".join(f"{k}={v}" for k, v in sorted(values.items()))
+
+
+def wait_outputs(ids: tuple[str, ...], result: WaitResult, started: float) -> dict[str, OutputValue]:
+    return {
+        "instance_ids": joined(ids),
+        "states": joined(dict(result.states)),
+        "count": len(ids),
+        "elapsed_s": round(time.monotonic() - started, 3),
+    }
+
+
+def settle(
+    compute: Compute, ids: tuple[str, ...], state: str, p: Params, ctx: ActionContext, started: float, verb: str
+) -> StepResult:
+    """Wait (if asked) for ``state`` and turn the outcome into a ``StepResult``."""
+    if not p.wait:
+        states = {i: info.state for i, info in compute.describe(ids).items()}
+        return StepResult(StepStatus.SUCCEEDED, wait_outputs(ids, WaitResult(False, states, 0.0), started))
+    result = compute.wait(ids, state, deadline_of(ctx, p.timeout), sleeper(ctx))
+    outputs = wait_outputs(ids, result, started)
+    if not result.reached:
+        return StepResult(
+            StepStatus.TIMED_OUT,
+            outputs,
+            f"{verb} {p.describe()}: not all {state} within {format_duration(p.timeout)} ({outputs['states']})",
+            retryable=True,
+        )
+    return StepResult(StepStatus.SUCCEEDED, outputs)
+
+
+def _touches(p: Params) -> tuple[Touch, ...]:
+    return (Touch("writes", f"{p.describe()} (started)"),)
+
+
+def run(p: Params, ctx: ActionContext) -> StepResult:
+    """Start the selected instances and wait for ``running``. Idempotent because ``Compute.start`` skips
+    instances that are already running or pending, and the wait only observes."""
+    started = time.monotonic()
+    compute = compute_of(p, ctx)
+    ids = select(p, compute)
+    compute.start(ids)
+    ctx.log(f"starting {len(ids)} instance(s) in {compute.region}: {joined(ids)}")
+    return settle(compute, ids, "running", p, ctx, started, "started")
+
+
+OUTPUTS = frozenset({"instance_ids", "states", "count", "elapsed_s"})
+
+SPEC = ActionSpec(
+    name="compute.start",
+    params=Params,
+    description="start instances (by ids or tags) and wait until they are running",
+    touches=_touches,
+    idempotent=True,
+    outputs=OUTPUTS,
+    run=run,
+)

@@ -1,0 +1,101 @@
+"""``image.ensure``: make sure an AMI exists in the recovery region, copying it from the source region if not.
+
+Idempotent: the copy is named (``name``, by default ``drctl-<image>-from-<source_region>``) and looked up by
+that name before copying, so a repeat finds the copy of an earlier attempt, pending or available, instead of
+starting another.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from pydantic import StrictBool, StrictStr
+
+from orchestrator.actions.base import (
+    ActionContext,
+    ActionParams,
+    ActionSpec,
+    OutputValue,
+    StepResult,
+    StepStatus,
+    Touch,
+)
+from orchestrator.actions.compute_start import deadline_of
+from orchestrator.engine.context import pause
+from orchestrator.errors import Permanent
+from orchestrator.providers import aws_ec2
+from orchestrator.runbook.fields import Duration, format_duration
+
+POLL_INTERVAL_S = 15.0
+
+
+class Params(ActionParams):
+    """The source ``image`` in ``source_region``, the recovery ``region``, the copy's ``name``, and whether to
+    ``wait`` (at most ``timeout``) until the copy is available."""
+
+    image: StrictStr
+    source_region: StrictStr
+    region: StrictStr
+    name: StrictStr | None = None
+    wait: StrictBool = True
+    timeout: Duration = timedelta(minutes=60)
+
+    def copy_name(self) -> str:
+        return self.name or f"drctl-{self.image}-from-{self.source_region}"
+
+
+def _touches(p: Params) -> tuple[Touch, ...]:
+    return (
+        Touch("reads", f"image {p.image} in {p.source_region}"),
+        Touch("writes", f"image {p.copy_name()} in {p.region} (copied if missing)"),
+    )
+
+
+def run(p: Params, ctx: ActionContext) -> StepResult:
+    """Use the image if the recovery region already has it (same id, or a copy called ``name``), else copy
+    it; then wait for ``available``. Idempotent because the copy is found by its name on a repeat."""
+    started = time.monotonic()
+    dest = aws_ec2.compute_for(ctx.env, p.region)
+    copied = False
+    if dest.image_exists(p.image):
+        image_id = p.image
+    else:
+        found = dest.find_image(p.copy_name())
+        if found is None:
+            image_id = dest.copy_image(p.image, p.source_region, p.copy_name())
+            copied = True
+            ctx.log(f"copying {p.image} from {p.source_region} to {p.region} as {image_id}")
+        else:
+            image_id = found
+            ctx.log(f"{p.region} already has {p.copy_name()} as {image_id}")
+    state = dest.image_state(image_id)
+    deadline = deadline_of(ctx, p.timeout)
+    while p.wait and state == "pending":
+        now = time.monotonic()
+        if now >= deadline or not pause(ctx, min(POLL_INTERVAL_S, max(0.0, deadline - now))):
+            break
+        state = dest.image_state(image_id)
+    outputs: dict[str, OutputValue] = {
+        "image_id": image_id,
+        "state": state,
+        "copied": copied,
+        "elapsed_s": round(time.monotonic() - started, 3),
+    }
+    if state in ("failed", "invalid", "error", "deregistered"):
+        raise Permanent(f"image {image_id} in {p.region} is {state}; deregister it and copy again")
+    if p.wait and state != "available":
+        message = f"image {image_id} is still {state} after {format_duration(p.timeout)}"
+        return StepResult(StepStatus.TIMED_OUT, outputs, message, retryable=True)
+    return StepResult(StepStatus.SUCCEEDED, outputs)
+
+
+SPEC = ActionSpec(
+    name="image.ensure",
+    params=Params,
+    description="make sure an image exists in the recovery region, copying it there if it is missing",
+    touches=_touches,
+    idempotent=True,
+    outputs=frozenset({"image_id", "state", "copied", "elapsed_s"}),
+    run=run,
+)

@@ -1,0 +1,300 @@
+"""``Compute`` on Amazon EC2 with boto3. The client is passed in (one per region); its own retries are off and
+:class:`~orchestrator.retry.RetryPolicy` retries only ``Transient`` errors. SDK errors are translated here."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from orchestrator.errors import AuthError, InvalidInput, NotFound, Permanent, PermissionDenied, ProviderError, Transient
+from orchestrator.providers.compute import InstanceInfo, LaunchSpec, WaitResult, wait_for_state
+from orchestrator.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+
+T = TypeVar("T")
+
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 60
+_NOT_FOUND_CODES = {
+    "InvalidInstanceID.NotFound",
+    "InvalidInstanceID.Malformed",
+    "InvalidAMIID.NotFound",
+    "InvalidAMIID.Malformed",
+    "InvalidSubnetID.NotFound",
+    "InvalidGroup.NotFound",
+    "InvalidLaunchTemplateName.NotFoundException",
+    "InvalidLaunchTemplateId.NotFound",
+}
+_AUTH_CODES = {"AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "RequestExpired"}
+_TRANSIENT_CODES = {
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "InternalError",
+    "ServiceUnavailable",
+    "Unavailable",
+    "InsufficientInstanceCapacity",
+}
+_GONE = ("shutting-down", "terminated")
+
+
+def translate_ec2_error(exc: Exception, what: str) -> ProviderError:
+    """Map a botocore error to the project's tree; ``what`` names instances or images, never a secret."""
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return AuthError(f"no usable AWS credentials for {what}; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+    if isinstance(exc, BotoConnectionError):
+        return Transient(f"cannot reach EC2 for {what}; check AWS_ENDPOINT_URL and the network")
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if code in _NOT_FOUND_CODES:
+            return NotFound(f"{what}: does not exist or is not a valid id ({code})")
+        if code in _AUTH_CODES:
+            return AuthError(f"AWS rejected the credentials for {what} ({code}); check the access key and secret")
+        if code == "UnauthorizedOperation" or code == "AccessDenied":
+            return PermissionDenied(f"not allowed to act on {what} ({code}); grant the EC2 permission to the caller")
+        if code == "IncorrectInstanceState":
+            return Permanent(f"{what} is in a state that does not allow this (e.g. terminated); check its state")
+        if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+            return Transient(f"EC2 is unavailable for {what} ({code or status}); retry later")
+        return Permanent(f"EC2 refused the request for {what} ({code or status})")
+    if isinstance(exc, BotoCoreError):
+        return Transient(f"EC2 request for {what} failed ({type(exc).__name__}); retry later")
+    raise TypeError(f"not a botocore error: {type(exc).__name__}") from exc
+
+
+def _names(ids: Sequence[str]) -> str:
+    shown = ", ".join(ids[:5])
+    return f"instance(s) {shown}" + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+
+class Ec2Compute:
+    """Instances of one EC2 region. ``client`` must be an EC2 client of ``region`` with SDK retries off."""
+
+    def __init__(self, client: EC2Client, region: str, *, retry: RetryPolicy | None = None) -> None:
+        self._client = client
+        self._region = region
+        self._retry = retry or RetryPolicy()
+
+    @property
+    def region(self) -> str:
+        return self._region
+
+    @property
+    def client(self) -> EC2Client:
+        return self._client
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        def attempt() -> T:
+            try:
+                return fn()
+            except (ClientError, BotoCoreError) as exc:
+                raise translate_ec2_error(exc, what) from exc
+
+        return self._retry.call(attempt)
+
+    def describe(self, ids: Sequence[str]) -> dict[str, InstanceInfo]:
+        if not ids:
+            return {}
+        what = _names(ids)
+        found: dict[str, InstanceInfo] = {}
+        paginator = self._client.get_paginator("describe_instances")
+
+        def fetch() -> None:
+            for page in paginator.paginate(InstanceIds=list(ids)):
+                for reservation in page.get("Reservations", []):
+                    for inst in reservation.get("Instances", []):
+                        info = _info(inst)
+                        found[info.id] = info
+
+        self._call(what, fetch)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise NotFound(f"{_names(missing)}: does not exist")
+        return found
+
+    def start(self, ids: Sequence[str]) -> None:
+        states = self.describe(ids)
+        gone = [i for i, info in states.items() if info.state in _GONE]
+        if gone:
+            raise Permanent(f"{_names(gone)} is terminated and cannot be started; launch a replacement")
+        todo = [i for i, info in states.items() if info.state in ("stopped", "stopping")]
+        if todo:
+            self._call(_names(todo), lambda: self._client.start_instances(InstanceIds=todo))
+
+    def stop(self, ids: Sequence[str]) -> None:
+        states = self.describe(ids)
+        gone = [i for i, info in states.items() if info.state in _GONE]
+        if gone:
+            raise Permanent(f"{_names(gone)} is terminated and cannot be stopped")
+        todo = [i for i, info in states.items() if info.state in ("pending", "running")]
+        if todo:
+            self._call(_names(todo), lambda: self._client.stop_instances(InstanceIds=todo))
+
+    def terminate(self, ids: Sequence[str]) -> None:
+        states = self.describe(ids)
+        todo = [i for i, info in states.items() if info.state not in _GONE]
+        if todo:
+            self._call(_names(todo), lambda: self._client.terminate_instances(InstanceIds=todo))
+
+    def launch(self, spec: LaunchSpec) -> tuple[str, ...]:
+        kwargs: dict[str, Any] = {"MinCount": spec.count, "MaxCount": spec.count}
+        if spec.template is not None:
+            key = "LaunchTemplateId" if spec.template.startswith("lt-") else "LaunchTemplateName"
+            kwargs["LaunchTemplate"] = {key: spec.template}
+        if spec.image is not None:
+            kwargs["ImageId"] = spec.image
+        if spec.instance_type is not None:
+            kwargs["InstanceType"] = spec.instance_type
+        if spec.subnet is not None:
+            kwargs["SubnetId"] = spec.subnet
+        if spec.security_groups:
+            kwargs["SecurityGroupIds"] = list(spec.security_groups)
+        if spec.tags:
+            tags = [{"Key": k, "Value": v} for k, v in spec.tags.items()]
+            kwargs["TagSpecifications"] = [{"ResourceType": "instance", "Tags": tags}]
+        what = f"a launch from {spec.image or spec.template}"
+        # No retry: a launch that failed after EC2 accepted it would start a second set of instances.
+        try:
+            answer = self._client.run_instances(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate_ec2_error(exc, what) from exc
+        return tuple(str(inst["InstanceId"]) for inst in answer.get("Instances", []))
+
+    def find(self, tags: Mapping[str, str]) -> tuple[str, ...]:
+        if not tags:
+            raise ValueError("find needs at least one tag; an empty filter would select every instance")
+        filters: list[Any] = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
+        filters.append({"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]})
+        ids: list[str] = []
+        paginator = self._client.get_paginator("describe_instances")
+
+        def fetch() -> None:
+            ids.clear()
+            for page in paginator.paginate(Filters=filters):
+                for reservation in page.get("Reservations", []):
+                    ids.extend(str(inst["InstanceId"]) for inst in reservation.get("Instances", []))
+
+        self._call(f"instances tagged {dict(tags)}", fetch)
+        return tuple(sorted(set(ids)))
+
+    def status_ok(self, ids: Sequence[str]) -> dict[str, bool]:
+        if not ids:
+            return {}
+        what = _names(ids)
+        answer = self._call(
+            what, lambda: self._client.describe_instance_status(InstanceIds=list(ids), IncludeAllInstances=True)
+        )
+        ok = dict.fromkeys(ids, False)
+        for status in answer.get("InstanceStatuses", []):
+            running = status.get("InstanceState", {}).get("Name") == "running"
+            checks = (status.get("InstanceStatus", {}).get("Status"), status.get("SystemStatus", {}).get("Status"))
+            ok[str(status.get("InstanceId"))] = running and all(c in ("ok", "not-applicable") for c in checks)
+        return ok
+
+    def wait(
+        self, ids: Sequence[str], state: str, deadline: float, sleep: Callable[[float], bool] | None = None
+    ) -> WaitResult:
+        return wait_for_state(self, ids, state, deadline, sleep=sleep)
+
+    def image_exists(self, image: str) -> bool:
+        """Whether ``image`` (an AMI id) is visible in this region."""
+        try:
+            answer = self._call(f"image {image}", lambda: self._client.describe_images(ImageIds=[image]))
+        except NotFound:
+            return False
+        return any(img.get("ImageId") == image for img in answer.get("Images", []))
+
+    def find_image(self, name: str) -> str | None:
+        """The id of this account's image called ``name`` in this region, if there is one."""
+        answer = self._call(
+            f"image named {name}",
+            lambda: self._client.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [name]}]),
+        )
+        images = answer.get("Images", [])
+        return str(images[0]["ImageId"]) if images else None
+
+    def copy_image(self, source_image: str, source_region: str, name: str) -> str:
+        """Start copying ``source_image`` from ``source_region`` into this region as ``name``; returns the new id."""
+        answer = self._call(
+            f"image {source_image} from {source_region}",
+            lambda: self._client.copy_image(SourceImageId=source_image, SourceRegion=source_region, Name=name),
+        )
+        return str(answer["ImageId"])
+
+    def image_state(self, image: str) -> str:
+        """The image's state (``pending``, ``available``, ``failed``...). Raises ``NotFound``."""
+        answer = self._call(f"image {image}", lambda: self._client.describe_images(ImageIds=[image]))
+        images = answer.get("Images", [])
+        if not images:
+            raise NotFound(f"image {image} does not exist in {self._region}")
+        return str(images[0].get("State", "available"))
+
+
+def _info(inst: Mapping[str, Any]) -> InstanceInfo:
+    return InstanceInfo(
+        id=str(inst["InstanceId"]),
+        state=str(inst.get("State", {}).get("Name", "unknown")),
+        image=inst.get("ImageId"),
+        subnet=inst.get("SubnetId"),
+        private_ip=inst.get("PrivateIpAddress"),
+        public_ip=inst.get("PublicIpAddress"),
+        tags={str(t["Key"]): str(t.get("Value", "")) for t in inst.get("Tags", [])},
+    )
+
+
+_CLIENT_VARS = ("AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+_CLIENT_VARS_MORE = ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION")
+_clients: dict[tuple[str | None, ...], EC2Client] = {}
+_clients_lock = threading.Lock()
+
+
+def ec2_client(env: Mapping[str, str], region: str | None = None) -> EC2Client:
+    """An EC2 client for ``region`` from the conventional AWS variables in ``env``, SDK retries off. Clients
+    are shared per settings and region (building one takes a few hundred milliseconds; they are thread-safe)."""
+    key = (region, *(env.get(v) for v in (*_CLIENT_VARS, *_CLIENT_VARS_MORE)))
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = _new_ec2_client(env, region)
+        return _clients[key]
+
+
+def _new_ec2_client(env: Mapping[str, str], region: str | None) -> EC2Client:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ProfileNotFound
+
+    endpoint = env.get("AWS_ENDPOINT_URL_EC2") or env.get("AWS_ENDPOINT_URL") or None
+    region = region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    config = Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+    )
+    try:
+        session = boto3.session.Session(
+            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=env.get("AWS_SESSION_TOKEN"),
+            profile_name=env.get("AWS_PROFILE"),
+            region_name=region,
+        )
+        return session.client("ec2", endpoint_url=endpoint, config=config)
+    except ProfileNotFound as exc:
+        raise AuthError(f"AWS profile {env.get('AWS_PROFILE')!r} is not configured; fix AWS_PROFILE") from exc
+    except (BotoCoreError, ValueError) as exc:
+        raise InvalidInput(
+            f"the AWS settings are not usable ({type(exc).__name__}): check AWS_ENDPOINT_URL and AWS_REGION"
+        ) from exc
+
+
+def compute_for(env: Mapping[str, str], region: str | None = None) -> Ec2Compute:
+    """The ``Compute`` the compute actions use; tests replace this function to hand in a fake."""
+    client = ec2_client(env, region)
+    return Ec2Compute(client, client.meta.region_name)

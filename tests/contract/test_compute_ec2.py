@@ -1,0 +1,219 @@
+"""The ``Compute`` contract on EC2, against LocalStack's EC2 emulation (moto): a fresh VPC, subnet and
+security group per test module, instances from a preloaded AMI, everything removed afterwards."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from orchestrator.errors import NotFound, Permanent, PermissionDenied, Transient
+from orchestrator.providers.aws_ec2 import Ec2Compute, ec2_client, translate_ec2_error
+from orchestrator.providers.compute import Compute, LaunchSpec
+from orchestrator.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+
+pytestmark = pytest.mark.lab
+
+REGION = "eu-west-1"
+PRELOADED_AMI = "ami-760aaa0f"  # moto's preloaded Amazon Linux image, present in every region
+MISSING_ID = "i-0123456789abcdef0"
+
+
+@dataclass(frozen=True)
+class Net:
+    compute: Ec2Compute
+    client: EC2Client
+    subnet: str
+    group: str
+    image: str
+    run_tag: str
+
+
+@pytest.fixture(scope="module")
+def net(lab_env: dict[str, str]) -> Iterator[Net]:
+    client = ec2_client(lab_env, REGION)
+    images = client.describe_images(ImageIds=[PRELOADED_AMI])["Images"]
+    assert images, f"LocalStack has no {PRELOADED_AMI} in {REGION}"
+    run_tag = uuid.uuid4().hex[:12]
+    vpc = client.create_vpc(CidrBlock="10.91.0.0/16")["Vpc"]["VpcId"]
+    subnet = client.create_subnet(VpcId=vpc, CidrBlock="10.91.1.0/24")["Subnet"]["SubnetId"]
+    group = client.create_security_group(GroupName=f"t-sg-{run_tag}", Description="drctl test", VpcId=vpc)["GroupId"]
+    compute = Ec2Compute(client, REGION, retry=RetryPolicy(attempts=2, initial_wait_s=0.01, max_wait_s=0.05))
+    try:
+        yield Net(compute, client, subnet, group, PRELOADED_AMI, run_tag)
+    finally:
+        live = compute.find({"drctl-test": run_tag})
+        if live:
+            client.terminate_instances(InstanceIds=list(live))
+        client.delete_security_group(GroupId=group)
+        client.delete_subnet(SubnetId=subnet)
+        client.delete_vpc(VpcId=vpc)
+
+
+def _launch(net: Net, count: int = 1, **tags: str) -> tuple[str, ...]:
+    spec = LaunchSpec(
+        image=net.image,
+        instance_type="t3.micro",
+        subnet=net.subnet,
+        security_groups=(net.group,),
+        count=count,
+        tags={"drctl-test": net.run_tag, **tags},
+    )
+    return net.compute.launch(spec)
+
+
+def _no_sleep(seconds: float) -> bool:
+    return True
+
+
+def test_is_a_compute(net: Net) -> None:
+    assert isinstance(net.compute, Compute)
+
+
+def test_launch_tags_and_places_every_instance(net: Net) -> None:
+    ids = _launch(net, count=2, tier="launch")
+    assert len(ids) == 2
+    infos = net.compute.describe(ids)
+    for info in infos.values():
+        assert info.tags["tier"] == "launch"
+        assert info.tags["drctl-test"] == net.run_tag
+        assert info.subnet == net.subnet
+        assert info.image == net.image
+    assert net.compute.find({"drctl-test": net.run_tag, "tier": "launch"}) == tuple(sorted(ids))
+
+
+def test_stop_start_wait_and_idempotence(net: Net) -> None:
+    (iid,) = _launch(net, tier="cycle")
+    deadline = time.monotonic() + 30
+    assert net.compute.wait([iid], "running", deadline, _no_sleep).reached
+    net.compute.start([iid])  # already running: not an error
+    net.compute.stop([iid])
+    net.compute.stop([iid])  # already stopping or stopped: not an error
+    result = net.compute.wait([iid], "stopped", time.monotonic() + 30, _no_sleep)
+    assert result.reached, result
+    assert result.states == {iid: "stopped"}
+    assert net.compute.status_ok([iid]) == {iid: False}
+    net.compute.start([iid])
+    assert net.compute.wait([iid], "running", time.monotonic() + 30, _no_sleep).reached
+    assert net.compute.status_ok([iid]) == {iid: True}
+
+
+def test_wait_is_bounded(net: Net) -> None:
+    (iid,) = _launch(net, tier="bounded")
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> bool:
+        polls.append(seconds)
+        return len(polls) < 3
+
+    result = net.compute.wait([iid], "stopped", time.monotonic() + 3600, sleep)
+    assert not result.reached
+    assert len(polls) == 3
+    assert net.compute.wait([iid], "stopped", time.monotonic() - 1, _no_sleep).reached is False
+
+
+def test_terminate_is_idempotent_and_find_skips_terminated(net: Net) -> None:
+    (iid,) = _launch(net, tier="doomed")
+    net.compute.terminate([iid])
+    net.compute.terminate([iid])
+    assert net.compute.wait([iid], "terminated", time.monotonic() + 30, _no_sleep).reached
+    assert net.compute.find({"drctl-test": net.run_tag, "tier": "doomed"}) == ()
+    with pytest.raises(Permanent, match="terminated"):
+        net.compute.start([iid])
+
+
+def test_find_with_unknown_tags_is_empty(net: Net) -> None:
+    assert net.compute.find({"drctl-test": net.run_tag, "tier": "no-such-tier"}) == ()
+    with pytest.raises(ValueError, match="at least one tag"):
+        net.compute.find({})
+
+
+@pytest.mark.parametrize("bad", [MISSING_ID, "not-an-id"])
+def test_unknown_or_malformed_ids_are_not_found(net: Net, bad: str) -> None:
+    for call in (net.compute.describe, net.compute.start, net.compute.stop, net.compute.terminate):
+        with pytest.raises(NotFound, match=bad):
+            call([bad])
+
+
+def test_launch_into_a_missing_subnet_or_template_is_not_found(net: Net) -> None:
+    # LocalStack launches from a missing AMI without complaint, so the missing pieces here are ones it checks.
+    tags = {"drctl-test": net.run_tag, "tier": "never"}
+    with pytest.raises(NotFound, match="InvalidSubnetID"):
+        net.compute.launch(LaunchSpec(image=net.image, subnet="subnet-00000000000000000", tags=tags))
+    with pytest.raises(NotFound, match="no-such-template"):
+        net.compute.launch(LaunchSpec(template=f"no-such-template-{net.run_tag}", tags=tags))
+    assert net.compute.find(tags) == ()
+
+
+def test_launch_from_a_template(net: Net) -> None:
+    name = f"t-lt-{net.run_tag}"
+    template = net.client.create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData={"ImageId": net.image, "InstanceType": "t3.micro"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    try:
+        by_name = _launch_template(net, name)
+        by_id = _launch_template(net, template)
+        for iid, info in net.compute.describe((*by_name, *by_id)).items():
+            assert info.image == net.image, iid
+            assert info.tags["tier"] == "templated"
+    finally:
+        net.client.delete_launch_template(LaunchTemplateId=template)
+
+
+def _launch_template(net: Net, template: str) -> tuple[str, ...]:
+    tags = {"drctl-test": net.run_tag, "tier": "templated"}
+    ids = net.compute.launch(LaunchSpec(template=template, subnet=net.subnet, tags=tags))
+    assert len(ids) == 1
+    return ids
+
+
+def test_copy_image_into_another_region(net: Net, lab_env: dict[str, str]) -> None:
+    (iid,) = _launch(net, tier="imaged")
+    name = f"t-img-{net.run_tag}"
+    source = net.client.create_image(InstanceId=iid, Name=name)["ImageId"]
+    dest = Ec2Compute(ec2_client(lab_env, "us-west-2"), "us-west-2")
+    copy = None
+    try:
+        assert not dest.image_exists(source)
+        assert dest.find_image(f"{name}-copy") is None
+        copy = dest.copy_image(source, REGION, f"{name}-copy")
+        assert dest.find_image(f"{name}-copy") == copy
+        assert dest.image_state(copy) in ("pending", "available")
+    finally:
+        if copy is not None:
+            dest.client.deregister_image(ImageId=copy)
+        net.client.deregister_image(ImageId=source)
+
+
+def _client_error(code: str, status: int) -> ClientError:
+    response: Any = {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(response, "X")
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "kind"),
+    [
+        ("InvalidInstanceID.NotFound", 400, NotFound),
+        ("InvalidInstanceID.Malformed", 400, NotFound),
+        ("UnauthorizedOperation", 403, PermissionDenied),
+        ("RequestLimitExceeded", 503, Transient),
+        ("InternalError", 500, Transient),
+        ("SomethingNew", 502, Transient),
+        ("IncorrectInstanceState", 400, Permanent),
+        ("InvalidParameterValue", 400, Permanent),
+    ],
+)
+def test_error_translation(code: str, status: int, kind: type[Exception]) -> None:
+    err = translate_ec2_error(_client_error(code, status), "instance(s) i-1")
+    assert type(err) is kind
+    assert "i-1" in str(err)
+    if code == "IncorrectInstanceState":
+        assert "state" in str(err)
