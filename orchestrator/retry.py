@@ -17,7 +17,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from orchestrator.errors import Transient
+from orchestrator.errors import DrError, Transient
 
 T = TypeVar("T")
 
@@ -44,6 +44,23 @@ class RetryPolicy:
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` under this policy; the last error is re-raised unchanged when attempts run out."""
         return self.retrying()(fn)
+
+    def call_translating(
+        self,
+        fn: Callable[[], T],
+        sdk_errors: tuple[type[Exception], ...],
+        translate: Callable[[Exception], DrError],
+    ) -> T:
+        """``call`` for a provider: each SDK error is translated at the boundary first, so the policy can tell
+        a ``Transient`` one (retried) from the rest (raised at once)."""
+
+        def attempt() -> T:
+            try:
+                return fn()
+            except sdk_errors as exc:
+                raise translate(exc) from exc
+
+        return self.call(attempt)
 
 
 NO_RETRY = RetryPolicy(attempts=1)

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from orchestrator.errors import AuthError, InvalidInput, NotFound, Permanent, PermissionDenied, ProviderError, Transient
+from orchestrator.errors import AuthError, NotFound, Permanent, PermissionDenied, ProviderError, Transient
+from orchestrator.providers.aws_clients import aws_client
 from orchestrator.providers.compute import InstanceInfo, LaunchSpec, WaitResult, wait_for_state
 from orchestrator.retry import RetryPolicy
 
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-CONNECT_TIMEOUT_S = 5
-READ_TIMEOUT_S = 60
 _NOT_FOUND_CODES = {
     "InvalidInstanceID.NotFound",
     "InvalidInstanceID.Malformed",
@@ -91,13 +90,9 @@ class Ec2Compute:
         return self._client
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        def attempt() -> T:
-            try:
-                return fn()
-            except (ClientError, BotoCoreError) as exc:
-                raise translate_ec2_error(exc, what) from exc
-
-        return self._retry.call(attempt)
+        return self._retry.call_translating(
+            fn, (ClientError, BotoCoreError), lambda exc: translate_ec2_error(exc, what)
+        )
 
     def describe(self, ids: Sequence[str]) -> dict[str, InstanceInfo]:
         if not ids:
@@ -266,32 +261,8 @@ def ec2_client(env: Mapping[str, str], region: str | None = None) -> EC2Client:
 
 
 def _new_ec2_client(env: Mapping[str, str], region: str | None) -> EC2Client:
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import ProfileNotFound
-
-    endpoint = env.get("AWS_ENDPOINT_URL_EC2") or env.get("AWS_ENDPOINT_URL") or None
-    region = region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
-    config = Config(
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
-    )
-    try:
-        session = boto3.session.Session(
-            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
-            aws_session_token=env.get("AWS_SESSION_TOKEN"),
-            profile_name=env.get("AWS_PROFILE"),
-            region_name=region,
-        )
-        return session.client("ec2", endpoint_url=endpoint, config=config)
-    except ProfileNotFound as exc:
-        raise AuthError(f"AWS profile {env.get('AWS_PROFILE')!r} is not configured; fix AWS_PROFILE") from exc
-    except (BotoCoreError, ValueError) as exc:
-        raise InvalidInput(
-            f"the AWS settings are not usable ({type(exc).__name__}): check AWS_ENDPOINT_URL and AWS_REGION"
-        ) from exc
+    client: EC2Client = aws_client(env, "ec2", region)
+    return client
 
 
 def compute_for(env: Mapping[str, str], region: str | None = None) -> Ec2Compute:

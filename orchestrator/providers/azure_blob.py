@@ -118,13 +118,9 @@ class AzureBlobStore:
         return f"az://{self._container.container_name}/{self.prefix}{key}"
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        def attempt() -> T:
-            try:
-                return fn()
-            except AzureError as exc:
-                raise translate_azure_error(exc, what, self.endpoint) from exc
-
-        return self._retry.call(attempt)
+        return self._retry.call_translating(
+            fn, (AzureError,), lambda exc: translate_azure_error(exc, what, self.endpoint)
+        )
 
     def _info(self, key: str, props: BlobProperties) -> ObjectInfo:
         hashes: dict[HashType, str] = {}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import AuthError, InvalidInput
+from orchestrator.providers.aws_clients import aws_client, aws_endpoint, aws_region
 from orchestrator.providers.base import ObjectStore
 from orchestrator.providers.local import LocalStore
 from orchestrator.providers.location import Location, parse_location
@@ -64,41 +65,10 @@ class StoreFactory:
         return LocalStore(Path(loc.root))
 
     def s3_client(self, region: str | None = None) -> S3Client:
-        endpoint = self.env.get("AWS_ENDPOINT_URL_S3") or self.env.get("AWS_ENDPOINT_URL") or None
-        region = region or self.env.get("AWS_REGION") or self.env.get("AWS_DEFAULT_REGION") or "us-east-1"
-        cache_key = (endpoint, region)
+        cache_key = (aws_endpoint(self.env, "s3"), aws_region(self.env, region))
         if cache_key not in self._s3_clients:
-            import boto3
-            from botocore.config import Config
-
-            config = Config(
-                retries={"total_max_attempts": 1, "mode": "standard"},
-                connect_timeout=CONNECT_TIMEOUT_S,
-                read_timeout=READ_TIMEOUT_S,
-                max_pool_connections=32,
-                # Emulators and most S3-compatible endpoints only route path-style requests.
-                s3={"addressing_style": "path" if endpoint else "auto"},
-            )
-            from botocore.exceptions import BotoCoreError, ProfileNotFound
-
-            try:
-                session = boto3.session.Session(
-                    aws_access_key_id=self.env.get("AWS_ACCESS_KEY_ID"),
-                    aws_secret_access_key=self.env.get("AWS_SECRET_ACCESS_KEY"),
-                    aws_session_token=self.env.get("AWS_SESSION_TOKEN"),
-                    profile_name=self.env.get("AWS_PROFILE"),
-                    region_name=region,
-                )
-                self._s3_clients[cache_key] = session.client("s3", endpoint_url=endpoint, config=config)
-            except ProfileNotFound as exc:
-                raise AuthError(
-                    f"AWS profile {self.env.get('AWS_PROFILE')!r} is not configured; fix AWS_PROFILE"
-                ) from exc
-            except (BotoCoreError, ValueError) as exc:
-                raise InvalidInput(
-                    f"the AWS settings are not usable ({type(exc).__name__}): check AWS_ENDPOINT_URL "
-                    "(a full URL such as http://127.0.0.1:4566) and AWS_REGION"
-                ) from exc
+            client: S3Client = aws_client(self.env, "s3", region, max_pool_connections=32)
+            self._s3_clients[cache_key] = client
         return self._s3_clients[cache_key]
 
     def blob_service(self) -> BlobServiceClient:

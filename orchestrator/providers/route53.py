@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from orchestrator.errors import AuthError, InvalidInput, NotFound, Permanent, PermissionDenied, ProviderError, Transient
+from orchestrator.errors import AuthError, NotFound, Permanent, PermissionDenied, ProviderError, Transient
+from orchestrator.providers.aws_clients import aws_client
 from orchestrator.providers.dns import ChangeResult, ChangeStatus, FailoverRole, RecordSet, fqdn
 from orchestrator.retry import RetryPolicy
 
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-CONNECT_TIMEOUT_S = 5
-READ_TIMEOUT_S = 60
 # Hosted-zone ids are upper-case letters and digits, e.g. Z0123456789ABCDEFGHIJ; a zone name has a dot.
 _ZONE_ID = re.compile(r"(?:/hostedzone/)?([A-Z0-9]+)\Z")
 _AUTH_CODES = {"InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "UnrecognizedClientException"}
@@ -59,32 +58,8 @@ def translate_route53_error(exc: Exception, what: str) -> ProviderError:
 
 def route53_client(env: Mapping[str, str]) -> Route53Client:
     """A Route53 client from the conventional AWS variables (``AWS_ENDPOINT_URL`` for the lab), SDK retries off."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
-    )
-    from botocore.exceptions import ProfileNotFound
-
-    endpoint = env.get("AWS_ENDPOINT_URL_ROUTE53") or env.get("AWS_ENDPOINT_URL") or None
-    try:
-        session = boto3.session.Session(
-            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
-            aws_session_token=env.get("AWS_SESSION_TOKEN"),
-            profile_name=env.get("AWS_PROFILE"),
-            region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-        )
-        return session.client("route53", endpoint_url=endpoint, config=config)
-    except ProfileNotFound as exc:
-        raise AuthError(f"AWS profile {env.get('AWS_PROFILE')!r} is not configured; fix AWS_PROFILE") from exc
-    except (BotoCoreError, ValueError) as exc:
-        raise InvalidInput(
-            f"the AWS settings are not usable ({type(exc).__name__}): check AWS_ENDPOINT_URL and AWS_REGION"
-        ) from exc
+    client: Route53Client = aws_client(env, "route53")
+    return client
 
 
 def _record(rrs: ResourceRecordSetOutputTypeDef) -> RecordSet:
@@ -109,13 +84,9 @@ class Route53Dns:
         self._zone_ids: dict[str, str] = {}
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        def attempt() -> T:
-            try:
-                return fn()
-            except (ClientError, BotoCoreError) as exc:
-                raise translate_route53_error(exc, what) from exc
-
-        return self._retry.call(attempt)
+        return self._retry.call_translating(
+            fn, (ClientError, BotoCoreError), lambda exc: translate_route53_error(exc, what)
+        )
 
     # -- Dns ----------------------------------------------------------------------------------------------------
 

@@ -141,13 +141,9 @@ class S3Store:
         return f"s3://{self.bucket}/{self.prefix}{key}"
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        def attempt() -> T:
-            try:
-                return fn()
-            except (ClientError, BotoCoreError) as exc:
-                raise translate_s3_error(exc, what, self.endpoint) from exc
-
-        return self._retry.call(attempt)
+        return self._retry.call_translating(
+            fn, (ClientError, BotoCoreError), lambda exc: translate_s3_error(exc, what, self.endpoint)
+        )
 
     def _info(self, key: str, obj: Mapping[str, Any]) -> ObjectInfo:
         hashes: dict[HashType, str] = {}

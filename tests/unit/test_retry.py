@@ -49,3 +49,27 @@ def test_waits_are_jittered_and_capped() -> None:
         RetryPolicy(attempts=6, initial_wait_s=0.5, max_wait_s=2.0, sleep=waits.append).call(fn)
     assert len(waits) == 5
     assert all(0 <= w <= 2.0 for w in waits)
+
+
+def test_sdk_errors_are_translated_before_the_policy_decides() -> None:
+    class SdkError(Exception):
+        pass
+
+    calls = {"n": 0}
+
+    def flaky() -> str:
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise SdkError("503")
+        return "ok"
+
+    policy = RetryPolicy(attempts=3, sleep=no_sleep)
+    assert policy.call_translating(flaky, (SdkError,), lambda e: Transient(str(e))) == "ok"
+    assert calls["n"] == 3
+
+    def gone() -> str:
+        raise SdkError("404")
+
+    with pytest.raises(NotFound, match="404") as err:
+        policy.call_translating(gone, (SdkError,), lambda e: NotFound(str(e)))
+    assert isinstance(err.value.__cause__, SdkError)

@@ -1,0 +1,60 @@
+"""boto3 clients built one way for every AWS service drctl calls (S3, EC2, Route53).
+
+Settings come from the conventional variables in the ``env`` passed in: ``AWS_ENDPOINT_URL_<SERVICE>`` or
+``AWS_ENDPOINT_URL`` (the lab), the credential chain (keys, ``AWS_PROFILE``, roles) and the region. The SDK's
+own retries are off so that tenacity is the only retry layer, and unusable settings are one-line errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator.errors import AuthError, InvalidInput
+
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 60
+
+
+def aws_region(env: Mapping[str, str], region: str | None = None) -> str:
+    return region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def aws_endpoint(env: Mapping[str, str], service: str) -> str | None:
+    return env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or env.get("AWS_ENDPOINT_URL") or None
+
+
+def aws_client(env: Mapping[str, str], service: str, region: str | None = None, **config: Any) -> Any:
+    """A new client for ``service``; ``config`` adds botocore ``Config`` options. Callers cast the result to
+    the service's client type and share clients as they see fit (they are thread-safe)."""
+    # Imported here: boto3 takes a noticeable part of a second to import, and many commands never need it.
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ProfileNotFound
+
+    endpoint = aws_endpoint(env, service)
+    if service == "s3":
+        # Emulators and most S3-compatible endpoints only route path-style requests.
+        config.setdefault("s3", {"addressing_style": "path" if endpoint else "auto"})
+    settings = Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        **config,
+    )
+    try:
+        session = boto3.session.Session(
+            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=env.get("AWS_SESSION_TOKEN"),
+            profile_name=env.get("AWS_PROFILE"),
+            region_name=aws_region(env, region),
+        )
+        return session.client(service, endpoint_url=endpoint, config=settings)  # type: ignore[call-overload]
+    except ProfileNotFound as exc:
+        raise AuthError(f"AWS profile {env.get('AWS_PROFILE')!r} is not configured; fix AWS_PROFILE") from exc
+    except (BotoCoreError, ValueError) as exc:
+        raise InvalidInput(
+            f"the AWS settings are not usable ({type(exc).__name__}): check AWS_ENDPOINT_URL "
+            "(a full URL such as http://127.0.0.1:4566) and AWS_REGION"
+        ) from exc
