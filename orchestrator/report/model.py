@@ -87,6 +87,21 @@ class ObjectiveCheck:
 
 
 @dataclass(frozen=True)
+class CleanupReport:
+    """One resource a drill created and what its cleanup did to it."""
+
+    kind: str
+    """``instance``, ``image``, ``dns-record``, ``objects``..."""
+    resource_id: str
+    location: str
+    """Region or container the resource lives in."""
+    outcome: str
+    """``removed``, ``already gone`` or ``failed``."""
+    at: str | None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class RunReport:
     run_id: str
     runbook_name: str
@@ -101,6 +116,8 @@ class RunReport:
     rto: ObjectiveCheck
     rpo: ObjectiveCheck
     notes: tuple[str, ...] = ()
+    cleanup: tuple[CleanupReport, ...] = ()
+    """For a drill: what its cleanup removed (or failed to), in the order it acted."""
 
     @property
     def duration_seconds(self) -> float | None:
@@ -122,6 +139,7 @@ class RunReport:
                 "rto": ObjectiveCheck(**doc["rto"]),
                 "rpo": ObjectiveCheck(**doc["rpo"]),
                 "notes": tuple(doc.get("notes", ())),
+                "cleanup": tuple(CleanupReport(**c) for c in doc.get("cleanup", ())),
             }
         )
 
@@ -166,6 +184,7 @@ def redact_report(report: RunReport, secrets: frozenset[str]) -> RunReport:
         rto=replace(report.rto, detail=redact(report.rto.detail, secrets)),
         rpo=replace(report.rpo, detail=redact(report.rpo.detail, secrets)),
         notes=tuple(redact(n, secrets) for n in report.notes),
+        cleanup=tuple(replace(c, detail=redact(c.detail, secrets)) for c in report.cleanup),
     )
 
 
