@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from orchestrator import __version__
-from orchestrator.commands import backup, report, run, runbook, storage
+from orchestrator.commands import backup, drill, report, run, runbook, storage
 from orchestrator.errors import DrError, ExitCode
 
 Handler = Callable[[argparse.Namespace], int]
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.register(sub)
     runbook.register(sub)
     run.register(sub)
+    drill.register(sub)
     report.register(sub)
     return parser
 

@@ -16,6 +16,7 @@ from orchestrator.backup.copy import Filters
 from orchestrator.backup.restore import choose_point, restore_point
 from orchestrator.backup.sets import open_set
 from orchestrator.engine.context import key_source, store_factory
+from orchestrator.errors import Permanent
 from orchestrator.runbook.fields import LocationText, Name, drctl_error
 
 
@@ -48,9 +49,23 @@ def _touches(p: Params) -> tuple[Touch, ...]:
     return Touch("reads", f"{p.set_} ({which})"), Touch("writes", p.target)
 
 
+def _drill_target(target: str, ctx: ActionContext) -> None:
+    """A drill restores only into a place of its own, which its cleanup then empties; a target without the run
+    id could be production data, and the cleanup would delete it."""
+    assert ctx.drill is not None
+    if ctx.drill.run_id not in target:
+        raise Permanent(
+            f"a drill restores only into a location of its own, and {target} does not contain the run id: "
+            "write the target with ${run.id} in it (e.g. .../drills/${run.id}/)"
+        )
+    ctx.drill.record("objects", target, target, {})
+
+
 def run(p: Params, ctx: ActionContext) -> StepResult:
     """What ``drctl backup restore`` does: choose the point (``point``, ``at`` or the latest), restore it
     with every object verified. ``point_created`` is ISO 8601 text so later steps can interpolate it."""
+    if ctx.drill is not None:
+        _drill_target(p.target, ctx)
     factory = store_factory(ctx)
     bset = open_set(factory.open(p.set_), key_source(p.key_env, ctx.env), ctx.env)
     point = choose_point(bset, p.point, p.at)

@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 
 from pydantic import ValidationInfo
 
 from orchestrator.runbook.fields import Strict
 from orchestrator.stack_outputs import StackOutputs
+
+if TYPE_CHECKING:
+    from orchestrator.drill.scope import DrillScope
 
 RunMode = Literal["drill", "failover"]
 OutputValue = str | int | float | bool
@@ -69,6 +72,14 @@ class ActionContext(Protocol):
 
     @property
     def mode(self) -> RunMode: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def drill(self) -> DrillScope | None:
+        """In a drill: its tags, network and DNS zone, and where to note what it made; None in a failover."""
+        ...
 
     @property
     def env(self) -> Mapping[str, str]:

@@ -4,6 +4,10 @@ Idempotent: through its tags, which are required; before launching it counts the
 carrying every tag and launches only the difference, so a repeat after an interruption or success finds the
 instances of the first run instead of launching a second set. Give each launch a tag unique to it
 (``drctl-step: restore-web``).
+
+In a drill the instances also carry the drill's tags (so only this drill counts them, and its cleanup removes
+them) and go into the drill network: ``drill_subnet``/``drill_security_groups`` if given, else the stack's
+drill subnets and the drill security group of the ``drctl:tier`` tag. ``subnet`` is never used in a drill.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from orchestrator.actions.base import (
     Touch,
 )
 from orchestrator.actions.compute_start import deadline_of, joined, sleeper
+from orchestrator.drill.copies import TIER_TAG
+from orchestrator.errors import Permanent
 from orchestrator.providers import aws_ec2
 from orchestrator.providers.compute import LaunchSpec, wait_for_state
 from orchestrator.runbook.fields import Duration, drctl_error, format_duration
@@ -41,6 +47,8 @@ class Params(ActionParams):
     count: StrictInt = Field(default=1, ge=1, le=100)
     tags: dict[StrictStr, StrictStr]
     region: StrictStr | None = None
+    drill_subnet: StrictStr | None = None
+    drill_security_groups: tuple[StrictStr, ...] = ()
     wait: StrictBool = True
     timeout: Duration = timedelta(minutes=10)
 
@@ -62,12 +70,27 @@ def _touches(p: Params) -> tuple[Touch, ...]:
     return (Touch("writes", f"{p.describe()} (launched if missing)"),)
 
 
+def _placement(p: Params, ctx: ActionContext) -> tuple[dict[str, str], str | None, tuple[str, ...]]:
+    """Tags, subnet and security groups of the launch: as written, or in a drill, the drill's."""
+    if ctx.drill is None:
+        return dict(p.tags), p.subnet, tuple(p.security_groups)
+    subnet = p.drill_subnet or ctx.drill.subnet(0)
+    if subnet is None:
+        raise Permanent(
+            "a drill launches only into the isolated drill network: give drill_subnet, or pass --stack-outputs "
+            "with drill_subnet_ids"
+        )
+    groups = tuple(p.drill_security_groups) or ctx.drill.security_group(p.tags.get(TIER_TAG))
+    return {**p.tags, **ctx.drill.tags()}, subnet, groups
+
+
 def run(p: Params, ctx: ActionContext) -> StepResult:
     """Find the live instances tagged ``tags``, launch the missing ones, wait for ``running``. Idempotent
     because instances of an earlier attempt carry the same tags and are counted, not launched again."""
     started = time.monotonic()
     compute = aws_ec2.compute_for(ctx.env, p.region)
-    existing = compute.find(p.tags)
+    tags, subnet, groups = _placement(p, ctx)
+    existing = compute.find(tags)
     missing = max(0, p.count - len(existing))
     launched: tuple[str, ...] = ()
     if missing:
@@ -75,12 +98,15 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
             image=p.image,
             template=p.template,
             instance_type=p.instance_type,
-            subnet=p.subnet,
-            security_groups=tuple(p.security_groups),
+            subnet=subnet,
+            security_groups=groups,
             count=missing,
-            tags=dict(p.tags),
+            tags=tags,
         )
         launched = compute.launch(spec)
+        if ctx.drill is not None:
+            for instance in launched:
+                ctx.drill.record("instance", compute.region, instance, {"step": ctx.step_id})
         ctx.log(f"launched {joined(launched)} in {compute.region}")
     if existing:
         ctx.log(f"found {len(existing)} instance(s) from an earlier attempt: {joined(existing)}")

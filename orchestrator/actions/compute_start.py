@@ -3,6 +3,9 @@
 Idempotent: instances already running or pending are left alone, so a repeat after a timeout or success only
 waits again; the selection by tags finds the same instances each time.
 
+In a drill it starts nothing: it launches a copy of each selected standby instance into the drill network
+(``orchestrator.drill.copies``), idempotent per standby through the copy's tags, and waits for the copies.
+
 Also home of the instance selection (``ids`` or ``tags``, plus ``region``) shared by the compute actions.
 """
 
@@ -24,8 +27,9 @@ from orchestrator.actions.base import (
     StepStatus,
     Touch,
 )
+from orchestrator.drill.copies import launch_copies, standby_sources
 from orchestrator.engine.context import pause
-from orchestrator.errors import NotFound
+from orchestrator.errors import NotFound, Permanent
 from orchestrator.providers import aws_ec2
 from orchestrator.providers.compute import Compute, WaitResult
 from orchestrator.runbook.fields import Duration, drctl_error, format_duration
@@ -65,14 +69,35 @@ def compute_of(p: Selection, ctx: ActionContext) -> Compute:
     return aws_ec2.compute_for(ctx.env, p.region)
 
 
-def select(p: Selection, compute: Compute) -> tuple[str, ...]:
-    """The selected ids; ``NotFound`` when tags match nothing (an empty selection is almost always a typo)."""
+def selection_tags(p: Selection, ctx: ActionContext) -> dict[str, str]:
+    """The tags to select by; in a drill, narrowed to the instances this drill launched."""
+    return {**p.tags, **ctx.drill.owner_tag()} if ctx.drill is not None else dict(p.tags)
+
+
+def select(p: Selection, compute: Compute, ctx: ActionContext) -> tuple[str, ...]:
+    """The selected ids; ``NotFound`` when tags match nothing (an empty selection is almost always a typo).
+    In a drill only this drill's instances can be selected: ids of any other instance are refused."""
     if p.ids:
-        return tuple(p.ids)
-    ids = compute.find(p.tags)
+        ids = tuple(p.ids)
+        guard_drill(ids, compute, ctx)
+        return ids
+    ids = compute.find(selection_tags(p, ctx))
     if not ids:
-        raise NotFound(f"no live {p.describe()}")
+        scope = " launched by this drill" if ctx.drill is not None else ""
+        raise NotFound(f"no live {p.describe()}{scope}")
     return ids
+
+
+def guard_drill(ids: tuple[str, ...], compute: Compute, ctx: ActionContext) -> None:
+    """In a drill, refuse instances the drill did not launch: a drill never acts on production."""
+    if ctx.drill is None or not ids:
+        return
+    foreign = sorted(i for i, info in compute.describe(ids).items() if not ctx.drill.owns(info.tags))
+    if foreign:
+        raise Permanent(
+            f"a drill acts only on instances it launched, and {', '.join(foreign[:5])} "
+            f"{'is' if len(foreign) == 1 else 'are'} not among them: select by tags, or run as a failover"
+        )
 
 
 def deadline_of(ctx: ActionContext, timeout: timedelta) -> float:
@@ -92,13 +117,23 @@ def joined(values: Mapping[str, str] | tuple[str, ...]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(values.items()))
 
 
-def wait_outputs(ids: tuple[str, ...], result: WaitResult, started: float) -> dict[str, OutputValue]:
+def wait_outputs(
+    ids: tuple[str, ...], result: WaitResult, started: float, addresses: tuple[str, ...] = ()
+) -> dict[str, OutputValue]:
+    """``private_ip`` is the first instance's address (for a DNS step to point at); ``private_ips`` all of them."""
     return {
         "instance_ids": joined(ids),
         "states": joined(dict(result.states)),
         "count": len(ids),
         "elapsed_s": round(time.monotonic() - started, 3),
+        "private_ips": ",".join(addresses),
+        "private_ip": addresses[0] if addresses else "",
     }
+
+
+def addresses_of(compute: Compute, ids: tuple[str, ...]) -> tuple[str, ...]:
+    infos = compute.describe(ids)
+    return tuple(ip for i in ids if (ip := infos[i].private_ip))
 
 
 def settle(
@@ -109,7 +144,8 @@ def settle(
         states = {i: info.state for i, info in compute.describe(ids).items()}
         return StepResult(StepStatus.SUCCEEDED, wait_outputs(ids, WaitResult(False, states, 0.0), started))
     result = compute.wait(ids, state, deadline_of(ctx, p.timeout), sleeper(ctx))
-    outputs = wait_outputs(ids, result, started)
+    addresses = addresses_of(compute, ids) if result.reached and state == "running" else ()
+    outputs = wait_outputs(ids, result, started, addresses)
     if not result.reached:
         return StepResult(
             StepStatus.TIMED_OUT,
@@ -129,13 +165,18 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     instances that are already running or pending, and the wait only observes."""
     started = time.monotonic()
     compute = compute_of(p, ctx)
-    ids = select(p, compute)
+    if ctx.drill is not None:
+        sources = standby_sources(compute, tuple(p.ids), p.tags)
+        copies, _ = launch_copies(compute, sources, ctx.drill, ctx.log)
+        ctx.log(f"drill: {len(copies)} cop{'y' if len(copies) == 1 else 'ies'} of {p.describe()} in the drill network")
+        return settle(compute, copies, "running", p, ctx, started, "started drill copies of")
+    ids = select(p, compute, ctx)
     compute.start(ids)
     ctx.log(f"starting {len(ids)} instance(s) in {compute.region}: {joined(ids)}")
     return settle(compute, ids, "running", p, ctx, started, "started")
 
 
-OUTPUTS = frozenset({"instance_ids", "states", "count", "elapsed_s"})
+OUTPUTS = frozenset({"instance_ids", "states", "count", "elapsed_s", "private_ips", "private_ip"})
 
 SPEC = ActionSpec(
     name="compute.start",

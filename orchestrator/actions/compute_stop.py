@@ -25,7 +25,7 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     instances that are already stopped or stopping, and the wait only observes."""
     started = time.monotonic()
     compute = compute_of(p, ctx)
-    ids = select(p, compute)
+    ids = select(p, compute, ctx)
     compute.stop(ids)
     ctx.log(f"stopping {len(ids)} instance(s) in {compute.region}: {joined(ids)}")
     return settle(compute, ids, "stopped", p, ctx, started, "stopped")

@@ -83,7 +83,7 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     only reads."""
     started = time.monotonic()
     compute = compute_of(p, ctx)
-    ids = select(p, compute)
+    ids = select(p, compute, ctx)
     limit = started + p.timeout.total_seconds()
     if ctx.deadline is not None:
         limit = min(limit, ctx.deadline)
@@ -95,7 +95,9 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
             "states": joined({i: info.state for i, info in infos.items()}),
             "count": len(ids),
             "elapsed_s": round(now - started, 3),
+            "private_ips": ",".join(ip for i in ids if (ip := infos[i].private_ip)),
         }
+        outputs["private_ip"] = str(outputs["private_ips"]).split(",")[0]
         if not reasons:
             return StepResult(StepStatus.SUCCEEDED, outputs)
         if now >= limit or not pause(ctx, min(p.interval.total_seconds(), max(0.0, limit - now))):
@@ -109,6 +111,6 @@ SPEC = ActionSpec(
     description="wait until instances run, pass status checks and optionally answer on tcp or http",
     touches=_touches,
     idempotent=True,
-    outputs=frozenset({"instance_ids", "states", "count", "elapsed_s"}),
+    outputs=frozenset({"instance_ids", "states", "count", "elapsed_s", "private_ips", "private_ip"}),
     run=run,
 )

@@ -21,7 +21,8 @@ from pydantic import Field, StrictInt, model_validator
 
 from orchestrator.actions.base import ActionContext, ActionParams, ActionSpec, StepResult, StepStatus, Touch
 from orchestrator.engine.context import StepContext, pause
-from orchestrator.providers.dns import ChangeResult, Dns, wait_insync
+from orchestrator.errors import Permanent
+from orchestrator.providers.dns import ChangeResult, Dns, fqdn, wait_insync
 from orchestrator.providers.route53 import Route53Dns, route53_client
 from orchestrator.runbook.fields import Duration, drctl_error, format_duration
 
@@ -49,6 +50,9 @@ class SwitchParams(ActionParams):
     ttl: StrictInt | None = Field(default=None, ge=0, le=2_147_483_647)
     timeout: Duration = timedelta(minutes=10)
     interval: Duration = timedelta(seconds=5)
+    drill_zone: str | None = Field(default=None, min_length=1)
+    drill_name: str | None = Field(default=None, min_length=1)
+    drill_endpoint: str | None = Field(default=None, min_length=1)
 
     def target(self) -> str | None:
         """The set identifier to make PRIMARY (failover routing), or None to UPSERT ``endpoint``."""
@@ -87,9 +91,39 @@ def switch_touches(p: SwitchParams) -> tuple[Touch, ...]:
     )
 
 
+def drill_switch(p: SwitchParams, ctx: ActionContext) -> SwitchParams:
+    """The switch a drill makes instead of ``p``: the drill record (``drill_zone``/``drill_name``, else the stack's
+    ``drill_dns_zone_id``/``drill_record_name``) pointed at ``drill_endpoint`` (else ``endpoint``). The record's
+    state before the change is noted first, so the cleanup can put it back even after a crash."""
+    scope = ctx.drill
+    assert scope is not None
+    zone, name = p.drill_zone or scope.dns_zone, p.drill_name or scope.dns_record
+    if zone is None or name is None:
+        raise Permanent(
+            "a drill never changes production DNS: give drill_zone and drill_name, or pass --stack-outputs "
+            "with drill_dns_zone_id and drill_record_name"
+        )
+    if fqdn(name) == fqdn(scope.production_record or "-") or zone == scope.production_zone:
+        raise Permanent(f"the drill record {name} in zone {zone} is production's: declare a drill zone and record")
+    endpoint = p.drill_endpoint or p.endpoint
+    if endpoint is None:
+        raise Permanent("a drill points its record at an address: give drill_endpoint (e.g. a drill copy's private_ip)")
+    dns = open_dns(ctx)
+    zone_id = dns.zone_id(zone)
+    current = [r for r in dns.records(zone, name, p.type) if r.set_identifier is None]
+    before = {"previous": list(current[0].values), "ttl": current[0].ttl} if current else {"previous": None}
+    scope.record("dns-record", zone_id, f"{fqdn(name)} {p.type}", {**before, "zone": zone, "name": name})
+    update: dict[str, object] = {"zone": zone, "name": name, "endpoint": endpoint}
+    update.update({key: None for key in ("recovery", "primary") if key in type(p).model_fields})
+    return p.model_copy(update=update)
+
+
 def switch(p: SwitchParams, ctx: ActionContext) -> StepResult:
     """Apply the switch ``p`` declares (a no-op when already in effect), then poll until it is INSYNC, waking
-    early when the run is cancelled or the step's deadline comes. Provider errors propagate as ``DrError``s."""
+    early when the run is cancelled or the step's deadline comes. Provider errors propagate as ``DrError``s.
+    In a drill, the drill record changes instead (``drill_switch``)."""
+    if ctx.drill is not None:
+        p = drill_switch(p, ctx)
     dns = open_dns(ctx)
     target = p.target()
     result: ChangeResult

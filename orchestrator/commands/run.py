@@ -40,7 +40,7 @@ def _env() -> dict[str, str]:
     return dict(os.environ)
 
 
-def _stack(args: argparse.Namespace) -> StackOutputs | None:
+def stack_of(args: argparse.Namespace) -> StackOutputs | None:
     return load_stack_outputs(Path(args.stack_outputs)) if args.stack_outputs else None
 
 
@@ -59,7 +59,7 @@ def _shared_lock(lock_url: str, name: str) -> S3RunLock:
 
 
 @contextmanager
-def _run_lock(name: str, run_id: str, runbook: str, force: bool, lock_url: str | None = None) -> Iterator[None]:
+def run_lock(name: str, run_id: str, runbook: str, force: bool, lock_url: str | None = None) -> Iterator[None]:
     lock: RunLock = (
         _shared_lock(lock_url, name) if lock_url else SqliteRunLock(state_dir(_env()) / "locks.sqlite", name)
     )
@@ -105,7 +105,7 @@ def _approver() -> Callable[[Step], bool] | None:
     return _prompt if sys.stdin.isatty() else None
 
 
-def _observer(loaded: LoadedRunbook, options: RunOptions) -> tuple[RunObserver, AbstractContextManager[object]]:
+def observer_for(loaded: LoadedRunbook, options: RunOptions) -> tuple[RunObserver, AbstractContextManager[object]]:
     """A live table on a terminal; plain lines otherwise, and whenever an approval prompt could need the
     terminal (a redrawn table and a question do not share a screen well)."""
     steps = loaded.graph.steps
@@ -144,7 +144,7 @@ def _print_diagnostics(err: RunbookInvalid) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     overrides = parse_assignments(args.param)
-    stack = _stack(args)
+    stack = stack_of(args)
     path = Path(args.file)
     try:
         loaded = load_runbook(path, overrides, stack, source=args.file)
@@ -156,9 +156,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise InvalidInput(f"--approve {step_id}: the runbook has no step {step_id!r}")
     run_id = new_run_id()
     name = loaded.runbook.metadata.name
-    with _run_lock(lock_name(name, stack), run_id, name, args.force_unlock, args.lock_url):
+    with run_lock(lock_name(name, stack), run_id, name, args.force_unlock, args.lock_url):
         journal = RunJournal(journal_path(state_dir(_env())))
-        observer, view = _observer(loaded, options)
+        observer, view = observer_for(loaded, options)
         try:
             executor = Executor(journal, env=_env(), observer=observer, approver=_approver())
             with view:
@@ -169,14 +169,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    stack = _stack(args)
+    stack = stack_of(args)
     journal = RunJournal(journal_path(state_dir(_env())))
     try:
         record = journal.run(args.run_id)
         if record is None:
             raise NotFound(f"no run {args.run_id!r}; drctl status lists the recent ones")
+        if record.mode == "drill":
+            # A drill measures a recovery from the start; resumed, its RTO would mean nothing.
+            raise InvalidInput(
+                f"run {record.run_id} is a drill, and drills are not resumed: remove what it made with "
+                f"`drctl drill --cleanup {record.run_id}`, then run the drill again"
+            )
         options = _options(args, record.mode)
-        with _run_lock(
+        with run_lock(
             lock_name(record.runbook_name, stack), record.run_id, record.runbook_name, args.force_unlock, args.lock_url
         ):
             try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from orchestrator.actions.base import ActionContext, RunMode
 from orchestrator.backup.crypto import KeySource
+from orchestrator.drill.scope import DrillScope
 from orchestrator.providers.factory import StoreFactory
 from orchestrator.stack_outputs import StackOutputs
 
@@ -36,6 +37,8 @@ class StepContext:
     sink: Callable[[str], None]
     sleep: Callable[[float], None] = time.sleep
     store_factory: StoreFactoryMaker = default_store_factory
+    run_id: str = ""
+    drill: DrillScope | None = None
 
     def cancelled(self) -> bool:
         return self.stop.is_set() or (self.deadline is not None and self.clock() >= self.deadline)

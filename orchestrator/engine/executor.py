@@ -44,6 +44,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from orchestrator.actions.base import ActionSpec, OutputValue, RunMode, StepResult, StepStatus
 from orchestrator.actions.registry import REGISTRY, ActionRegistry
+from orchestrator.drill.scope import DrillScope
 from orchestrator.engine.context import StepContext, StoreFactoryMaker, default_store_factory
 from orchestrator.engine.events import RunEvent, RunObserver, ignore
 from orchestrator.engine.journal import RunJournal, RunStatus, StepState
@@ -124,6 +125,7 @@ class _Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
     failed_hard: bool = False
     failed_soft: bool = False
+    drill: DrillScope | None = None
 
 
 class Executor:
@@ -218,8 +220,20 @@ class Executor:
             referenced |= env_references(call.with_.model_dump(by_alias=True))
         return secrets_of(self._env, referenced)
 
+    def _drill_scope(self, run: _Run) -> DrillScope:
+        record = self._journal.run(run.run_id)
+        started = record.started if record is not None else ""
+
+        def note(kind: str, location: str, resource_id: str, detail: Mapping[str, Any]) -> None:
+            self._journal.record_resource(run.run_id, kind, location, resource_id, detail)
+            self._emit(run, "created", f"{kind} {resource_id} in {location} (removed by the drill's cleanup)")
+
+        return DrillScope.of(run.run_id, started, run.loaded.stack, note)
+
     def _execute(self, run: _Run) -> RunOutcome:
         self._stop.clear()  # one executor may run again (a resume) after an interrupted run
+        if run.options.mode == "drill":
+            run.drill = self._drill_scope(run)
         graph = run.loaded.graph
         mode = run.options.mode
         for step_id, step in graph.steps.items():
@@ -397,7 +411,13 @@ class Executor:
             raise StepFailed(f"action {call.action!r} cannot run yet (no implementation)")
         with run.lock:
             steps = {k: dict(v) for k, v in run.outputs.items()}
-        context = ResolveContext(params=run.loaded.parameters, stack=run.loaded.stack, steps=steps, env=self._env)
+        context = ResolveContext(
+            params=run.loaded.parameters,
+            stack=run.loaded.stack,
+            steps=steps,
+            env=self._env,
+            run={"id": run.run_id, "mode": run.options.mode},
+        )
         params = resolve_params(call.with_, context)
         ctx = StepContext(
             step_id=step_id,
@@ -410,6 +430,8 @@ class Executor:
             sink=lambda message: self._emit(run, "log", message, step_id),
             sleep=self._sleep,
             store_factory=self._store_factory,
+            run_id=run.run_id,
+            drill=run.drill,
         )
         return runner(params, ctx)
 

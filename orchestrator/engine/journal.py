@@ -21,7 +21,8 @@ from typing import Any
 
 from orchestrator.errors import StateError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added ``drill_resources``; a version-1 journal gains the table when opened (CREATE IF NOT EXISTS)."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -62,6 +63,19 @@ CREATE TABLE IF NOT EXISTS events (
     step_id TEXT,
     kind TEXT NOT NULL,
     message TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS drill_resources (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    location TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    created TEXT NOT NULL,
+    outcome TEXT,
+    cleaned TEXT,
+    note TEXT,
+    UNIQUE (run_id, kind, location, resource_id)
 );
 """
 
@@ -113,6 +127,25 @@ class EventRecord:
     step_id: str | None
     kind: str
     message: str
+
+
+@dataclass(frozen=True)
+class DrillResource:
+    """Something a drill created (or changed) that its cleanup must remove (or put back).
+
+    ``detail`` is the kind's own JSON (for a DNS record, the values it had before). ``outcome`` is None until
+    a cleanup acted on it: ``removed``, ``already gone`` or ``failed`` (a failed one is tried again by the next
+    cleanup)."""
+
+    run_id: str
+    kind: str
+    location: str
+    resource_id: str
+    detail: dict[str, Any]
+    created: str
+    outcome: str | None
+    cleaned: str | None
+    note: str | None
 
 
 def _now() -> str:
@@ -215,6 +248,26 @@ class RunJournal:
             (run_id, _now(), step_id, kind, message),
         )
 
+    def record_resource(
+        self, run_id: str, kind: str, location: str, resource_id: str, detail: Mapping[str, Any] | None = None
+    ) -> None:
+        """Note a resource a drill made, as soon as it exists; recording it twice keeps the first detail (a
+        repeated step must not overwrite the state the first attempt saw before it changed anything)."""
+        self._write(
+            "INSERT INTO drill_resources (run_id, kind, location, resource_id, detail, created) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, kind, location, resource_id) DO NOTHING",
+            (run_id, kind, location, resource_id, json.dumps(dict(detail or {}), sort_keys=True), _now()),
+        )
+
+    def resource_cleaned(
+        self, run_id: str, kind: str, location: str, resource_id: str, outcome: str, note: str | None = None
+    ) -> None:
+        self._write(
+            "UPDATE drill_resources SET outcome = ?, cleaned = ?, note = ? "
+            "WHERE run_id = ? AND kind = ? AND location = ? AND resource_id = ?",
+            (outcome, _now(), note, run_id, kind, location, resource_id),
+        )
+
     # -- reads ----------------------------------------------------------------------------------------------
 
     def _rows(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -244,6 +297,15 @@ class RunJournal:
     def events(self, run_id: str) -> list[EventRecord]:
         rows = self._rows("SELECT at, step_id, kind, message FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
         return [EventRecord(*r) for r in rows]
+
+    def resources(self, run_id: str) -> list[DrillResource]:
+        """The run's drill resources in the order they were made."""
+        rows = self._rows(
+            "SELECT run_id, kind, location, resource_id, detail, created, outcome, cleaned, note "
+            "FROM drill_resources WHERE run_id = ? ORDER BY seq",
+            (run_id,),
+        )
+        return [DrillResource(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8]) for r in rows]
 
 
 def _run_record(r: tuple[Any, ...]) -> RunRecord:

@@ -171,3 +171,28 @@ class S3RunLock:
         current = self._current()
         self._client.delete_object(Bucket=self._bucket, Key=self._key)
         return current[0] if current else None
+
+
+def live_local_runs(db_path: Path) -> set[str]:
+    """Run ids holding a lock in ``db_path`` from a process still alive on this host: runs certainly in
+    progress, whose resources a sweep for leftovers must not touch. A missing lock file holds no runs."""
+    if not db_path.exists():
+        return set()
+    try:
+        db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = db.execute("SELECT holder FROM run_locks").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as err:
+        raise StateError(f"cannot read the run locks in {db_path}: {err}") from err
+    here = socket.gethostname()
+    live: set[str] = set()
+    for (text,) in rows:
+        try:
+            holder = LockHolder(**json.loads(text))
+        except (ValueError, TypeError):
+            continue
+        if holder.host == here and _pid_alive(holder.pid):
+            live.add(holder.run_id)
+    return live

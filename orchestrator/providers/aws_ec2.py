@@ -179,6 +179,27 @@ class Ec2Compute:
         self._call(f"instances tagged {dict(tags)}", fetch)
         return tuple(sorted(set(ids)))
 
+    def tagged(self, key: str) -> dict[str, InstanceInfo]:
+        """Every live instance carrying tag ``key`` whatever its value, described: how the orphan sweep finds
+        the leftovers of drills whose run ids it does not know."""
+        filters: list[Any] = [
+            {"Name": "tag-key", "Values": [key]},
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+        ]
+        found: dict[str, InstanceInfo] = {}
+        paginator = self._client.get_paginator("describe_instances")
+
+        def fetch() -> None:
+            found.clear()
+            for page in paginator.paginate(Filters=filters):
+                for reservation in page.get("Reservations", []):
+                    for inst in reservation.get("Instances", []):
+                        info = _info(inst)
+                        found[info.id] = info
+
+        self._call(f"instances tagged {key}", fetch)
+        return found
+
     def status_ok(self, ids: Sequence[str]) -> dict[str, bool]:
         if not ids:
             return {}
@@ -241,6 +262,7 @@ def _info(inst: Mapping[str, Any]) -> InstanceInfo:
         private_ip=inst.get("PrivateIpAddress"),
         public_ip=inst.get("PublicIpAddress"),
         tags={str(t["Key"]): str(t.get("Value", "")) for t in inst.get("Tags", [])},
+        instance_type=inst.get("InstanceType"),
     )
 
 

@@ -58,6 +58,7 @@ class InstanceInfo:
     private_ip: str | None = None
     public_ip: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    instance_type: str | None = None
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,12 @@ class Dns(Protocol):
         if the name holds failover records (use ``promote``), ``NotFound`` for a missing zone."""
         ...
 
+    def remove(self, zone: str, name: str, type: str) -> ChangeResult:
+        """Delete the simple record of that name and type (how a drill's cleanup takes away a record it made);
+        an absent record is ``changed=False``. Raises ``Permanent`` for failover records, ``NotFound`` for a
+        missing zone."""
+        ...
+
     def change_status(self, change_id: str) -> ChangeStatus:
         """The propagation state of a submitted change. Raises ``NotFound`` for an unknown id."""
         ...

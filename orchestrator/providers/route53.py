@@ -170,6 +170,16 @@ class Route53Dns:
         change_id = self._submit(zone, what, [{"Action": "UPSERT", "ResourceRecordSet": _rrs(target)}], "UPSERT")
         return ChangeResult(True, change_id, previous, target.describe())
 
+    def remove(self, zone: str, name: str, type: str) -> ChangeResult:
+        what = f"{type} {fqdn(name)} in zone {zone}"
+        current = self.records(zone, name, type)
+        if not current:
+            return ChangeResult(False, None, "", "")
+        if any(r.set_identifier is not None for r in current):
+            raise Permanent(f"{what} uses routing policies (set identifiers); a drill never removes those")
+        change_id = self._submit(zone, what, [{"Action": "DELETE", "ResourceRecordSet": _rrs(current[0])}], "DELETE")
+        return ChangeResult(True, change_id, current[0].describe(), "")
+
     def change_status(self, change_id: str) -> ChangeStatus:
         cid = change_id.rsplit("/", 1)[-1]
         resp = self._call(f"change {cid}", lambda: self._client.get_change(Id=cid))

@@ -272,6 +272,10 @@ def build_report(journal: RunJournal, run_id: str, facts: RunbookFacts | None = 
     steps = tuple(_step(records[s], facts, attempts.get(s, ()), events) for s in order)
     rto = check_rto(record.started, record.status, steps, facts.rto if facts else None, facts is not None)
     rpo = check_rpo(record.started, steps, facts.rpo if facts else None, facts is not None)
+    cleanup = tuple(
+        CleanupReport(r.kind, r.resource_id, r.location, r.outcome or "not yet removed", r.cleaned, r.note or "")
+        for r in journal.resources(run_id)
+    )
     return RunReport(
         record.run_id,
         record.runbook_name,
@@ -286,6 +290,7 @@ def build_report(journal: RunJournal, run_id: str, facts: RunbookFacts | None = 
         rto,
         rpo,
         tuple(notes),
+        cleanup,
     )
 
 

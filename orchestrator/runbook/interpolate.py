@@ -1,13 +1,14 @@
 """``${...}`` references in runbook text: parse them, check them, and resolve them.
 
-Four namespaces, bound at two times:
+Five namespaces, bound at two times:
 
 - ``${params.NAME}``: a declared parameter; bound when the runbook is loaded, so a step's parameters are
   type-checked with the real values (``transfers: "${params.copies}"`` becomes the integer 4).
 - ``${stack.NAME}`` (or ``${stack.NAME.KEY}`` / ``${stack.NAME.0}`` into a mapping or list): an output of the
   stack-outputs contract; ``${steps.ID.outputs.NAME}``: an output of an earlier step; ``${env.VAR}``: an
-  environment variable. These stay in the text until the executor resolves them at run time; environment
-  values are never read at validation time and never printed.
+  environment variable; ``${run.id}`` / ``${run.mode}``: the run's id and mode (``drill`` or ``failover``), so a
+  drill can name what it creates after itself. These stay in the text until the executor resolves them at
+  run time; environment values are never read at validation time and never printed.
 
 A reference that is the whole text yields the value itself (an integer stays an integer); one embedded in
 longer text is rendered as text. ``$${`` is a literal ``${``.
@@ -28,8 +29,9 @@ from orchestrator.errors import InvalidInput
 from orchestrator.runbook.problems import did_you_mean
 from orchestrator.stack_outputs import StackOutputs, contract_field_names
 
-Namespace = Literal["params", "stack", "steps", "env"]
-NAMESPACES: tuple[Namespace, ...] = ("params", "stack", "steps", "env")
+Namespace = Literal["params", "stack", "steps", "env", "run"]
+NAMESPACES: tuple[Namespace, ...] = ("params", "stack", "steps", "env", "run")
+RUN_FIELDS = ("id", "mode")
 
 _TOKEN = re.compile(r"\$\$\{|\$\{")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -40,6 +42,7 @@ _FORMS: dict[Namespace, str] = {
     "stack": "${stack.NAME}, ${stack.NAME.KEY} or ${stack.NAME.INDEX}",
     "steps": "${steps.STEP_ID.outputs.NAME}",
     "env": "${env.VAR}",
+    "run": "${run.id} or ${run.mode}",
 }
 
 P = TypeVar("P", bound=BaseModel)
@@ -128,7 +131,7 @@ def _reference(raw: str, offset: int) -> Reference:
         raise InterpolationError(f"spaces are not allowed inside {raw!r}", offset)
     namespace, _, rest = body.partition(".")
     if namespace not in NAMESPACES:
-        hint = did_you_mean(namespace, NAMESPACES) or "; use params, stack, steps or env"
+        hint = did_you_mean(namespace, NAMESPACES) or "; use params, stack, steps, env or run"
         raise InterpolationError(f"unknown namespace {namespace!r} in {raw!r}{hint}", offset)
     path = tuple(rest.split(".")) if rest else ()
     if not _well_formed(namespace, path):
@@ -139,6 +142,8 @@ def _reference(raw: str, offset: int) -> Reference:
 def _well_formed(namespace: Namespace, path: tuple[str, ...]) -> bool:
     if namespace in ("params", "env"):
         return len(path) == 1 and bool(_NAME.match(path[0]))
+    if namespace == "run":
+        return len(path) == 1 and path[0] in RUN_FIELDS
     if namespace == "steps":
         return len(path) == 3 and bool(_STEP_ID.match(path[0])) and path[1] == "outputs" and bool(_NAME.match(path[2]))
     return len(path) >= 1 and bool(_NAME.match(path[0])) and all(_KEY.match(p) for p in path[1:])
@@ -266,6 +271,7 @@ class ResolveContext:
     stack: StackOutputs | None = None
     steps: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    run: Mapping[str, str] = field(default_factory=dict)
 
 
 def lookup(ref: Reference, context: ResolveContext) -> object:
@@ -292,6 +298,10 @@ def lookup(ref: Reference, context: ResolveContext) -> object:
                 f"{ref.text}: step {step!r} has no output {output!r} (it has: {names})", ref.offset
             )
         return outputs[output]
+    if ref.namespace == "run":
+        if ref.name not in context.run:
+            raise InterpolationError(f"{ref.text} is known only while a run executes", ref.offset)
+        return context.run[ref.name]
     if ref.name not in context.env:
         raise InterpolationError(f"{ref.text}: environment variable {ref.name} is not set", ref.offset)
     return context.env[ref.name]

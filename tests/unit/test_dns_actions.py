@@ -68,6 +68,13 @@ class FakeDns:
         self.records_by_key[(fqdn(name), type)] = [target]
         return ChangeResult(True, self._submit(), previous, target.describe())
 
+    def remove(self, zone: str, name: str, type: str) -> ChangeResult:
+        current = self.records(zone, name, type)
+        if not current:
+            return ChangeResult(False, None, "", "")
+        del self.records_by_key[(fqdn(name), type)]
+        return ChangeResult(True, self._submit(), current[0].describe(), "")
+
     def change_status(self, change_id: str) -> ChangeStatus:
         if change_id not in self.submitted:
             raise NotFound(f"change {change_id}")

@@ -63,7 +63,7 @@ def test_double_dollar_is_a_literal() -> None:
         ("${}", "empty reference '${}'; write e.g. ${params.NAME}", 0),
         ("a${ params.x}", "spaces are not allowed inside '${ params.x}'", 1),
         ("${prams.x}", "unknown namespace 'prams' in '${prams.x}'; did you mean 'params'?", 0),
-        ("${secrets.x}", "unknown namespace 'secrets' in '${secrets.x}'; use params, stack, steps or env", 0),
+        ("${secrets.x}", "unknown namespace 'secrets' in '${secrets.x}'; use params, stack, steps, env or run", 0),
         ("${params.a.b}", "malformed reference '${params.a.b}'; write ${params.NAME}", 0),
         ("${params}", "malformed reference '${params}'; write ${params.NAME}", 0),
         ("${env.1X}", "malformed reference '${env.1X}'; write ${env.VAR}", 0),

@@ -1,0 +1,178 @@
+"""A drill's cleanup: remove everything the drill made, from two sources that cover each other's gaps.
+
+- The ledger (``drill_resources`` in the run journal): each action notes what it made as soon as it exists,
+  with what a change replaced (a DNS record's earlier values), so it can be put back, not merely deleted.
+- The tags: every instance a drill launches carries ``drctl:drill-run=<run id>``. A process killed between a
+  launch and its ledger entry leaves an instance only the tag can find; the sweep adds it to the ledger.
+
+Resources are undone newest first (DNS before the instances it pointed at), each independently: one that
+fails is recorded as ``failed`` and the others still go; the next cleanup of the run tries it again. The
+cleanup is idempotent: something already gone is ``already gone``, not an error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from orchestrator.drill.scope import TAG_RUN
+from orchestrator.engine.journal import DrillResource, RunJournal
+from orchestrator.errors import DrError, NotFound
+from orchestrator.providers import aws_ec2
+from orchestrator.providers.compute import Compute, InstanceInfo
+from orchestrator.providers.dns import Dns
+from orchestrator.providers.factory import StoreFactory
+from orchestrator.providers.route53 import Route53Dns, route53_client
+
+TERMINATE_WAIT_S = 300.0
+"""How long the cleanup waits for its instances to reach ``terminated`` before it calls them removed anyway
+(terminating is irreversible once accepted; the wait only makes the report exact)."""
+
+Outcome = str  # "removed" | "already gone" | "failed"
+
+
+@dataclass(frozen=True)
+class Removal:
+    kind: str
+    location: str
+    resource_id: str
+    outcome: Outcome
+    note: str = ""
+
+
+@dataclass
+class Providers:
+    """How the cleanup reaches the clouds; tests hand in fakes."""
+
+    compute: Callable[[str], Compute]
+    dns: Callable[[], Dns]
+    stores: Callable[[], StoreFactory]
+    tagged: Callable[[str, str], dict[str, InstanceInfo]]
+    """``tagged(region, key)``: live instances carrying tag ``key`` with any value (the orphan sweep)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Providers:
+        return cls(
+            compute=lambda region: aws_ec2.compute_for(env, region),
+            dns=lambda: Route53Dns(route53_client(env)),
+            stores=lambda: StoreFactory(dict(env)),
+            tagged=lambda region, key: aws_ec2.compute_for(env, region).tagged(key),
+        )
+
+
+class Cleaner:
+    def __init__(
+        self, journal: RunJournal, providers: Providers, *, log: Callable[[str], None] = lambda _: None
+    ) -> None:
+        self._journal = journal
+        self._providers = providers
+        self._log = log
+
+    def sweep(self, run_id: str, regions: Iterable[str]) -> int:
+        """Add to the ledger the run's tagged instances it does not hold yet; returns how many."""
+        known = {(r.location, r.resource_id) for r in self._journal.resources(run_id) if r.kind == "instance"}
+        added = 0
+        for region in sorted(set(regions)):
+            for instance in self._providers.compute(region).find({TAG_RUN: run_id}):
+                if (region, instance) not in known:
+                    self._journal.record_resource(run_id, "instance", region, instance, {"found_by": "tag"})
+                    added += 1
+        return added
+
+    def clean(self, run_id: str, regions: Iterable[str]) -> list[Removal]:
+        """Undo every resource of ``run_id`` not yet removed; ``regions`` are swept for tagged instances too."""
+        ledger = self._journal.resources(run_id)
+        regions = {*regions, *(r.location for r in ledger if r.kind == "instance")}
+        try:
+            found = self.sweep(run_id, regions)
+        except DrError as err:
+            self._log(f"cleanup: the tag sweep failed ({err}); undoing what the ledger holds")
+            found = 0
+        if found:
+            self._log(f"cleanup: {found} tagged instance(s) were not in the ledger (a crash?); adding them")
+        todo = [r for r in reversed(self._journal.resources(run_id)) if r.outcome in (None, "failed")]
+        removals: list[Removal] = []
+        instances = [r for r in todo if r.kind == "instance"]
+        for resource in todo:
+            if resource.kind != "instance":
+                removals.append(self._undo(resource))
+        removals.extend(self._terminate(instances))
+        return removals
+
+    # -- one kind each ----------------------------------------------------------------------------------------
+
+    def _undo(self, resource: DrillResource) -> Removal:
+        try:
+            if resource.kind == "dns-record":
+                outcome = self._restore_record(resource)
+            elif resource.kind == "objects":
+                outcome = self._delete_objects(resource)
+            else:
+                return self._done(resource, "failed", f"no cleanup is known for a {resource.kind!r}; remove it by hand")
+        except DrError as err:
+            return self._done(resource, "failed", str(err))
+        return self._done(resource, outcome)
+
+    def _restore_record(self, resource: DrillResource) -> Outcome:
+        detail = resource.detail
+        zone, name = str(detail.get("zone", resource.location)), str(detail["name"])
+        type_ = resource.resource_id.rsplit(" ", 1)[-1]
+        dns = self._providers.dns()
+        previous = detail.get("previous")
+        if previous is None:
+            result = dns.remove(zone, name, type_)
+        else:
+            ttl = detail.get("ttl")
+            result = dns.point(zone, name, type_, tuple(str(v) for v in previous), int(ttl) if ttl else 60)
+        return "removed" if result.changed else "already gone"
+
+    def _delete_objects(self, resource: DrillResource) -> Outcome:
+        store = self._providers.stores().open(resource.location)
+        keys = [info.key for info in store.list("")]
+        for key in keys:
+            store.delete(key)
+        return "removed" if keys else "already gone"
+
+    def _terminate(self, instances: list[DrillResource]) -> list[Removal]:
+        by_region: dict[str, list[DrillResource]] = {}
+        for resource in instances:
+            by_region.setdefault(resource.location, []).append(resource)
+        removals: list[Removal] = []
+        for region, resources in sorted(by_region.items()):
+            compute = self._providers.compute(region)
+            ids = [r.resource_id for r in resources]
+            try:
+                infos = _describe_known(compute, ids)
+                live = [i for i, state in infos.items() if state not in ("terminated", "shutting-down")]
+                if live:
+                    compute.terminate(live)
+                    compute.wait(live, "terminated", time.monotonic() + TERMINATE_WAIT_S)
+            except DrError as err:
+                removals += [self._done(r, "failed", str(err)) for r in resources]
+                continue
+            for r in resources:
+                removals.append(self._done(r, "removed" if r.resource_id in live else "already gone"))
+        return removals
+
+    def _done(self, resource: DrillResource, outcome: Outcome, note: str = "") -> Removal:
+        self._journal.resource_cleaned(
+            resource.run_id, resource.kind, resource.location, resource.resource_id, outcome, note or None
+        )
+        where = f"{resource.kind} {resource.resource_id} in {resource.location}"
+        self._log(f"cleanup: {where}: {outcome}" + (f" ({note})" if note else ""))
+        return Removal(resource.kind, resource.location, resource.resource_id, outcome, note)
+
+
+def _describe_known(compute: Compute, ids: list[str]) -> dict[str, str]:
+    """Each instance's state; one EC2 no longer knows (terminated long ago) counts as terminated."""
+    try:
+        return {i: info.state for i, info in compute.describe(ids).items()}
+    except NotFound:
+        states: dict[str, str] = {}
+        for i in ids:
+            try:
+                states.update({k: v.state for k, v in compute.describe([i]).items()})
+            except NotFound:
+                states[i] = "terminated"
+        return states
