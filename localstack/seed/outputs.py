@@ -41,6 +41,11 @@ class Names:
         return f"{self.prefix}-vault"
 
     @property
+    def vault_set_url(self) -> str:
+        """The vault's copy of the application's backups, as the failover runbooks name it."""
+        return f"az://{self.vault}/sets/app/"
+
+    @property
     def source_url(self) -> str:
         return f"s3://{self.app_data}/"
 

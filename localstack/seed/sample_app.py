@@ -138,3 +138,18 @@ def ensure_recovery_points(clients: Clients, names: Names) -> list[str]:
         finally:
             journal.close()
     return bset.point_ids()
+
+
+def ensure_vault_point(clients: Clients, names: Names) -> list[str]:
+    """The vault already holds a full point of the data, as it would after the nightly cross-cloud copy: the
+    failover runbook's copy into it is then incremental, and a failover whose copy fails still has a point
+    to restore (the report's RPO shows its age)."""
+    bset = open_backup_set(clients.factory, names.vault_set_url)
+    if not bset.point_ids():
+        with tempfile.TemporaryDirectory(prefix="drctl-seed-") as tmp:
+            journal = CopyJournal(Path(tmp) / "journal.sqlite")
+            try:
+                take_point(clients.factory, names.source_url, bset, "full", journal)
+            finally:
+                journal.close()
+    return bset.point_ids()

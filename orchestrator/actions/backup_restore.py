@@ -17,6 +17,7 @@ from orchestrator.backup.restore import choose_point, restore_point
 from orchestrator.backup.sets import open_set
 from orchestrator.engine.context import key_source, store_factory
 from orchestrator.errors import Permanent
+from orchestrator.providers.location import parse_location
 from orchestrator.runbook.fields import LocationText, Name, drctl_error
 
 
@@ -58,7 +59,8 @@ def _drill_target(target: str, ctx: ActionContext) -> None:
             f"a drill restores only into a location of its own, and {target} does not contain the run id: "
             "write the target with ${run.id} in it (e.g. .../drills/${run.id}/)"
         )
-    ctx.drill.record("objects", target, target, {})
+    root = parse_location(target)
+    ctx.drill.record("objects", f"{root.scheme}://{root.root}", target, {})
 
 
 def run(p: Params, ctx: ActionContext) -> StepResult:

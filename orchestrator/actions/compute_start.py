@@ -28,6 +28,7 @@ from orchestrator.actions.base import (
     Touch,
 )
 from orchestrator.drill.copies import launch_copies, standby_sources
+from orchestrator.drill.scope import TAG_RUN
 from orchestrator.engine.context import pause
 from orchestrator.errors import NotFound, Permanent
 from orchestrator.providers import aws_ec2
@@ -81,10 +82,19 @@ def select(p: Selection, compute: Compute, ctx: ActionContext) -> tuple[str, ...
         ids = tuple(p.ids)
         guard_drill(ids, compute, ctx)
         return ids
-    ids = compute.find(selection_tags(p, ctx))
+    ids = find_tagged(p, compute, ctx)
     if not ids:
-        scope = " launched by this drill" if ctx.drill is not None else ""
+        scope = " launched by this drill" if ctx.drill is not None else " (drill copies excluded)"
         raise NotFound(f"no live {p.describe()}{scope}")
+    return ids
+
+
+def find_tagged(p: Selection, compute: Compute, ctx: ActionContext) -> tuple[str, ...]:
+    """The live instances the selection's tags name (in a drill, only this drill's), possibly none."""
+    ids = compute.find(selection_tags(p, ctx))
+    if ids and ctx.drill is None:
+        # A failover never adopts a drill's copy (one a crashed drill left behind) as a standby instance.
+        ids = tuple(i for i, info in sorted(compute.describe(ids).items()) if TAG_RUN not in info.tags)
     return ids
 
 

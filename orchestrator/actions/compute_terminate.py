@@ -10,7 +10,7 @@ import time
 
 from orchestrator.actions import compute_start
 from orchestrator.actions.base import ActionContext, ActionSpec, OutputValue, StepResult, StepStatus, Touch
-from orchestrator.actions.compute_start import OUTPUTS, compute_of, guard_drill, joined, selection_tags, settle
+from orchestrator.actions.compute_start import OUTPUTS, compute_of, find_tagged, guard_drill, joined, settle
 
 
 class Params(compute_start.Params):
@@ -26,7 +26,7 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     instances and an empty tag selection here means the work is already done."""
     started = time.monotonic()
     compute = compute_of(p, ctx)
-    ids = tuple(p.ids) if p.ids else compute.find(selection_tags(p, ctx))
+    ids = tuple(p.ids) if p.ids else find_tagged(p, compute, ctx)
     guard_drill(tuple(p.ids), compute, ctx)
     if not ids:
         ctx.log(f"no live {p.describe()}: nothing to terminate")

@@ -29,7 +29,7 @@ TERMINATE_WAIT_S = 300.0
 """How long the cleanup waits for its instances to reach ``terminated`` before it calls them removed anyway
 (terminating is irreversible once accepted; the wait only makes the report exact)."""
 
-Outcome = str  # "removed" | "already gone" | "failed"
+Outcome = str  # "removed" | "restored" (a changed record put back) | "already gone" | "failed"
 
 
 @dataclass(frozen=True)
@@ -125,10 +125,11 @@ class Cleaner:
         else:
             ttl = detail.get("ttl")
             result = dns.point(zone, name, type_, tuple(str(v) for v in previous), int(ttl) if ttl else 60)
+            return "restored" if result.changed else "already gone"
         return "removed" if result.changed else "already gone"
 
     def _delete_objects(self, resource: DrillResource) -> Outcome:
-        store = self._providers.stores().open(resource.location)
+        store = self._providers.stores().open(resource.resource_id)
         keys = [info.key for info in store.list("")]
         for key in keys:
             store.delete(key)

@@ -19,7 +19,6 @@ from orchestrator.errors import NotFound, Permanent
 from orchestrator.providers.compute import Compute, InstanceInfo, LaunchSpec
 
 TIER_TAG = "drctl:tier"
-ROLE_TAG = "drctl:role"
 LAUNCH_THREADS = 8
 """Launches in flight at once: one RunInstances call per copy (each needs its own source tag), so a tier of
 fifty standbys would otherwise take fifty round trips in a row."""
@@ -35,11 +34,12 @@ def standby_sources(compute: Compute, ids: tuple[str, ...], tags: Mapping[str, s
 
 
 def copy_tags(source: InstanceInfo, scope: DrillScope) -> dict[str, str]:
-    """The source's own tags (not AWS-reserved ones), marked as this drill's copy of it."""
+    """The source's own tags (not AWS-reserved ones), so the runbook's selections (``drctl:tier: db``) find the
+    copy as they would the original, plus this drill's tags and the source's id. Failover selections skip
+    anything with a drill tag (``compute_start.select``), so a leftover copy is never taken for a standby."""
     tags = {k: v for k, v in source.tags.items() if not k.startswith("aws:")}
     if "Name" in tags:
         tags["Name"] = f"{tags['Name']} (drill {scope.run_id})"
-    tags[ROLE_TAG] = "drill-copy"
     return {**tags, **scope.tags(), TAG_SOURCE: source.id}
 
 
