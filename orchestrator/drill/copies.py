@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 from orchestrator.drill.scope import TAG_RUN, TAG_SOURCE, DrillScope
 from orchestrator.errors import NotFound, Permanent
@@ -71,8 +72,11 @@ def launch_copies(
         existing = compute.find({**scope.owner_tag(), TAG_SOURCE: source.id})
         if existing:
             return existing[0], False
+        asked = datetime.now(UTC).isoformat()
         (copy,) = compute.launch(copy_spec(source, index, scope))
-        scope.record("instance", compute.region, copy, {"source": source.id})
+        # When the launch was asked for and when it returned: the journal shows how far launches overlapped.
+        timing = {"launch_asked": asked, "launch_returned": datetime.now(UTC).isoformat()}
+        scope.record("instance", compute.region, copy, {"source": source.id, **timing})
         return copy, True
 
     with ThreadPoolExecutor(max_workers=LAUNCH_THREADS, thread_name_prefix="drill-copy") as pool:

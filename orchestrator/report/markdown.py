@@ -98,6 +98,15 @@ def render(report: RunReport) -> str:
             for s in ordered
         ],
     )
+    if report.mode == "drill":
+        lines += ["", "## Cleanup", ""]
+        if report.cleanup:
+            lines += table(
+                ["Kind", "Resource", "Location", "Outcome", "When", "Note"],
+                [[c.kind, c.resource_id, c.location, c.outcome, c.at or "—", c.detail or " "] for c in report.cleanup],
+            )
+        else:
+            lines.append("The drill made nothing that needed removing.")
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {cell(n)}" for n in report.notes]
     return "\n".join(lines) + "\n"
