@@ -14,10 +14,10 @@ PY := $(VENV)/bin/python
 LAB := $(PYTHON) localstack/lab.py
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup lab-install lab-up lab-down lab-status lab-env test test-unit drill bench lint
+.PHONY: help setup lab-install lab-up lab-down lab-status lab-env test test-unit drill bench lint browser
 
 help:
-	@echo "make drill | test | setup | lab-up | lab-down | lab-status | lab-env | bench | lint"
+	@echo "make drill | test | setup | lab-up | lab-down | lab-status | lab-env | bench | lint | browser"
 
 $(UV): requirements-bootstrap.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --require-hashes --target .tools/uv \
@@ -50,8 +50,12 @@ lab-status:
 lab-env:
 	@$(LAB) env
 
+# Headless Chromium for the HTML report's browser test (Debian's package; installing it needs root).
+browser:
+	@$(PYTHON) localstack/browser.py install
+
 # The lab is brought up for the run and stopped after it; a lab that was already up is reused and left up.
-test: setup lint
+test: setup lint browser
 	@DRCTL_REQUIRE_LAB=1 $(LAB) run -- $(PY) -m pytest
 
 test-unit: $(VENV)/.drctl-stamp

@@ -1,6 +1,6 @@
-"""``drctl report RUN_ID``: one journaled run as JSON, JUnit XML or Markdown, with its measured RTO and RPO
-checked against the runbook's objectives. Stdout by default, ``--out FILE`` to write a file. An unknown run
-id exits 5 (not found)."""
+"""``drctl report RUN_ID``: one journaled run as JSON, JUnit XML, Markdown or a self-contained HTML page (with
+a timeline of every attempt), with its measured RTO and RPO checked against the runbook's objectives. Stdout
+by default, ``--out FILE`` to write a file. An unknown run id exits 5 (not found)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ from orchestrator.backup.journal import state_dir
 from orchestrator.engine.journal import RunJournal, journal_path
 from orchestrator.engine.redact import secrets_of
 from orchestrator.errors import ExitCode, InvalidInput
-from orchestrator.report import json_report, junit, markdown
+from orchestrator.report import html, json_report, junit, markdown
 from orchestrator.report.model import RunReport, build_report, redact_report
 
 RENDERERS: dict[str, Callable[[RunReport], str]] = {
     "json": json_report.render,
     "junit": junit.render,
     "markdown": markdown.render,
+    "html": html.render,
 }
 
 
@@ -50,7 +51,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    report = sub.add_parser("report", help="a run's steps and RTO/RPO against its objectives, as json|junit|markdown")
+    report = sub.add_parser(
+        "report", help="a run's steps and RTO/RPO against its objectives, as json|junit|markdown|html"
+    )
     report.add_argument("run_id")
     report.add_argument("--format", choices=sorted(RENDERERS), default="markdown")
     report.add_argument("--out", metavar="FILE", help="write the report to FILE instead of stdout")
