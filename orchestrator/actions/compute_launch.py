@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr, model_validator
 
@@ -27,10 +27,9 @@ from orchestrator.actions.base import (
     StepStatus,
     Touch,
 )
-from orchestrator.actions.compute_start import deadline_of, joined, sleeper
+from orchestrator.actions.compute_start import compute_in, deadline_of, joined, placement, sleeper
 from orchestrator.drill.copies import TIER_TAG
 from orchestrator.errors import Permanent
-from orchestrator.providers import aws_ec2
 from orchestrator.providers.compute import LaunchSpec, wait_for_state
 from orchestrator.runbook.fields import Duration, drctl_error, format_duration
 
@@ -47,6 +46,8 @@ class Params(ActionParams):
     count: StrictInt = Field(default=1, ge=1, le=100)
     tags: dict[StrictStr, StrictStr]
     region: StrictStr | None = None
+    cloud: Literal["aws", "azure"] = "aws"
+    resource_group: StrictStr | None = None
     drill_subnet: StrictStr | None = None
     drill_security_groups: tuple[StrictStr, ...] = ()
     wait: StrictBool = True
@@ -88,7 +89,7 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     """Find the live instances tagged ``tags``, launch the missing ones, wait for ``running``. Idempotent
     because instances of an earlier attempt carry the same tags and are counted, not launched again."""
     started = time.monotonic()
-    compute = aws_ec2.compute_for(ctx.env, p.region)
+    compute = compute_in(ctx, p.cloud, p.region, p.resource_group)
     tags, subnet, groups = _placement(p, ctx)
     existing = compute.find(tags)
     missing = max(0, p.count - len(existing))
@@ -105,8 +106,9 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
         )
         launched = compute.launch(spec)
         if ctx.drill is not None:
+            where = {"step": ctx.step_id, **placement(p.cloud, p.resource_group, ctx)}
             for instance in launched:
-                ctx.drill.record("instance", compute.region, instance, {"step": ctx.step_id})
+                ctx.drill.record("instance", compute.region, instance, where)
         ctx.log(f"launched {joined(launched)} in {compute.region}")
     if existing:
         ctx.log(f"found {len(existing)} instance(s) from an earlier attempt: {joined(existing)}")

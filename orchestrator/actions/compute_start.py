@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, StrictBool, StrictStr, model_validator
 
@@ -31,7 +31,7 @@ from orchestrator.drill.copies import launch_copies, standby_sources
 from orchestrator.drill.scope import TAG_RUN
 from orchestrator.engine.context import pause
 from orchestrator.errors import NotFound, Permanent
-from orchestrator.providers import aws_ec2
+from orchestrator.providers import aws_ec2, azure_compute
 from orchestrator.providers.compute import Compute, WaitResult
 from orchestrator.runbook.fields import Duration, drctl_error, format_duration
 
@@ -40,23 +40,29 @@ WAIT_INTERVAL_S = 5.0
 
 class Selection(ActionParams):
     """Which instances: ``ids``, or every live instance carrying all of ``tags`` (e.g. ``tier: db``), in
-    ``region`` (default: the environment's ``AWS_REGION``)."""
+    ``region`` (default: the environment's ``AWS_REGION``). ``cloud: azure`` selects VMs of
+    ``resource_group`` (default: the stack's ``azure_resource_group``) in location ``region``; ids are VM names."""
 
     ids: tuple[StrictStr, ...] = ()
     tags: dict[StrictStr, StrictStr] = Field(default_factory=dict)
     region: StrictStr | None = None
+    cloud: Literal["aws", "azure"] = "aws"
+    resource_group: StrictStr | None = None
 
     @model_validator(mode="after")
     def _ids_or_tags(self) -> Self:
         if bool(self.ids) == bool(self.tags):
             raise drctl_error("give either 'ids' or 'tags'")
+        if self.resource_group is not None and self.cloud != "azure":
+            raise drctl_error("'resource_group' applies to cloud: azure only", key="resource_group")
         return self
 
     def describe(self) -> str:
         where = f" in {self.region}" if self.region else ""
+        vms = "Azure VMs" if self.cloud == "azure" else "instances"
         if self.ids:
-            return f"instances {', '.join(self.ids)}{where}"
-        return f"instances tagged {', '.join(f'{k}={v}' for k, v in self.tags.items())}{where}"
+            return f"{vms} {', '.join(self.ids)}{where}"
+        return f"{vms} tagged {', '.join(f'{k}={v}' for k, v in self.tags.items())}{where}"
 
 
 class Params(Selection):
@@ -67,7 +73,29 @@ class Params(Selection):
 
 
 def compute_of(p: Selection, ctx: ActionContext) -> Compute:
-    return aws_ec2.compute_for(ctx.env, p.region)
+    return compute_in(ctx, p.cloud, p.region, p.resource_group)
+
+
+def placement(cloud: str, resource_group: str | None, ctx: ActionContext) -> dict[str, str]:
+    """Where an instance lives beyond its region, for a drill's ledger: Azure VMs need their resource group."""
+    if cloud != "azure":
+        return {}
+    group = resource_group or (ctx.stack.azure_resource_group if ctx.stack else None) or ""
+    return {"cloud": "azure", "resource_group": group}
+
+
+def compute_in(ctx: ActionContext, cloud: str, region: str | None, resource_group: str | None) -> Compute:
+    """EC2 in ``region``, or the Azure VMs of ``resource_group`` in location ``region``."""
+    if cloud != "azure":
+        return aws_ec2.compute_for(ctx.env, region)
+    group = resource_group or (ctx.stack.azure_resource_group if ctx.stack else None)
+    location = region or (ctx.stack.recovery_region if ctx.stack else None)
+    if group is None or location is None:
+        raise Permanent(
+            "an Azure compute step needs resource_group and region, or --stack-outputs with "
+            "azure_resource_group and recovery_region"
+        )
+    return azure_compute.azure_compute_for(ctx.env, group, location)
 
 
 def selection_tags(p: Selection, ctx: ActionContext) -> dict[str, str]:
@@ -177,7 +205,7 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     compute = compute_of(p, ctx)
     if ctx.drill is not None:
         sources = standby_sources(compute, tuple(p.ids), p.tags)
-        copies, _ = launch_copies(compute, sources, ctx.drill, ctx.log)
+        copies, _ = launch_copies(compute, sources, ctx.drill, ctx.log, placement(p.cloud, p.resource_group, ctx))
         ctx.log(f"drill: {len(copies)} cop{'y' if len(copies) == 1 else 'ies'} of {p.describe()} in the drill network")
         return settle(compute, copies, "running", p, ctx, started, "started drill copies of")
     ids = select(p, compute, ctx)

@@ -22,6 +22,7 @@ from pydantic import Field, StrictInt, model_validator
 from orchestrator.actions.base import ActionContext, ActionParams, ActionSpec, StepResult, StepStatus, Touch
 from orchestrator.engine.context import StepContext, pause
 from orchestrator.errors import Permanent
+from orchestrator.providers import azure_dns, azure_traffic_manager
 from orchestrator.providers.dns import ChangeResult, Dns, fqdn, wait_insync
 from orchestrator.providers.route53 import Route53Dns, route53_client
 from orchestrator.runbook.fields import Duration, drctl_error, format_duration
@@ -37,7 +38,28 @@ def route53_for(ctx: ActionContext) -> Dns:
 
 
 open_dns: Callable[[ActionContext], Dns] = route53_for
-"""How both DNS actions reach the service; tests replace it with an in-memory ``Dns``."""
+"""How both DNS actions reach Route53; tests replace it with an in-memory ``Dns``."""
+
+DnsProvider = Literal["route53", "azure_dns", "traffic_manager"]
+
+
+def provider_of(p: SwitchParams, ctx: ActionContext) -> DnsProvider:
+    """The step's ``provider``, else the stack's ``dns_provider``, else Route53."""
+    return p.provider or (ctx.stack.dns_provider if ctx.stack else None) or "route53"
+
+
+def dns_for(p: SwitchParams, ctx: ActionContext) -> Dns:
+    """The DNS service the step names. Azure DNS and Traffic Manager live in a resource group: the step's, else
+    the stack's ``azure_resource_group``."""
+    provider = provider_of(p, ctx)
+    if provider == "route53":
+        return open_dns(ctx)
+    group = p.resource_group or (ctx.stack.azure_resource_group if ctx.stack else None)
+    if group is None:
+        raise Permanent(f"{provider} needs resource_group, or --stack-outputs with azure_resource_group")
+    if provider == "azure_dns":
+        return azure_dns.azure_dns_for(ctx.env, group)
+    return azure_traffic_manager.traffic_manager_for(ctx.env, group)
 
 
 class SwitchParams(ActionParams):
@@ -50,6 +72,8 @@ class SwitchParams(ActionParams):
     ttl: StrictInt | None = Field(default=None, ge=0, le=2_147_483_647)
     timeout: Duration = timedelta(minutes=10)
     interval: Duration = timedelta(seconds=5)
+    provider: DnsProvider | None = None
+    resource_group: str | None = Field(default=None, min_length=1)
     drill_zone: str | None = Field(default=None, min_length=1)
     drill_name: str | None = Field(default=None, min_length=1)
     drill_endpoint: str | None = Field(default=None, min_length=1)
@@ -108,11 +132,16 @@ def drill_switch(p: SwitchParams, ctx: ActionContext) -> SwitchParams:
     endpoint = p.drill_endpoint or p.endpoint
     if endpoint is None:
         raise Permanent("a drill points its record at an address: give drill_endpoint (e.g. a drill copy's private_ip)")
-    dns = open_dns(ctx)
+    # A drill zone is a plain (private) zone: under Traffic Manager, that is Azure DNS.
+    provider: DnsProvider = "azure_dns" if provider_of(p, ctx) == "traffic_manager" else provider_of(p, ctx)
+    p = p.model_copy(update={"provider": provider})
+    dns = dns_for(p, ctx)
     zone_id = dns.zone_id(zone)
     current = [r for r in dns.records(zone, name, p.type) if r.set_identifier is None]
     before = {"previous": list(current[0].values), "ttl": current[0].ttl} if current else {"previous": None}
-    scope.record("dns-record", zone_id, f"{fqdn(name)} {p.type}", {**before, "zone": zone, "name": name})
+    group = p.resource_group or (ctx.stack.azure_resource_group if ctx.stack else None)
+    where = {"zone": zone, "name": name, "provider": provider, "resource_group": group}
+    scope.record("dns-record", zone_id, f"{fqdn(name)} {p.type}", {**before, **where})
     update: dict[str, object] = {"zone": zone, "name": name, "endpoint": endpoint}
     update.update({key: None for key in ("recovery", "primary") if key in type(p).model_fields})
     return p.model_copy(update=update)
@@ -124,7 +153,7 @@ def switch(p: SwitchParams, ctx: ActionContext) -> StepResult:
     In a drill, the drill record changes instead (``drill_switch``)."""
     if ctx.drill is not None:
         p = drill_switch(p, ctx)
-    dns = open_dns(ctx)
+    dns = dns_for(p, ctx)
     target = p.target()
     result: ChangeResult
     if target is not None:

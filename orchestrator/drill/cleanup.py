@@ -15,11 +15,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from orchestrator.drill.scope import TAG_RUN
 from orchestrator.engine.journal import DrillResource, RunJournal
-from orchestrator.errors import DrError, NotFound
-from orchestrator.providers import aws_ec2
+from orchestrator.errors import DrError, NotFound, Permanent
+from orchestrator.providers import aws_ec2, azure_compute, azure_dns
 from orchestrator.providers.compute import Compute, InstanceInfo
 from orchestrator.providers.dns import Dns
 from orchestrator.providers.factory import StoreFactory
@@ -50,6 +51,10 @@ class Providers:
     stores: Callable[[], StoreFactory]
     tagged: Callable[[str, str], dict[str, InstanceInfo]]
     """``tagged(region, key)``: live instances carrying tag ``key`` with any value (the orphan sweep)."""
+    azure_compute: Callable[[str, str], Compute] | None = None
+    """``azure_compute(resource_group, location)``, for drill copies of Azure VMs."""
+    azure_dns: Callable[[str], Dns] | None = None
+    """``azure_dns(resource_group)``, for drill records in Azure DNS zones."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Providers:
@@ -58,6 +63,8 @@ class Providers:
             dns=lambda: Route53Dns(route53_client(env)),
             stores=lambda: StoreFactory(dict(env)),
             tagged=lambda region, key: aws_ec2.compute_for(env, region).tagged(key),
+            azure_compute=lambda group, location: azure_compute.azure_compute_for(env, group, location),
+            azure_dns=lambda group: azure_dns.azure_dns_for(env, group),
         )
 
 
@@ -118,7 +125,7 @@ class Cleaner:
         detail = resource.detail
         zone, name = str(detail.get("zone", resource.location)), str(detail["name"])
         type_ = resource.resource_id.rsplit(" ", 1)[-1]
-        dns = self._providers.dns()
+        dns = self._dns_of(detail)
         previous = detail.get("previous")
         if previous is None:
             result = dns.remove(zone, name, type_)
@@ -128,6 +135,14 @@ class Cleaner:
             return "restored" if result.changed else "already gone"
         return "removed" if result.changed else "already gone"
 
+    def _dns_of(self, detail: Mapping[str, Any]) -> Dns:
+        if detail.get("provider") not in ("azure_dns", "traffic_manager"):
+            return self._providers.dns()
+        group = str(detail.get("resource_group") or "")
+        if self._providers.azure_dns is None or not group:
+            raise Permanent("the drill record's Azure resource group is not in the ledger; restore it by hand")
+        return self._providers.azure_dns(group)
+
     def _delete_objects(self, resource: DrillResource) -> Outcome:
         store = self._providers.stores().open(resource.resource_id)
         keys = [info.key for info in store.list("")]
@@ -135,15 +150,25 @@ class Cleaner:
             store.delete(key)
         return "removed" if keys else "already gone"
 
+    def _compute_of(self, resource: DrillResource) -> Compute:
+        group = str(resource.detail.get("resource_group") or "")
+        if resource.detail.get("cloud") != "azure":
+            return self._providers.compute(resource.location)
+        if self._providers.azure_compute is None or not group:
+            raise Permanent(f"Azure VM {resource.resource_id} has no resource group in the ledger; delete it by hand")
+        return self._providers.azure_compute(group, resource.location)
+
     def _terminate(self, instances: list[DrillResource]) -> list[Removal]:
-        by_region: dict[str, list[DrillResource]] = {}
+        by_place: dict[tuple[str, str, str], list[DrillResource]] = {}
         for resource in instances:
-            by_region.setdefault(resource.location, []).append(resource)
+            cloud = str(resource.detail.get("cloud") or "aws")
+            key = (cloud, str(resource.detail.get("resource_group") or ""), resource.location)
+            by_place.setdefault(key, []).append(resource)
         removals: list[Removal] = []
-        for region, resources in sorted(by_region.items()):
-            compute = self._providers.compute(region)
+        for _, resources in sorted(by_place.items()):
             ids = [r.resource_id for r in resources]
             try:
+                compute = self._compute_of(resources[0])
                 infos = _describe_known(compute, ids)
                 live = [i for i, state in infos.items() if state not in ("terminated", "shutting-down")]
                 if live:

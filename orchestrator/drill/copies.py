@@ -58,9 +58,14 @@ def copy_spec(source: InstanceInfo, index: int, scope: DrillScope) -> LaunchSpec
 
 
 def launch_copies(
-    compute: Compute, sources: Mapping[str, InstanceInfo], scope: DrillScope, log: Callable[[str], None]
+    compute: Compute,
+    sources: Mapping[str, InstanceInfo],
+    scope: DrillScope,
+    log: Callable[[str], None],
+    where: Mapping[str, str] | None = None,
 ) -> tuple[tuple[str, ...], int]:
-    """Ensure one copy per source; returns the copies' ids (in source order) and how many were launched now."""
+    """Ensure one copy per source; returns the copies' ids (in source order) and how many were launched now.
+    ``where`` (cloud, resource group) goes into each ledger entry, for the cleanup to reach the copy."""
     if not scope.subnets:
         raise Permanent(
             "a drill launches copies only into the isolated drill network, and none is known: "
@@ -76,7 +81,7 @@ def launch_copies(
         (copy,) = compute.launch(copy_spec(source, index, scope))
         # When the launch was asked for and when it returned: the journal shows how far launches overlapped.
         timing = {"launch_asked": asked, "launch_returned": datetime.now(UTC).isoformat()}
-        scope.record("instance", compute.region, copy, {"source": source.id, **timing})
+        scope.record("instance", compute.region, copy, {"source": source.id, **timing, **(where or {})})
         return copy, True
 
     with ThreadPoolExecutor(max_workers=LAUNCH_THREADS, thread_name_prefix="drill-copy") as pool:
