@@ -29,6 +29,7 @@ from orchestrator.actions.base import (
 )
 from orchestrator.actions.compute_start import compute_in, deadline_of, joined, placement, sleeper
 from orchestrator.drill.copies import TIER_TAG
+from orchestrator.drill.scope import TAG_RUN
 from orchestrator.errors import Permanent
 from orchestrator.providers.compute import LaunchSpec, wait_for_state
 from orchestrator.runbook.fields import Duration, drctl_error, format_duration
@@ -92,6 +93,9 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     compute = compute_in(ctx, p.cloud, p.region, p.resource_group)
     tags, subnet, groups = _placement(p, ctx)
     existing = compute.find(tags)
+    if existing and ctx.drill is None:
+        # A failover never counts a drill's leftover (in the drill network) as one of its own instances.
+        existing = tuple(i for i, info in sorted(compute.describe(existing).items()) if TAG_RUN not in info.tags)
     missing = max(0, p.count - len(existing))
     launched: tuple[str, ...] = ()
     if missing:

@@ -20,8 +20,9 @@ from typing import Literal, Self
 from pydantic import Field, StrictInt, model_validator
 
 from orchestrator.actions.base import ActionContext, ActionParams, ActionSpec, StepResult, StepStatus, Touch
+from orchestrator.drill.scope import DrillScope
 from orchestrator.engine.context import StepContext, pause
-from orchestrator.errors import Permanent
+from orchestrator.errors import NotFound, Permanent
 from orchestrator.providers import azure_dns, azure_traffic_manager
 from orchestrator.providers.dns import ChangeResult, Dns, fqdn, wait_insync
 from orchestrator.providers.route53 import Route53Dns, route53_client
@@ -127,8 +128,8 @@ def drill_switch(p: SwitchParams, ctx: ActionContext) -> SwitchParams:
             "a drill never changes production DNS: give drill_zone and drill_name, or pass --stack-outputs "
             "with drill_dns_zone_id and drill_record_name"
         )
-    if fqdn(name) == fqdn(scope.production_record or "-") or zone == scope.production_zone:
-        raise Permanent(f"the drill record {name} in zone {zone} is production's: declare a drill zone and record")
+    if fqdn(name) == fqdn(scope.production_record or "-"):
+        raise Permanent(f"the drill record {name} is production's: declare a drill record")
     endpoint = p.drill_endpoint or p.endpoint
     if endpoint is None:
         raise Permanent("a drill points its record at an address: give drill_endpoint (e.g. a drill copy's private_ip)")
@@ -137,6 +138,9 @@ def drill_switch(p: SwitchParams, ctx: ActionContext) -> SwitchParams:
     p = p.model_copy(update={"provider": provider})
     dns = dns_for(p, ctx)
     zone_id = dns.zone_id(zone)
+    # Compared by id: a zone can be named by its id or its name, and either must be caught.
+    if scope.production_zone is not None and zone_id in (scope.production_zone, _zone_id_or_none(dns, scope)):
+        raise Permanent(f"the drill zone {zone} is production's zone: declare a drill zone")
     current = [r for r in dns.records(zone, name, p.type) if r.set_identifier is None]
     before = {"previous": list(current[0].values), "ttl": current[0].ttl} if current else {"previous": None}
     group = p.resource_group or (ctx.stack.azure_resource_group if ctx.stack else None)
@@ -145,6 +149,13 @@ def drill_switch(p: SwitchParams, ctx: ActionContext) -> SwitchParams:
     update: dict[str, object] = {"zone": zone, "name": name, "endpoint": endpoint}
     update.update({key: None for key in ("recovery", "primary") if key in type(p).model_fields})
     return p.model_copy(update=update)
+
+
+def _zone_id_or_none(dns: Dns, scope: DrillScope) -> str | None:
+    try:
+        return dns.zone_id(scope.production_zone) if scope.production_zone else None
+    except NotFound:
+        return None  # production's zone is not reachable through this provider: it cannot be the drill zone
 
 
 def switch(p: SwitchParams, ctx: ActionContext) -> StepResult:

@@ -144,8 +144,11 @@ class Cleaner:
         return self._providers.azure_dns(group)
 
     def _delete_objects(self, resource: DrillResource) -> Outcome:
-        store = self._providers.stores().open(resource.resource_id)
-        keys = [info.key for info in store.list("")]
+        try:
+            store = self._providers.stores().open(resource.resource_id)
+            keys = [info.key for info in store.list("")]
+        except NotFound:
+            return "already gone"  # the restore failed before it created anything
         for key in keys:
             store.delete(key)
         return "removed" if keys else "already gone"

@@ -31,7 +31,10 @@ def standby_sources(compute: Compute, ids: tuple[str, ...], tags: Mapping[str, s
     if not chosen:
         raise NotFound(f"no live instances tagged {', '.join(f'{k}={v}' for k, v in tags.items())} to copy")
     infos = compute.describe(chosen)
-    return {i: info for i, info in sorted(infos.items()) if TAG_RUN not in info.tags}
+    sources = {i: info for i, info in sorted(infos.items()) if TAG_RUN not in info.tags}
+    if not sources:
+        raise NotFound(f"only drill copies match {', '.join(f'{k}={v}' for k, v in tags.items())}: no standby to copy")
+    return sources
 
 
 def copy_tags(source: InstanceInfo, scope: DrillScope) -> dict[str, str]:
