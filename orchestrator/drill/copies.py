@@ -75,11 +75,15 @@ def launch_copies(
             "pass --stack-outputs with drill_subnet_ids"
         )
 
+    # This drill's copies made by an earlier attempt, by source: one lookup for the whole tier. A lookup per
+    # standby made a 50-instance tier 50 filtered DescribeInstances calls (slow, and throttled on real AWS).
+    mine = compute.find(scope.owner_tag())
+    earlier = {info.tags.get(TAG_SOURCE): i for i, info in compute.describe(mine).items()} if mine else {}
+
     def ensure(item: tuple[int, InstanceInfo]) -> tuple[str, bool]:
         index, source = item
-        existing = compute.find({**scope.owner_tag(), TAG_SOURCE: source.id})
-        if existing:
-            return existing[0], False
+        if source.id in earlier:
+            return earlier[source.id], False
         asked = datetime.now(UTC).isoformat()
         (copy,) = compute.launch(copy_spec(source, index, scope))
         # When the launch was asked for and when it returned: the journal shows how far launches overlapped.

@@ -209,6 +209,9 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+OBJECTIVE_ZOOM = 4.0
+
+
 class _Timeline:
     """The SVG, built row by row into one list of strings (joined once)."""
 
@@ -224,9 +227,18 @@ class _Timeline:
                     ends.append(seconds)
         run_end = self.clock.at(report.finished) if report.finished else None
         self.open_end = run_end if run_end is not None else max(ends)
-        for extra in (run_end, report.rto.objective_seconds, report.rto.measured_seconds):
+        for extra in (run_end, report.rto.measured_seconds):
             if extra is not None and math.isfinite(extra):
                 ends.append(extra)
+        # An objective far beyond the run (a 15-minute RTO for a 2-second drill) would squash every bar into
+        # the left edge: past OBJECTIVE_ZOOM times the run's length it is named at the edge, not drawn to scale.
+        objective = report.rto.objective_seconds
+        self.objective_off_chart = False
+        if objective is not None and math.isfinite(objective):
+            if objective <= OBJECTIVE_ZOOM * max(max(ends) - min(ends), 1.0):
+                ends.append(objective)
+            else:
+                self.objective_off_chart = True
         low, high = min(ends), max(ends)
         span = max(high - low, 1.0)
         self.step = _tick_step(span)
@@ -285,7 +297,7 @@ class _Timeline:
         bottom = height - _FOOT_H
         rto = self.report.rto
         marks: list[tuple[float, str, str]] = []
-        if rto.objective_seconds is not None and math.isfinite(rto.objective_seconds):
+        if rto.objective_seconds is not None and math.isfinite(rto.objective_seconds) and not self.objective_off_chart:
             marks.append((rto.objective_seconds, "rto-objective", f"RTO objective {duration(rto.objective_seconds)}"))
         if rto.measured_seconds is not None and math.isfinite(rto.measured_seconds):
             word = _VERDICT_WORD[rto.verdict]
@@ -642,6 +654,11 @@ def _timeline_section(report: RunReport) -> str:
         caveats.append("The run's start time could not be read: times are measured from the earliest one that can.")
     if timeline.undrawn:
         caveats.append(f"{timeline.undrawn} attempt(s) have an unreadable start time and are not drawn.")
+    if timeline.objective_off_chart and report.rto.objective_seconds is not None:
+        caveats.append(
+            f"The RTO objective ({duration(report.rto.objective_seconds)}) lies far beyond this run and is not "
+            "drawn to scale: the chart spans the run itself."
+        )
     notes = "".join(f'<p class="caveat">{esc(c)}</p>' for c in caveats)
     return (
         '<section id="timeline-section"><h2>Timeline</h2>'

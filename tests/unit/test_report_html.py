@@ -302,6 +302,16 @@ def test_rto_markers_are_drawn_for_the_objective_and_the_measurement() -> None:
     assert not Page(html.render(no_rto)).find("g", "marker")
 
 
+def test_an_objective_far_beyond_the_run_is_named_not_drawn_to_scale() -> None:
+    report = sample_report()
+    far = replace(report, rto=replace(report.rto, objective_seconds=24 * 3600.0))
+    page = Page(html.render(far))
+    markers = {m["class"] for m in page.find("g", "marker")}
+    assert markers == {"marker rto-measured verdict-pass"}  # the axis still spans the run, not a day
+    assert "lies far beyond this run" in html.render(far)
+    assert "lies far beyond this run" not in html.render(report)
+
+
 def test_unparseable_times_do_not_break_the_render() -> None:
     report = sample_report()
     broken = replace(
