@@ -14,10 +14,10 @@ PY := $(VENV)/bin/python
 LAB := $(PYTHON) localstack/lab.py
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup lab-install lab-up lab-down lab-status lab-env test test-unit drill bench lint browser
+.PHONY: help setup lab-install lab-up lab-down lab-status lab-env test test-unit drill bench bench-drill lint browser
 
 help:
-	@echo "make drill | test | setup | lab-up | lab-down | lab-status | lab-env | bench | lint | browser"
+	@echo "make drill | test | setup | lab-up | lab-down | lab-status | lab-env | bench | bench-drill | lint | browser"
 
 $(UV): requirements-bootstrap.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --require-hashes --target .tools/uv \
@@ -69,6 +69,10 @@ drill: setup
 bench: setup
 	@if [ -f tests/bench/run.py ]; then $(LAB) run -- $(PY) -m tests.bench.run; \
 	else echo "make bench: no benchmark exists yet; it arrives with the backup engine."; fi
+
+# The orchestrator's own overhead on a generated 200-instance, 4-tier drill (the figures come from LocalStack).
+bench-drill: setup
+	$(LAB) run -- $(PY) -m tests.bench.drill_overhead
 
 lint: $(VENV)/.drctl-stamp
 	$(VENV)/bin/ruff check .
