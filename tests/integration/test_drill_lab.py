@@ -160,6 +160,8 @@ def test_drill_passes_measures_and_leaves_nothing_behind_twice(drill_lab: DrillL
             ("dns-record", "restored"),
         }
         assert next(s for s in report["steps"] if s["step_id"] == "switch-dns")["approval"] == "auto-approved (drill)"
+        html = drctl("report", run_id, "--format", "html", env=drill_lab.env(state)).stdout
+        assert_no_secret(drill_lab, state, html + result.stdout + result.stderr)
 
 
 def test_recovery_order_holds_and_a_tier_launches_in_parallel(drill_lab: DrillLab, state: Path) -> None:
@@ -282,6 +284,15 @@ def test_a_drill_is_not_resumed(drill_lab: DrillLab, state: Path) -> None:
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
+
+
+def assert_no_secret(lab: DrillLab, state: Path, output: str) -> None:
+    """The lab's Azure account key (the one real-looking secret here) is in no output and no byte of the journal."""
+    conn = lab.base_env["AZURE_STORAGE_CONNECTION_STRING"]
+    key = next(part.split("=", 1)[1] for part in conn.split(";") if part.startswith("AccountKey="))
+    assert key not in output
+    for path in state.iterdir():
+        assert key.encode() not in path.read_bytes(), f"the account key is in {path.name}"
 
 
 def add_standby(lab: DrillLab, tier: str, count: int) -> list[str]:
