@@ -164,6 +164,30 @@ def test_drill_passes_measures_and_leaves_nothing_behind_twice(drill_lab: DrillL
         assert_no_secret(drill_lab, state, html + result.stdout + result.stderr)
 
 
+def test_make_drill_seeds_drills_reports_and_leaves_no_drill_instance_in_the_lab(
+    drill_lab: DrillLab, tmp_path: Path
+) -> None:
+    env = {**drill_lab.base_env, "DRCTL_LAB_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "localstack.lab_drill"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "RTO  PASS" in result.stdout
+    assert "RPO  PASS" in result.stdout
+    assert "## Cleanup" in result.stdout  # the Markdown report, with what was removed
+    assert "no drill leftovers" in result.stdout
+    assert len(list((tmp_path / "reports").glob("drill-*.html"))) == 1
+    tagged = instances(drill_lab, ("tag-key", [TAG_RUN]), ("instance-state-name", LIVE))
+    assert tagged == {}, f"drill instances left in the lab: {sorted(tagged)}"
+
+
 def test_recovery_order_holds_and_a_tier_launches_in_parallel(drill_lab: DrillLab, state: Path) -> None:
     extra = add_standby(drill_lab, "app", 5)
     try:
