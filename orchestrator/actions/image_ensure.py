@@ -1,5 +1,8 @@
 """``image.ensure``: make sure an AMI exists in the recovery region, copying it from the source region if not.
 
+In a drill, a copy it has to make is named after the run, tagged with the drill's tags and removed by the
+cleanup; an existing production copy is only read.
+
 Idempotent: the copy is named (``name``, by default ``drctl-<image>-from-<source_region>``) and looked up by
 that name before copying, so a repeat finds the copy of an earlier attempt, pending or available, instead of
 starting another.
@@ -61,10 +64,15 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     if dest.image_exists(p.image):
         image_id = p.image
     else:
-        found = dest.find_image(p.copy_name())
+        # A drill uses a production copy if there is one, but makes (and later removes) a copy of its own.
+        names = (p.copy_name(), f"{p.copy_name()}-drill-{ctx.run_id}") if ctx.drill else (p.copy_name(),)
+        found = next((i for name in names if (i := dest.find_image(name)) is not None), None)
         if found is None:
-            image_id = dest.copy_image(p.image, p.source_region, p.copy_name())
+            image_id = dest.copy_image(p.image, p.source_region, names[-1])
             copied = True
+            if ctx.drill is not None:
+                ctx.drill.record("image", p.region, image_id, {"source": p.image})
+                dest.tag_resources([image_id], ctx.drill.tags())
             ctx.log(f"copying {p.image} from {p.source_region} to {p.region} as {image_id}")
         else:
             image_id = found

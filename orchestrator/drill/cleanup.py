@@ -55,6 +55,8 @@ class Providers:
     """``azure_compute(resource_group, location)``, for drill copies of Azure VMs."""
     azure_dns: Callable[[str], Dns] | None = None
     """``azure_dns(resource_group)``, for drill records in Azure DNS zones."""
+    deregister_image: Callable[[str, str], bool] | None = None
+    """``deregister_image(region, image)``: False when it is already gone."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Providers:
@@ -65,6 +67,7 @@ class Providers:
             tagged=lambda region, key: aws_ec2.compute_for(env, region).tagged(key),
             azure_compute=lambda group, location: azure_compute.azure_compute_for(env, group, location),
             azure_dns=lambda group: azure_dns.azure_dns_for(env, group),
+            deregister_image=lambda region, image: aws_ec2.compute_for(env, region).deregister_image(image),
         )
 
 
@@ -115,6 +118,9 @@ class Cleaner:
                 outcome = self._restore_record(resource)
             elif resource.kind == "objects":
                 outcome = self._delete_objects(resource)
+            elif resource.kind == "image" and self._providers.deregister_image is not None:
+                gone = self._providers.deregister_image(resource.location, resource.resource_id)
+                outcome = "removed" if gone else "already gone"
             else:
                 return self._done(resource, "failed", f"no cleanup is known for a {resource.kind!r}; remove it by hand")
         except DrError as err:

@@ -244,6 +244,19 @@ class Ec2Compute:
         )
         return str(answer["ImageId"])
 
+    def tag_resources(self, ids: Sequence[str], tags: Mapping[str, str]) -> None:
+        """Add ``tags`` to EC2 resources (images, instances) by id."""
+        pairs: Any = [{"Key": k, "Value": v} for k, v in tags.items()]
+        self._call(f"tags of {', '.join(ids)}", lambda: self._client.create_tags(Resources=list(ids), Tags=pairs))
+
+    def deregister_image(self, image: str) -> bool:
+        """Deregister ``image``; False when it is already gone."""
+        try:
+            self._call(f"image {image}", lambda: self._client.deregister_image(ImageId=image))
+        except NotFound:
+            return False
+        return True
+
     def image_state(self, image: str) -> str:
         """The image's state (``pending``, ``available``, ``failed``...). Raises ``NotFound``."""
         answer = self._call(f"image {image}", lambda: self._client.describe_images(ImageIds=[image]))

@@ -9,7 +9,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +26,10 @@ from orchestrator.actions import (
 )
 from orchestrator.actions.base import ActionSpec, StepStatus
 from orchestrator.actions.registry import REGISTRY
+from orchestrator.drill.cleanup import Cleaner, Providers
+from orchestrator.drill.scope import TAG_RUN, DrillScope
 from orchestrator.engine.context import StepContext
+from orchestrator.engine.journal import RunJournal
 from orchestrator.errors import NotFound
 from orchestrator.providers import aws_ec2
 from orchestrator.providers.aws_ec2 import Ec2Compute, ec2_client
@@ -206,6 +210,37 @@ def test_image_ensure_copies_once_then_finds_the_copy(lab: Lab) -> None:
         for copy in copies:
             dest.deregister_image(ImageId=copy)
         source_client.deregister_image(ImageId=source)
+
+
+@pytest.mark.lab
+def test_a_drill_copies_an_image_under_its_own_name_tagged_and_its_cleanup_deregisters_it(
+    lab: Lab, tmp_path: Path
+) -> None:
+    iid = _one(lab, "golden")
+    source = lab.compute.client.create_image(InstanceId=iid, Name=f"t-drill-src-{lab.tag['drctl-test']}")["ImageId"]
+    dest = ec2_client(lab.env, RECOVERY_REGION)
+    run_id = f"20261126T000000Z-{lab.tag['drctl-test'][:8]}"
+    journal = RunJournal(tmp_path / "runs.sqlite")
+    scope = DrillScope(run_id, "2026-11-26T00:00:00+00:00", record=lambda *a: journal.record_resource(run_id, *a))
+    params = image_ensure.Params.model_validate(
+        {"image": source, "source_region": REGION, "region": RECOVERY_REGION, "timeout": "1m"}
+    )
+    try:
+        result = image_ensure.run(params, replace(_ctx(lab.env, Sleeps()), run_id=run_id, drill=scope))
+        assert result.status is StepStatus.SUCCEEDED, result.message
+        copy = str(result.outputs["image_id"])
+        image = dest.describe_images(ImageIds=[copy])["Images"][0]
+        assert image["Name"].endswith(f"-drill-{run_id}")
+        assert {t["Key"]: t["Value"] for t in image.get("Tags", [])}[TAG_RUN] == run_id
+        assert [(r.kind, r.location, r.resource_id) for r in journal.resources(run_id)] == [
+            ("image", RECOVERY_REGION, copy)
+        ]
+        removals = Cleaner(journal, Providers.from_env(lab.env)).clean(run_id, [RECOVERY_REGION])
+        assert [(r.kind, r.outcome) for r in removals] == [("image", "removed")]
+        assert dest.describe_images(Filters=[{"Name": "image-id", "Values": [copy]}])["Images"] == []
+    finally:
+        journal.close()
+        lab.compute.client.deregister_image(ImageId=source)
 
 
 @pytest.mark.lab
