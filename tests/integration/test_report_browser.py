@@ -31,7 +31,7 @@ TIMEOUT_S = 90
 BAR_OK = (0x3C, 0x9D, 0x6D)
 HATCH = {(0xE0, 0x52, 0x52), (0xFB, 0xD5, 0xD5)}
 BAND_0 = (0xF8, 0xFA, 0xFC)
-AXIS_H = 52  # the SVG y of the first tier band (html._AXIS_H)
+AXIS_H = 52  # the SVG y of the first tier band (html_timeline.AXIS_H)
 
 
 @pytest.fixture(scope="module")
