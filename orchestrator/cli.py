@@ -3,33 +3,56 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 from orchestrator import __version__
-from orchestrator.commands import backup, drill, report, run, runbook, storage
 from orchestrator.errors import DrError, ExitCode
 
 Handler = Callable[[argparse.Namespace], int]
 
 
+# Which module registers each command. Importing every command module costs a few tenths of a second (the
+# runbook engine, the report model, both cloud SDKs' users), so a command line that names one imports only its
+# module; with none, or one not listed here, all are imported and argparse lists every choice.
+_COMMAND_MODULES = ("storage", "backup", "runbook", "run", "drill", "report")
+_MODULE_OF = {
+    "ls": "storage",
+    "backup": "backup",
+    "validate": "runbook",
+    "plan": "runbook",
+    "run": "run",
+    "resume": "run",
+    "status": "run",
+    "drill": "drill",
+    "report": "report",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    return _parser_for(None)
+
+
+def _parser_for(command: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drctl", description="Multi-cloud disaster-recovery orchestrator.")
     parser.add_argument("--version", action="version", version=f"drctl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    storage.register(sub)
-    backup.register(sub)
-    runbook.register(sub)
-    run.register(sub)
-    drill.register(sub)
-    report.register(sub)
+    module = _MODULE_OF.get(command or "")
+    for name in (module,) if module else _COMMAND_MODULES:
+        importlib.import_module(f"orchestrator.commands.{name}").register(sub)
     return parser
 
 
+def _command_of(argv: Sequence[str]) -> str | None:
+    # drctl's own options (-h, --version) take no value, so the first other word is the command.
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = _parser_for(_command_of(words)).parse_args(words)
     handler: Handler = args.handler
     try:
         return handler(args)

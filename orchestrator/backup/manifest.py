@@ -88,26 +88,46 @@ def _body(point: RecoveryPoint) -> bytes:
 def seal(point: RecoveryPoint, mac_key: bytes | None) -> bytes:
     """Serialize with a digest of the body: HMAC under the set's MAC key when encrypted, else SHA-256."""
     body = _body(point)
-    digest = hmac.new(mac_key, body, "sha256").hexdigest() if mac_key else hashlib.sha256(body).hexdigest()
+    digest = _digest(body, mac_key)
     # The canonical body is embedded as it is: re-encoding a manifest of many thousand objects costs more than
     # the copy of an unchanged set.
     return b'{"digest":"' + digest.encode() + b'","point":' + body + b"}"
 
 
+def _sealed_body(raw: bytes) -> tuple[str, bytes] | None:
+    """The digest and the body bytes of a manifest exactly as ``seal`` wrote it, or None for any other layout."""
+    head, tail = b'{"digest":"', b"}"
+    end = len(head) + 64
+    if not (raw.startswith(head) and raw.endswith(tail) and raw[end : end + 10] == b'","point":'):
+        return None
+    return raw[len(head) : end].decode("ascii", "replace"), raw[end + 10 : -len(tail)]
+
+
+def _digest(body: bytes, mac_key: bytes | None) -> str:
+    return hmac.new(mac_key, body, "sha256").hexdigest() if mac_key else hashlib.sha256(body).hexdigest()
+
+
 def unseal(raw: bytes, name: str, mac_key: bytes | None) -> RecoveryPoint:
     """Parse and check a manifest; anything edited, truncated or malformed raises ``IntegrityError``."""
+    malformed = IntegrityError(
+        f"recovery point {name} is not a valid manifest (malformed or truncated); restore it from a copy "
+        "or remove it with `drctl backup prune`"
+    )
+    sealed = _sealed_body(raw)
+    if sealed is not None and hmac.compare_digest(_digest(sealed[1], mac_key), sealed[0]):
+        # The bytes are the canonical body the digest was made over: checking them as they are spares
+        # re-encoding a manifest of many thousand objects just to hash it again.
+        try:
+            return RecoveryPoint.model_validate_json(sealed[1])
+        except ValidationError as exc:
+            raise malformed from exc
     try:
         doc = json.loads(raw)
         point = RecoveryPoint.model_validate(doc["point"])
         digest = str(doc["digest"])
     except (ValueError, KeyError, TypeError, ValidationError) as exc:
-        raise IntegrityError(
-            f"recovery point {name} is not a valid manifest (malformed or truncated); restore it from a copy "
-            "or remove it with `drctl backup prune`"
-        ) from exc
-    body = _body(point)
-    expected = hmac.new(mac_key, body, "sha256").hexdigest() if mac_key else hashlib.sha256(body).hexdigest()
-    if not hmac.compare_digest(expected, digest):
+        raise malformed from exc
+    if not hmac.compare_digest(_digest(_body(point), mac_key), digest):
         raise IntegrityError(
             f"recovery point {name} fails its checksum: it was edited or corrupted after it was written; "
             "restore it from a copy, or remove it and take a new backup"

@@ -6,18 +6,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 class ProgressSink(Protocol):
@@ -96,6 +88,17 @@ class BarProgress:
     """A live rich bar: objects, bytes, rate and ETA."""
 
     def __init__(self, out: TextIO, label: str = "copy") -> None:
+        # rich is imported only for a bar on a terminal: scripted and --quiet runs never pay for it.
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self._label = label
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),

@@ -1,0 +1,191 @@
+"""A lean signed HTTP client for the few Blob REST calls on a backup's hot path: Put Blob, Put Block, Put Block
+List and Get Blob Properties.
+
+The SDK's pipeline (policies, tracing, deserialisation) costs about a millisecond of CPU per request, more than
+the request itself on a busy machine; these calls are simple enough to make directly over urllib3. Only a
+shared key or a SAS token is handled here; ``LeanBlobClient.for_container`` returns None for anything else
+(an Azure identity), and the store then keeps using the SDK. Failures are raised as the azure-core exceptions
+the SDK would raise, so ``translate_azure_error`` classifies both paths the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from email.utils import formatdate, parsedate_to_datetime
+from urllib.parse import quote, unquote, urlsplit
+from xml.sax.saxutils import escape
+
+import urllib3
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+# The service orders canonical headers with its own collation (``_`` sorts before digits); the SDK ships the
+# one implementation of it, and a signature built with plain ``sorted`` would be refused for some metadata names.
+from azure.storage.blob._shared.authentication import SharedKeyCredentialPolicy as _SharedKey
+from azure.storage.blob._shared.authentication import _storage_header_sort
+
+# Response headers, looked up case-insensitively (urllib3's HTTPHeaderDict).
+Headers = Mapping[str, str]
+_CONNECT_ERRORS = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
+_SIGNED_HEADERS = (
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-md5",
+    "content-type",
+    "date",
+    "if-modified-since",
+    "if-match",
+    "if-none-match",
+    "if-unmodified-since",
+    "range",
+)
+
+
+class LeanBlobClient:
+    """Signed requests against one container; thread-safe (urllib3's pool is)."""
+
+    def __init__(
+        self,
+        container_url: str,
+        account: str,
+        api_version: str,
+        *,
+        account_key: bytes | None,
+        sas: str | None,
+        pool: urllib3.PoolManager,
+    ) -> None:
+        parts = urlsplit(container_url)
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._path = parts.path.rstrip("/")  # /container, or /account/container on an emulator
+        self._account = account
+        self._version = api_version
+        self._key = account_key
+        self._sas = sas
+        self._pool = pool
+
+    @classmethod
+    def for_container(cls, container: object, pool: urllib3.PoolManager) -> LeanBlobClient | None:
+        """A lean client with the same endpoint and credential as an SDK ``ContainerClient``, or None when its
+        credential is one this client does not sign (an Azure identity)."""
+        url = str(getattr(container, "url", ""))
+        credential = getattr(container, "credential", None)
+        account = str(getattr(container, "account_name", ""))
+        version = str(getattr(container, "api_version", ""))
+        if not url or not account or not version:
+            return None
+        base, _, query = url.partition("?")
+        if isinstance(credential, _SharedKey):
+            return cls(
+                base, account, version, account_key=base64.b64decode(credential.account_key), sas=None, pool=pool
+            )
+        if credential is None and query:
+            return cls(base, account, version, account_key=None, sas=query, pool=pool)
+        return None
+
+    # -- calls ----------------------------------------------------------------------------------------------
+
+    def put_blob(self, name: str, data: bytes, md5_b64: str, metadata: Mapping[str, str]) -> Headers:
+        """Create or replace a block blob in one request; the service checks the bytes against ``md5_b64``."""
+        headers = {"x-ms-blob-type": "BlockBlob", "Content-MD5": md5_b64, **_meta(metadata)}
+        return self._request("PUT", name, {}, headers, data, 201)
+
+    def put_block(self, name: str, block_id: str, data: bytes, md5_b64: str) -> None:
+        """Stage one uncommitted block; the service checks it against ``md5_b64``."""
+        self._request("PUT", name, {"comp": "block", "blockid": block_id}, {"Content-MD5": md5_b64}, data, 201)
+
+    def put_block_list(
+        self, name: str, block_ids: Sequence[str], content_md5_b64: str, metadata: Mapping[str, str]
+    ) -> Headers:
+        """Commit staged blocks, in order, as the blob's content, recording its whole-blob MD5."""
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?><BlockList>'
+            + "".join(f"<Latest>{escape(b)}</Latest>" for b in block_ids)
+            + "</BlockList>"
+        ).encode()
+        headers = {"x-ms-blob-content-md5": content_md5_b64, **_meta(metadata)}
+        return self._request("PUT", name, {"comp": "blocklist"}, headers, body, 201)
+
+    def get_properties(self, name: str) -> Headers:
+        return self._request("HEAD", name, {}, {}, None, 200)
+
+    # -- plumbing ---------------------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        name: str,
+        query: Mapping[str, str],
+        headers: dict[str, str],
+        body: bytes | None,
+        ok: int,
+    ) -> Headers:
+        path = f"{self._path}/{quote(name, safe='/~')}"
+        headers["x-ms-date"] = formatdate(usegmt=True)
+        headers["x-ms-version"] = self._version
+        if body is not None:
+            headers["Content-Length"] = str(len(body))
+        params = "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items())
+        if self._sas is not None:
+            params = f"{params}&{self._sas}" if params else self._sas
+        else:
+            headers["Authorization"] = self._shared_key(method, path, query, headers)
+        url = self._origin + path + (f"?{params}" if params else "")
+        try:
+            resp = self._pool.request(
+                method, url, body=body, headers=headers, retries=False, redirect=False, preload_content=True
+            )
+        except _CONNECT_ERRORS as exc:
+            raise ServiceRequestError(type(exc).__name__) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise ServiceResponseError(type(exc).__name__) from exc
+        if resp.status != ok:
+            raise _http_error(resp.status, resp.headers.get("x-ms-error-code") or "", method)
+        return resp.headers
+
+    def _shared_key(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]) -> str:
+        assert self._key is not None
+        lower = {k.lower(): v for k, v in headers.items()}
+        if lower.get("content-length") == "0":
+            del lower["content-length"]
+        standard = "\n".join(lower.get(h, "") for h in _SIGNED_HEADERS)
+        ms = _storage_header_sort([(k, v) for k, v in lower.items() if k.startswith("x-ms-")])
+        canonical_headers = "".join(f"{k}:{v}\n" for k, v in ms)
+        canonical_query = "".join(f"\n{k.lower()}:{unquote(v)}" for k, v in sorted(query.items()))
+        to_sign = f"{method}\n{standard}\n{canonical_headers}/{self._account}{path}{canonical_query}"
+        signature = base64.b64encode(hmac.digest(self._key, to_sign.encode(), "sha256")).decode()
+        return f"SharedKey {self._account}:{signature}"
+
+
+def _meta(metadata: Mapping[str, str]) -> dict[str, str]:
+    return {f"x-ms-meta-{k}": v for k, v in metadata.items()}
+
+
+def _http_error(status: int, code: str, method: str) -> HttpResponseError:
+    """The azure-core exception the SDK raises for this status, carrying the service's error code."""
+    message = f"{method} failed: {status} {code}".strip()
+    exc: HttpResponseError
+    if status == 404:
+        exc = ResourceNotFoundError(message)
+    elif status == 409:
+        exc = ResourceExistsError(message)
+    elif status == 401:
+        exc = ClientAuthenticationError(message)
+    else:
+        exc = HttpResponseError(message)
+    exc.status_code = status
+    exc.error_code = code  # type: ignore[attr-defined]  # set by azure-core at runtime, not declared
+    return exc
+
+
+def http_date(value: str | None) -> datetime | None:
+    return parsedate_to_datetime(value) if value else None
