@@ -226,7 +226,7 @@ class Executor:
 
         def note(kind: str, location: str, resource_id: str, detail: Mapping[str, Any]) -> None:
             self._journal.record_resource(run.run_id, kind, location, resource_id, detail)
-            self._emit(run, "created", f"{kind} {resource_id} in {location} (removed by the drill's cleanup)")
+            self._emit(run, "created", f"{kind} {resource_id} in {location} (undone by the drill's cleanup)")
 
         return DrillScope.of(run.run_id, started, run.loaded.stack, note)
 
