@@ -52,13 +52,14 @@ class _Clock:
         return seconds if math.isfinite(seconds) else None
 
 
-_NICE_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+_NICE_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
 
 def _tick_step(span: float, most: int = 10) -> float:
     for step in _NICE_STEPS:
         if span / step <= most:
             return float(step)
+    # Past a day: whole days.
     return float(math.ceil(span / most / 86400) * 86400)
 
 
@@ -66,6 +67,10 @@ def _tick_label(seconds: float) -> str:
     """``0``, ``45s``, ``2m``, ``1m30s``, ``1h``, ``1h15m``, ``2d``: as short as the tick allows."""
     if seconds == 0:
         return "0"
+    if abs(seconds) < 1:  # a sub-second run (a drill on an emulator) gets tenths, not a row of "0s"
+        return f"{seconds:.1f}s"
+    if abs(seconds) < 10 and round(seconds, 1) != round(seconds):
+        return f"{seconds:.1f}s"
     sign = "-" if seconds < 0 else ""
     whole = round(abs(seconds))
     days, rest = divmod(whole, 86400)

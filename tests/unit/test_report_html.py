@@ -312,6 +312,20 @@ def test_an_objective_far_beyond_the_run_is_named_not_drawn_to_scale() -> None:
     assert "lies far beyond this run" not in html.render(report)
 
 
+def test_a_sub_second_run_gets_tenths_on_its_axis() -> None:
+    from orchestrator.report import html_timeline
+
+    assert html_timeline._tick_step(1.3) == 0.2
+    assert [html_timeline._tick_label(t) for t in (0.0, 0.2, 0.6000000000000001, 1.0, 1.2, 90.0)] == [
+        "0",
+        "0.2s",
+        "0.6s",
+        "1s",
+        "1.2s",
+        "1m30s",
+    ]
+
+
 def test_unparseable_times_do_not_break_the_render() -> None:
     report = sample_report()
     broken = replace(
