@@ -215,9 +215,8 @@ def _clean_orphans(journal: RunJournal, regions: set[str], env: Mapping[str, str
     removed: list[Removal] = []
     for item in leftovers:
         status = "orphan" if item.orphan else "left alone"
-        print(
-            f"{status:<10} drill {item.run_id} in {item.region}: {len(item.instance_ids)} instance(s); {item.verdict}"
-        )
+        count = len(item.resource_ids)
+        print(f"{status:<10} drill {item.run_id} in {item.region}: {count} resource(s); {item.verdict}")
         if item.orphan and not args.dry_run:
             # For a drill of another machine this journal holds no ledger: the tag sweep is all there is.
             removed += clean_run(journal, item.run_id, {item.region}, env)

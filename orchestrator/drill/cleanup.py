@@ -57,6 +57,8 @@ class Providers:
     """``azure_dns(resource_group)``, for drill records in Azure DNS zones."""
     deregister_image: Callable[[str, str], bool] | None = None
     """``deregister_image(region, image)``: False when it is already gone."""
+    tagged_images: Callable[[str, str], dict[str, dict[str, str]]] | None = None
+    """``tagged_images(region, key)``: this account's images carrying tag ``key``, with their tags."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Providers:
@@ -68,6 +70,7 @@ class Providers:
             azure_compute=lambda group, location: azure_compute.azure_compute_for(env, group, location),
             azure_dns=lambda group: azure_dns.azure_dns_for(env, group),
             deregister_image=lambda region, image: aws_ec2.compute_for(env, region).deregister_image(image),
+            tagged_images=lambda region, key: aws_ec2.compute_for(env, region).tagged_images(key),
         )
 
 
@@ -80,15 +83,18 @@ class Cleaner:
         self._log = log
 
     def sweep(self, run_id: str, regions: Iterable[str]) -> int:
-        """Add to the ledger the run's tagged instances it does not hold yet; returns how many."""
-        known = {(r.location, r.resource_id) for r in self._journal.resources(run_id) if r.kind == "instance"}
-        added = 0
+        """Add to the ledger the run's tagged instances and images it does not hold yet; returns how many."""
+        known = {(r.kind, r.location, r.resource_id) for r in self._journal.resources(run_id)}
+        found: list[tuple[str, str, str]] = []
         for region in sorted(set(regions)):
-            for instance in self._providers.compute(region).find({TAG_RUN: run_id}):
-                if (region, instance) not in known:
-                    self._journal.record_resource(run_id, "instance", region, instance, {"found_by": "tag"})
-                    added += 1
-        return added
+            found += [("instance", region, i) for i in self._providers.compute(region).find({TAG_RUN: run_id})]
+            if self._providers.tagged_images is not None:
+                images = self._providers.tagged_images(region, TAG_RUN)
+                found += [("image", region, i) for i, tags in images.items() if tags.get(TAG_RUN) == run_id]
+        added = [f for f in found if f not in known]
+        for kind, region, resource_id in added:
+            self._journal.record_resource(run_id, kind, region, resource_id, {"found_by": "tag"})
+        return len(added)
 
     def clean(self, run_id: str, regions: Iterable[str]) -> list[Removal]:
         """Undo every resource of ``run_id`` not yet removed; ``regions`` are swept for tagged instances too."""
@@ -100,7 +106,7 @@ class Cleaner:
             self._log(f"cleanup: the tag sweep failed ({err}); undoing what the ledger holds")
             found = 0
         if found:
-            self._log(f"cleanup: {found} tagged instance(s) were not in the ledger (a crash?); adding them")
+            self._log(f"cleanup: {found} tagged resource(s) were not in the ledger (a crash?); adding them")
         todo = [r for r in reversed(self._journal.resources(run_id)) if r.outcome in (None, "failed")]
         removals: list[Removal] = []
         instances = [r for r in todo if r.kind == "instance"]

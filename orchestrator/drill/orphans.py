@@ -21,7 +21,8 @@ from orchestrator.engine.journal import RunJournal, RunStatus
 class DrillLeftovers:
     run_id: str
     region: str
-    instance_ids: tuple[str, ...]
+    resource_ids: tuple[str, ...]
+    """The leftovers' ids: instances and image copies."""
     started: str | None
     verdict: str
     """Why it is (or is not) an orphan, in a few words."""
@@ -51,6 +52,12 @@ def find_leftovers(
             run_id = info.tags[TAG_RUN]
             by_run.setdefault(run_id, []).append(instance)
             started[run_id] = info.tags.get(TAG_STARTED)
+        # An image copy is a leftover too; a drill with only images left is still found.
+        images = providers.tagged_images(region, TAG_RUN) if providers.tagged_images is not None else {}
+        for image, tags in images.items():
+            run_id = tags[TAG_RUN]
+            by_run.setdefault(run_id, []).append(image)
+            started.setdefault(run_id, tags.get(TAG_STARTED))
         for run_id, ids in sorted(by_run.items()):
             found.append(_judge(journal, run_id, region, tuple(sorted(ids)), started[run_id], live_runs, min_age, now))
     return found

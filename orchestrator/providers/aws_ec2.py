@@ -244,6 +244,18 @@ class Ec2Compute:
         )
         return str(answer["ImageId"])
 
+    def tagged_images(self, key: str) -> dict[str, dict[str, str]]:
+        """This account's images carrying tag ``key`` (any value), with their tags: how a sweep finds a drill's
+        image copies that no ledger holds."""
+        answer = self._call(
+            f"images tagged {key}",
+            lambda: self._client.describe_images(Owners=["self"], Filters=[{"Name": "tag-key", "Values": [key]}]),
+        )
+        return {
+            str(img["ImageId"]): {str(t["Key"]): str(t.get("Value", "")) for t in img.get("Tags", [])}
+            for img in answer.get("Images", [])
+        }
+
     def tag_resources(self, ids: Sequence[str], tags: Mapping[str, str]) -> None:
         """Add ``tags`` to EC2 resources (images, instances) by id."""
         pairs: Any = [{"Key": k, "Value": v} for k, v in tags.items()]

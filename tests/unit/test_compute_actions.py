@@ -4,12 +4,14 @@ no reachable address). Each action is run twice to show that a repeat is harmles
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,8 @@ from orchestrator.actions import (
 from orchestrator.actions.base import ActionSpec, StepStatus
 from orchestrator.actions.registry import REGISTRY
 from orchestrator.drill.cleanup import Cleaner, Providers
-from orchestrator.drill.scope import TAG_RUN, DrillScope
+from orchestrator.drill.orphans import find_leftovers
+from orchestrator.drill.scope import TAG_RUN, TAG_STARTED, DrillScope
 from orchestrator.engine.context import StepContext
 from orchestrator.engine.journal import RunJournal
 from orchestrator.errors import NotFound
@@ -241,6 +244,27 @@ def test_a_drill_copies_an_image_under_its_own_name_tagged_and_its_cleanup_dereg
     finally:
         journal.close()
         lab.compute.client.deregister_image(ImageId=source)
+
+
+@pytest.mark.lab
+def test_an_image_copy_no_ledger_holds_is_found_by_its_tag_and_removed(lab: Lab, tmp_path: Path) -> None:
+    iid = _one(lab, "golden")
+    run_id = f"20250101T000000Z-{lab.tag['drctl-test'][:8]}"
+    image = lab.compute.client.create_image(InstanceId=iid, Name=f"t-orphan-{lab.tag['drctl-test']}")["ImageId"]
+    lab.compute.tag_resources([image], {TAG_RUN: run_id, TAG_STARTED: "2025-01-01T00:00:00+00:00"})
+    journal = RunJournal(tmp_path / "runs.sqlite")  # a journal that never heard of the run (another machine)
+    providers = Providers.from_env(lab.env)
+    try:
+        leftovers = find_leftovers(journal, providers, [REGION], set(), timedelta(hours=1), datetime.now(UTC))
+        mine = [item for item in leftovers if item.run_id == run_id]
+        assert [(item.resource_ids, item.orphan) for item in mine] == [((image,), True)]
+        removals = Cleaner(journal, providers).clean(run_id, [REGION])
+        assert [(r.kind, r.resource_id, r.outcome) for r in removals] == [("image", image, "removed")]
+        assert lab.compute.tagged_images(TAG_RUN).get(image) is None
+    finally:
+        journal.close()
+        with contextlib.suppress(Exception):
+            lab.compute.client.deregister_image(ImageId=image)
 
 
 @pytest.mark.lab

@@ -141,7 +141,7 @@ def test_a_tagged_instance_missing_from_the_ledger_is_swept_up(world: World) -> 
     assert ledger[lost].detail == {"found_by": "tag"}
     assert (ledger[lost].location, ledger[far].location) == (REGION, OTHER_REGION)
     assert world.computes[OTHER_REGION].state(far) == "terminated"
-    assert "cleanup: 2 tagged instance(s) were not in the ledger (a crash?); adding them" in world.logs
+    assert "cleanup: 2 tagged resource(s) were not in the ledger (a crash?); adding them" in world.logs
 
 
 def test_the_sweep_alone_adds_what_it_finds(world: World) -> None:
@@ -360,7 +360,7 @@ def test_a_running_run_that_is_not_live_crashed(world: World) -> None:
     start_run(world.journal, "crashed")
     ids = sorted(leftover_copy(world, "crashed", (NOW - timedelta(minutes=5)).isoformat()) for _ in range(2))
     item = judge(world)["crashed"]
-    assert (item.orphan, item.instance_ids) == (True, tuple(ids))
+    assert (item.orphan, item.resource_ids) == (True, tuple(ids))
     assert item.verdict == "its drill stopped without finishing (crashed or killed)"
 
 
@@ -404,8 +404,8 @@ def test_leftovers_are_grouped_by_run_and_region(world: World) -> None:
     world.compute.set_state(gone, "terminated")
     untagged = world.compute.add(state="running", tags={"drctl:tier": "db"})
     found = find_leftovers(world.journal, world.providers(), [OTHER_REGION, REGION], set(), MIN_AGE, NOW)
-    assert [(f.run_id, f.region, f.instance_ids) for f in found] == [
+    assert [(f.run_id, f.region, f.resource_ids) for f in found] == [
         ("old", REGION, (here,)),
         ("old", OTHER_REGION, (there,)),
     ]
-    assert untagged not in {i for f in found for i in f.instance_ids}
+    assert untagged not in {i for f in found for i in f.resource_ids}
