@@ -27,9 +27,8 @@ from orchestrator.actions.base import (
     StepStatus,
     Touch,
 )
-from orchestrator.actions.compute_start import compute_in, deadline_of, joined, placement, sleeper
+from orchestrator.actions.compute_start import compute_in, deadline_of, find_live, joined, placement, sleeper
 from orchestrator.drill.copies import TIER_TAG
-from orchestrator.drill.scope import TAG_RUN
 from orchestrator.errors import Permanent
 from orchestrator.providers.compute import LaunchSpec, wait_for_state
 from orchestrator.runbook.fields import Duration, drctl_error, format_duration
@@ -92,10 +91,7 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     started = time.monotonic()
     compute = compute_in(ctx, p.cloud, p.region, p.resource_group)
     tags, subnet, groups = _placement(p, ctx)
-    existing = compute.find(tags)
-    if existing and ctx.drill is None:
-        # A failover never counts a drill's leftover (in the drill network) as one of its own instances.
-        existing = tuple(i for i, info in sorted(compute.describe(existing).items()) if TAG_RUN not in info.tags)
+    existing = find_live(compute, tags, ctx)
     missing = max(0, p.count - len(existing))
     launched: tuple[str, ...] = ()
     if missing:

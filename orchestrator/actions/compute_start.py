@@ -31,7 +31,7 @@ from orchestrator.drill.copies import launch_copies, standby_sources
 from orchestrator.drill.scope import TAG_RUN
 from orchestrator.engine.context import pause
 from orchestrator.errors import NotFound, Permanent
-from orchestrator.providers import aws_ec2, azure_compute
+from orchestrator.providers import aws_ec2
 from orchestrator.providers.compute import Compute, WaitResult
 from orchestrator.runbook.fields import Duration, drctl_error, format_duration
 
@@ -95,7 +95,10 @@ def compute_in(ctx: ActionContext, cloud: str, region: str | None, resource_grou
             "an Azure compute step needs resource_group and region, or --stack-outputs with "
             "azure_resource_group and recovery_region"
         )
-    return azure_compute.azure_compute_for(ctx.env, group, location)
+    # Imported here: azure-mgmt-compute adds ~0.15 s to every command that loads a runbook, Azure or not.
+    from orchestrator.providers.azure_compute import azure_compute_for
+
+    return azure_compute_for(ctx.env, group, location)
 
 
 def selection_tags(p: Selection, ctx: ActionContext) -> dict[str, str]:
@@ -110,16 +113,16 @@ def select(p: Selection, compute: Compute, ctx: ActionContext) -> tuple[str, ...
         ids = tuple(p.ids)
         guard_drill(ids, compute, ctx)
         return ids
-    ids = find_tagged(p, compute, ctx)
+    ids = find_live(compute, selection_tags(p, ctx), ctx)
     if not ids:
         scope = " launched by this drill" if ctx.drill is not None else " (drill copies excluded)"
         raise NotFound(f"no live {p.describe()}{scope}")
     return ids
 
 
-def find_tagged(p: Selection, compute: Compute, ctx: ActionContext) -> tuple[str, ...]:
-    """The live instances the selection's tags name (in a drill, only this drill's), possibly none."""
-    ids = compute.find(selection_tags(p, ctx))
+def find_live(compute: Compute, tags: Mapping[str, str], ctx: ActionContext) -> tuple[str, ...]:
+    """The live instances carrying ``tags``, possibly none; in a failover never a drill's leftover copy."""
+    ids = compute.find(tags)
     if ids and ctx.drill is None:
         # A failover never adopts a drill's copy (one a crashed drill left behind) as a standby instance.
         ids = tuple(i for i, info in sorted(compute.describe(ids).items()) if TAG_RUN not in info.tags)
@@ -169,9 +172,9 @@ def wait_outputs(
     }
 
 
-def addresses_of(compute: Compute, ids: tuple[str, ...]) -> tuple[str, ...]:
-    infos = compute.describe(ids)
-    return tuple(ip for i in ids if (ip := infos[i].private_ip))
+def addresses_of(result: WaitResult, ids: tuple[str, ...]) -> tuple[str, ...]:
+    """The instances' private addresses as the wait last saw them, in ``ids`` order."""
+    return tuple(ip for i in ids if (info := result.infos.get(i)) is not None and (ip := info.private_ip))
 
 
 def settle(
@@ -182,7 +185,7 @@ def settle(
         states = {i: info.state for i, info in compute.describe(ids).items()}
         return StepResult(StepStatus.SUCCEEDED, wait_outputs(ids, WaitResult(False, states, 0.0), started))
     result = compute.wait(ids, state, deadline_of(ctx, p.timeout), sleeper(ctx))
-    addresses = addresses_of(compute, ids) if result.reached and state == "running" else ()
+    addresses = addresses_of(result, ids) if result.reached and state == "running" else ()
     outputs = wait_outputs(ids, result, started, addresses)
     if not result.reached:
         return StepResult(

@@ -10,7 +10,15 @@ import time
 
 from orchestrator.actions import compute_start
 from orchestrator.actions.base import ActionContext, ActionSpec, OutputValue, StepResult, StepStatus, Touch
-from orchestrator.actions.compute_start import OUTPUTS, compute_of, find_tagged, guard_drill, joined, settle
+from orchestrator.actions.compute_start import (
+    OUTPUTS,
+    compute_of,
+    find_live,
+    guard_drill,
+    joined,
+    selection_tags,
+    settle,
+)
 
 
 class Params(compute_start.Params):
@@ -26,7 +34,7 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     instances and an empty tag selection here means the work is already done."""
     started = time.monotonic()
     compute = compute_of(p, ctx)
-    ids = tuple(p.ids) if p.ids else find_tagged(p, compute, ctx)
+    ids = tuple(p.ids) if p.ids else find_live(compute, selection_tags(p, ctx), ctx)
     guard_drill(tuple(p.ids), compute, ctx)
     if not ids:
         ctx.log(f"no live {p.describe()}: nothing to terminate")

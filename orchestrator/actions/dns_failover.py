@@ -23,7 +23,6 @@ from orchestrator.actions.base import ActionContext, ActionParams, ActionSpec, S
 from orchestrator.drill.scope import DrillScope
 from orchestrator.engine.context import StepContext, pause
 from orchestrator.errors import NotFound, Permanent
-from orchestrator.providers import azure_dns, azure_traffic_manager
 from orchestrator.providers.dns import ChangeResult, Dns, fqdn, wait_insync
 from orchestrator.providers.route53 import Route53Dns, route53_client
 from orchestrator.runbook.fields import Duration, drctl_error, format_duration
@@ -58,9 +57,14 @@ def dns_for(p: SwitchParams, ctx: ActionContext) -> Dns:
     group = p.resource_group or (ctx.stack.azure_resource_group if ctx.stack else None)
     if group is None:
         raise Permanent(f"{provider} needs resource_group, or --stack-outputs with azure_resource_group")
+    # Imported here, as the Azure management SDKs are only needed by runbooks that use them.
     if provider == "azure_dns":
-        return azure_dns.azure_dns_for(ctx.env, group)
-    return azure_traffic_manager.traffic_manager_for(ctx.env, group)
+        from orchestrator.providers.azure_dns import azure_dns_for
+
+        return azure_dns_for(ctx.env, group)
+    from orchestrator.providers.azure_traffic_manager import traffic_manager_for
+
+    return traffic_manager_for(ctx.env, group)
 
 
 class SwitchParams(ActionParams):

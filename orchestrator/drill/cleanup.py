@@ -15,12 +15,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.drill.scope import TAG_RUN
 from orchestrator.engine.journal import DrillResource, RunJournal
 from orchestrator.errors import DrError, NotFound, Permanent
-from orchestrator.providers import aws_ec2, azure_compute, azure_dns
+from orchestrator.providers import aws_ec2
 from orchestrator.providers.compute import Compute, InstanceInfo
 from orchestrator.providers.dns import Dns
 from orchestrator.providers.factory import StoreFactory
@@ -42,35 +42,54 @@ class Removal:
     note: str = ""
 
 
+class RegionCompute(Compute, Protocol):
+    """The compute of one AWS region as the cleanup and the orphan sweep use it: instances, plus finding what
+    carries a tag and removing image copies."""
+
+    def tagged(self, key: str) -> dict[str, InstanceInfo]:
+        """Live instances carrying tag ``key``, whatever its value."""
+        ...
+
+    def tagged_images(self, key: str) -> dict[str, dict[str, str]]:
+        """This account's images carrying tag ``key``, with their tags."""
+        ...
+
+    def deregister_image(self, image: str) -> bool:
+        """Deregister ``image``; False when it is already gone."""
+        ...
+
+
 @dataclass
 class Providers:
     """How the cleanup reaches the clouds; tests hand in fakes."""
 
-    compute: Callable[[str], Compute]
+    compute: Callable[[str], RegionCompute]
     dns: Callable[[], Dns]
     stores: Callable[[], StoreFactory]
-    tagged: Callable[[str, str], dict[str, InstanceInfo]]
-    """``tagged(region, key)``: live instances carrying tag ``key`` with any value (the orphan sweep)."""
     azure_compute: Callable[[str, str], Compute] | None = None
     """``azure_compute(resource_group, location)``, for drill copies of Azure VMs."""
     azure_dns: Callable[[str], Dns] | None = None
     """``azure_dns(resource_group)``, for drill records in Azure DNS zones."""
-    deregister_image: Callable[[str, str], bool] | None = None
-    """``deregister_image(region, image)``: False when it is already gone."""
-    tagged_images: Callable[[str, str], dict[str, dict[str, str]]] | None = None
-    """``tagged_images(region, key)``: this account's images carrying tag ``key``, with their tags."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Providers:
+        # The Azure management SDKs are imported only when a drill made something in Azure (import time).
+        def vms(group: str, location: str) -> Compute:
+            from orchestrator.providers.azure_compute import azure_compute_for
+
+            return azure_compute_for(env, group, location)
+
+        def zones(group: str) -> Dns:
+            from orchestrator.providers.azure_dns import azure_dns_for
+
+            return azure_dns_for(env, group)
+
         return cls(
             compute=lambda region: aws_ec2.compute_for(env, region),
             dns=lambda: Route53Dns(route53_client(env)),
             stores=lambda: StoreFactory(dict(env)),
-            tagged=lambda region, key: aws_ec2.compute_for(env, region).tagged(key),
-            azure_compute=lambda group, location: azure_compute.azure_compute_for(env, group, location),
-            azure_dns=lambda group: azure_dns.azure_dns_for(env, group),
-            deregister_image=lambda region, image: aws_ec2.compute_for(env, region).deregister_image(image),
-            tagged_images=lambda region, key: aws_ec2.compute_for(env, region).tagged_images(key),
+            azure_compute=vms,
+            azure_dns=zones,
         )
 
 
@@ -87,10 +106,10 @@ class Cleaner:
         known = {(r.kind, r.location, r.resource_id) for r in self._journal.resources(run_id)}
         found: list[tuple[str, str, str]] = []
         for region in sorted(set(regions)):
-            found += [("instance", region, i) for i in self._providers.compute(region).find({TAG_RUN: run_id})]
-            if self._providers.tagged_images is not None:
-                images = self._providers.tagged_images(region, TAG_RUN)
-                found += [("image", region, i) for i, tags in images.items() if tags.get(TAG_RUN) == run_id]
+            compute = self._providers.compute(region)
+            found += [("instance", region, i) for i in compute.find({TAG_RUN: run_id})]
+            images = compute.tagged_images(TAG_RUN)
+            found += [("image", region, i) for i, tags in images.items() if tags.get(TAG_RUN) == run_id]
         added = [f for f in found if f not in known]
         for kind, region, resource_id in added:
             self._journal.record_resource(run_id, kind, region, resource_id, {"found_by": "tag"})
@@ -124,8 +143,8 @@ class Cleaner:
                 outcome = self._restore_record(resource)
             elif resource.kind == "objects":
                 outcome = self._delete_objects(resource)
-            elif resource.kind == "image" and self._providers.deregister_image is not None:
-                gone = self._providers.deregister_image(resource.location, resource.resource_id)
+            elif resource.kind == "image":
+                gone = self._providers.compute(resource.location).deregister_image(resource.resource_id)
                 outcome = "removed" if gone else "already gone"
             else:
                 return self._done(resource, "failed", f"no cleanup is known for a {resource.kind!r}; remove it by hand")

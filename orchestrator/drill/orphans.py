@@ -48,13 +48,13 @@ def find_leftovers(
     for region in sorted(set(regions)):
         by_run: dict[str, list[str]] = {}
         started: dict[str, str | None] = {}
-        for instance, info in providers.tagged(region, TAG_RUN).items():
+        compute = providers.compute(region)
+        for instance, info in compute.tagged(TAG_RUN).items():
             run_id = info.tags[TAG_RUN]
             by_run.setdefault(run_id, []).append(instance)
             started[run_id] = info.tags.get(TAG_STARTED)
         # An image copy is a leftover too; a drill with only images left is still found.
-        images = providers.tagged_images(region, TAG_RUN) if providers.tagged_images is not None else {}
-        for image, tags in images.items():
+        for image, tags in compute.tagged_images(TAG_RUN).items():
             run_id = tags[TAG_RUN]
             by_run.setdefault(run_id, []).append(image)
             started.setdefault(run_id, tags.get(TAG_STARTED))

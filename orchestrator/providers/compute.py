@@ -68,6 +68,9 @@ class WaitResult:
     reached: bool
     states: Mapping[str, str]
     waited_s: float
+    infos: Mapping[str, InstanceInfo] = field(default_factory=dict)
+    """The last descriptions (empty when the instances could not be described): callers read addresses from
+    here rather than describing the instances once more."""
 
 
 @runtime_checkable
@@ -140,16 +143,17 @@ def wait_for_state(
     started = clock()
     while True:
         try:
-            states = {i: info.state for i, info in compute.describe(ids).items()}
+            infos = compute.describe(ids)
         except NotFound:
             if not missing_ok:
                 raise
-            states = dict.fromkeys(ids, "unknown")
+            infos = {}
+        states = {i: infos[i].state if i in infos else "unknown" for i in ids}
         now = clock()
         if all(s == state for s in states.values()):
-            return WaitResult(True, states, round(now - started, 3))
+            return WaitResult(True, states, round(now - started, 3), infos)
         if now >= deadline or not pause(min(interval_s, max(0.0, deadline - now))):
-            return WaitResult(False, states, round(clock() - started, 3))
+            return WaitResult(False, states, round(clock() - started, 3), infos)
 
 
 def _sleep(seconds: float) -> bool:

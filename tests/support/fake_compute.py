@@ -209,6 +209,15 @@ class FakeCompute:
                 )
             )
 
+    def tagged_images(self, key: str) -> dict[str, dict[str, str]]:
+        """This fake holds no images: a sweep finds none."""
+        del key
+        return {}
+
+    def deregister_image(self, image: str) -> bool:
+        del image
+        return False
+
     def tagged(self, key: str) -> dict[str, InstanceInfo]:
         """Every live instance carrying tag ``key`` with any value, as ``Ec2Compute.tagged``."""
         with self._lock:
@@ -227,5 +236,6 @@ class FakeCompute:
         del deadline, sleep
         with self._lock:
             self._enter("wait", ids)
-            states = {i.id: i.state for i in self._known(ids)}
-        return WaitResult(all(s == state for s in states.values()), states, 0.0)
+            infos = {i.id: i.info() for i in self._known(ids)}
+        states = {i: info.state for i, info in infos.items()}
+        return WaitResult(all(s == state for s in states.values()), states, 0.0, infos)

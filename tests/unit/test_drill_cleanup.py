@@ -64,7 +64,6 @@ class World:
             compute=lambda region: self.computes[region],
             dns=lambda: self.dns,
             stores=lambda: StoreFactory({}),
-            tagged=lambda region, key: self.computes[region].tagged(key),
         )
 
     def cleaner(self) -> Cleaner:
