@@ -29,7 +29,7 @@ from orchestrator.backup.pipeline import HashingReader, MeteredReader, TokenBuck
 from orchestrator.backup.progress import ProgressSink, QuietProgress
 from orchestrator.backup.sets import BackupSet, new_point_id
 from orchestrator.errors import IntegrityError, InvalidInput, NotFound
-from orchestrator.providers.base import ObjectInfo, ObjectStore, Readable, ServerSideCopy
+from orchestrator.providers.base import Md5CheckedWrite, ObjectInfo, ObjectStore, Readable, ServerSideCopy
 
 PathTaken = CopyPath | str
 SERVER_SIDE_MAX = 5 * 1024**3
@@ -184,7 +184,9 @@ class _Run:
         self.progress.add_bytes(n)
 
 
-def _entry(run: _Run, info: ObjectInfo, blob: str, sha256: str, stored: int) -> ObjectEntry:
+def _entry(
+    run: _Run, info: ObjectInfo, blob: str, sha256: str, stored: int, source_md5: str | None = None
+) -> ObjectEntry:
     return ObjectEntry(
         key=info.key,
         size=info.size,
@@ -194,7 +196,7 @@ def _entry(run: _Run, info: ObjectInfo, blob: str, sha256: str, stored: int) -> 
         source_etag=info.etag,
         source_version=info.version_id,
         source_modified=info.modified,
-        source_md5=info.hashes.get("md5"),
+        source_md5=source_md5 or info.hashes.get("md5"),
         written_by=run.run_id,
     )
 
@@ -223,17 +225,25 @@ def _safe_meta(value: str) -> str:
 
 def _streamed(run: _Run, info: ObjectInfo, blob: str) -> ObjectEntry:
     name = f"{run.source.url}{info.key}"
+    store = run.bset.store
+    meta = {"drctl_source_key": _safe_meta(info.key)}
     with run.source.open_read(info.key) as reader:
-        # MD5 only to check the source's own; a store that reports one has had the service check it against
-        # the bytes sent (Azure's transactional Content-MD5), so a second pass here would prove nothing more.
-        hasher = HashingReader(reader, name, expect_size=info.size, with_md5="md5" in info.hashes)
-        metered: Readable = MeteredReader(hasher, run.count, run.bucket)
-        written = run.bset.store.write(
-            blob_key(blob), run.bset.encode(metered, blob), metadata={"drctl_source_key": _safe_meta(info.key)}
+        source_md5 = reader.content_md5 or info.hashes.get("md5")
+        # Where the source vouches for an MD5 and the destination's service checks one given up front, the
+        # service proves the bytes it stores are the source's: no MD5 pass here (MD5 is the slowest hash
+        # we would compute). Otherwise the MD5 is computed while reading, to check the source's claim.
+        checker = store if isinstance(store, Md5CheckedWrite) and not run.bset.transforms_bytes else None
+        service_checks = checker is not None and source_md5 is not None
+        hasher = HashingReader(
+            reader, name, expect_size=info.size, with_md5=source_md5 is not None and not service_checks
         )
+        metered: Readable = MeteredReader(hasher, run.count, run.bucket)
+        if checker is not None and source_md5 is not None:
+            written = checker.write_md5_checked(blob_key(blob), metered, source_md5, metadata=meta)
+        else:
+            written = store.write(blob_key(blob), run.bset.encode(metered, blob), metadata=meta)
     sha256 = hasher.sha256.hexdigest()
-    md5 = hasher.md5.hexdigest() if hasher.md5 is not None else None
-    source_md5 = info.hashes.get("md5")
+    md5 = hasher.md5.hexdigest() if hasher.md5 is not None else written.hashes.get("md5") if service_checks else None
     if source_md5 is not None and source_md5 != md5:
         raise IntegrityError(f"{name} does not match the MD5 its store reports: the source is corrupt or changed")
     if not run.bset.transforms_bytes:
@@ -241,7 +251,7 @@ def _streamed(run: _Run, info: ObjectInfo, blob: str) -> ObjectEntry:
         ours = {"sha256": sha256, "md5": md5}
         if written.size != hasher.size or any(ours[k] not in (None, v) for k, v in written.hashes.items()):
             raise IntegrityError(f"{run.bset.url}{blob_key(blob)} does not match what was read from {name}")
-    return _entry(run, info, blob, sha256, written.size)
+    return _entry(run, info, blob, sha256, written.size, source_md5)
 
 
 def _transfer(run: _Run, planned: PlannedObject) -> tuple[ObjectEntry, PathTaken]:

@@ -34,11 +34,11 @@ from azure.storage.blob import BlobBlock, BlobProperties, ContainerClient, Conte
 
 from orchestrator.errors import (
     AuthError,
+    DrError,
     IntegrityError,
     NotFound,
     Permanent,
     PermissionDenied,
-    ProviderError,
     Transient,
 )
 from orchestrator.providers.azure_rest import LeanBlobClient, http_date
@@ -56,6 +56,10 @@ from orchestrator.retry import RetryPolicy
 
 T = TypeVar("T")
 _AUTH_CODES = {"AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo"}
+_MD5_MISMATCH = (
+    "the bytes sent to {name} do not have the MD5 their source vouches for: the source changed or was "
+    "corrupted in transit; nothing was committed, run the copy again"
+)
 
 # An Azure server-side copy is asynchronous; this bounds how long we wait for one before giving up.
 COPY_WAIT_S = 600.0
@@ -77,10 +81,17 @@ def _pool() -> urllib3.PoolManager:
     return urllib3.PoolManager(maxsize=32, timeout=timeout, retries=False, ca_certs=ca_bundle)
 
 
-def translate_azure_error(exc: Exception, what: str, endpoint: str) -> ProviderError:
+def _check_claim(name: str, md5: bytes, claimed: bytes | None) -> None:
+    if claimed is not None and md5 != claimed:
+        raise IntegrityError(_MD5_MISMATCH.format(name=name))
+
+
+def translate_azure_error(exc: Exception, what: str, endpoint: str) -> DrError:
     """Map an azure-core error to the project's tree; ``what`` names the container or blob, never a secret."""
     raw_code = getattr(exc, "error_code", None) or ""
     code = str(raw_code.value if isinstance(raw_code, Enum) else raw_code)
+    if code == "Md5Mismatch":
+        return IntegrityError(_MD5_MISMATCH.format(name=what))
     if isinstance(exc, ResourceNotFoundError):
         if code == "ContainerNotFound":
             return NotFound(f"container of {what} does not exist; create it or fix the location")
@@ -241,14 +252,24 @@ class AzureBlobStore:
     def write(self, key: str, source: Readable, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
         """Every byte is checked by the service against an MD5 computed here, once, from the bytes sent: a
         transactional Content-MD5 per request, so corrupt bytes are refused before they are committed."""
-        meta = dict(metadata or {})
+        return self._write(key, source, dict(metadata or {}), None)
+
+    def write_md5_checked(
+        self, key: str, source: Readable, md5_hex: str, *, metadata: Mapping[str, str] | None = None
+    ) -> ObjectInfo:
+        """``write`` of bytes whose MD5 the source vouches for: a blob written in one request sends that MD5 as
+        its Content-MD5, so the service proves the bytes match it and nothing is hashed with MD5 here."""
+        return self._write(key, source, dict(metadata or {}), bytes.fromhex(md5_hex))
+
+    def _write(self, key: str, source: Readable, meta: dict[str, str], claimed: bytes | None) -> ObjectInfo:
         first = read_full(source, self._part_size)
         if len(first) >= self._part_size:
-            return self._block_write(key, first, source, meta)
-        md5 = hashlib.md5(first).digest()  # noqa: S324 - what Azure stores and checks, not a security control
+            return self._block_write(key, first, source, meta, claimed)
         name = self._name(key)
         if self._lean is not None:
             lean = self._lean
+            # A claimed MD5 goes to the service unchecked here: it refuses the bytes (Md5Mismatch) if they differ.
+            md5 = claimed if claimed is not None else hashlib.md5(first).digest()  # noqa: S324 - see write()
             headers = self._call(name, lambda: lean.put_blob(self.prefix + key, first, _b64(md5), meta))
             modified, etag, version = (
                 http_date(headers.get("Last-Modified")),
@@ -256,6 +277,8 @@ class AzureBlobStore:
                 headers.get("x-ms-version-id"),
             )
         else:
+            md5 = hashlib.md5(first).digest()  # noqa: S324 - see write()
+            _check_claim(name, md5, claimed)
             blob = self._container.get_blob_client(self.prefix + key)
             resp = self._call(name, lambda: blob.upload_blob(first, overwrite=True, metadata=meta))
             # The SDK sends no Content-MD5 here (it would hash the bytes a second time); the service computes
@@ -273,13 +296,20 @@ class AzureBlobStore:
             metadata=meta,
         )
 
-    def _block_write(self, key: str, first: bytes, source: Readable, meta: dict[str, str]) -> ObjectInfo:
+    def _block_write(
+        self, key: str, first: bytes, source: Readable, meta: dict[str, str], claimed: bytes | None
+    ) -> ObjectInfo:
+        """Stage blocks in parallel, each checked by the service against its own MD5, then commit them.
+
+        The blob's whole-content MD5 is only recorded when the source vouched for one: a whole-blob MD5 is a
+        second MD5 pass over every byte, and the service never checks it against the blocks. The claim is
+        checked here, before the commit, so a blob never carries an MD5 its bytes do not have."""
         blob = self._container.get_blob_client(self.prefix + key)
         name = self._name(key)
         lean = self._lean
         # A nonce per write keeps our block ids apart from any other writer's uncommitted blocks.
         nonce = secrets.token_hex(8)
-        whole_md5 = hashlib.md5()  # noqa: S324 - MD5 is what Azure stores and checks, not a security control
+        whole_md5 = hashlib.md5() if claimed is not None else None  # noqa: S324 - checks a claim, see write()
         slots = threading.BoundedSemaphore(self._part_concurrency)
 
         def stage(block_id: str, data: bytes) -> None:
@@ -300,7 +330,8 @@ class AzureBlobStore:
         with ThreadPoolExecutor(self._part_concurrency, thread_name_prefix="az-block") as pool:
             data = first
             while data:
-                whole_md5.update(data)
+                if whole_md5 is not None:
+                    whole_md5.update(data)
                 size += len(data)
                 block_id = base64.b64encode(f"{nonce}-{len(block_ids):06d}".encode()).decode()
                 block_ids.append(block_id)
@@ -313,13 +344,16 @@ class AzureBlobStore:
                 f.result()
         # Uncommitted blocks are invisible and garbage-collected by the service after a week, so a failure
         # before this commit leaves no blob and no previous blob is harmed.
-        digest = whole_md5.digest()
+        digest = whole_md5.digest() if whole_md5 is not None else None
+        if digest is not None:
+            _check_claim(name, digest, claimed)
         if lean is None:
-            settings = ContentSettings(content_md5=bytearray(digest))
+            settings = ContentSettings(content_md5=bytearray(digest)) if digest is not None else None
             blocks = [BlobBlock(block_id=b) for b in block_ids]
             self._call(name, lambda: blob.commit_block_list(blocks, metadata=meta, content_settings=settings))
             return self.stat(key)
-        headers = self._call(name, lambda: lean.put_block_list(self.prefix + key, block_ids, _b64(digest), meta))
+        md5_b64 = _b64(digest) if digest is not None else None
+        headers = self._call(name, lambda: lean.put_block_list(self.prefix + key, block_ids, md5_b64, meta))
         # The commit's answer carries what a stat would: one request fewer per large object.
         return ObjectInfo(
             key=key,
@@ -327,7 +361,7 @@ class AzureBlobStore:
             modified=http_date(headers.get("Last-Modified")) or datetime.now(UTC),
             etag=headers["ETag"].strip('"'),
             version_id=headers.get("x-ms-version-id"),
-            hashes={"md5": digest.hex()},
+            hashes={"md5": digest.hex()} if digest is not None else {},
             metadata=meta,
         )
 

@@ -104,15 +104,17 @@ class LeanBlobClient:
         self._request("PUT", name, {"comp": "block", "blockid": block_id}, {"Content-MD5": md5_b64}, data, 201)
 
     def put_block_list(
-        self, name: str, block_ids: Sequence[str], content_md5_b64: str, metadata: Mapping[str, str]
+        self, name: str, block_ids: Sequence[str], content_md5_b64: str | None, metadata: Mapping[str, str]
     ) -> Headers:
-        """Commit staged blocks, in order, as the blob's content, recording its whole-blob MD5."""
+        """Commit staged blocks, in order, as the blob's content, recording its whole-blob MD5 if given."""
         body = (
             '<?xml version="1.0" encoding="utf-8"?><BlockList>'
             + "".join(f"<Latest>{escape(b)}</Latest>" for b in block_ids)
             + "</BlockList>"
         ).encode()
-        headers = {"x-ms-blob-content-md5": content_md5_b64, **_meta(metadata)}
+        headers = _meta(metadata)
+        if content_md5_b64 is not None:
+            headers["x-ms-blob-content-md5"] = content_md5_b64
         return self._request("PUT", name, {"comp": "blocklist"}, headers, body, 201)
 
     def get_properties(self, name: str) -> Headers:

@@ -51,7 +51,14 @@ class Readable(Protocol):
 
 
 class ObjectReader(Readable, Protocol):
-    """An open object (or range of one) being streamed. Always close it, ideally with ``with``."""
+    """An open object (or range of one) being streamed. Always close it, ideally with ``with``.
+
+    ``content_md5`` is the MD5 (hex) the store vouches for the whole object, learnt when it was opened (S3's
+    ETag of a single-part object without KMS or customer keys); None for a range or when there is none.
+    """
+
+    @property
+    def content_md5(self) -> str | None: ...
 
     def close(self) -> None: ...
 
@@ -139,6 +146,19 @@ def ensure_or_create_root(store: ObjectStore) -> None:
         if not isinstance(store, CreatableRoot):
             raise
         store.create_root()
+
+
+@runtime_checkable
+class Md5CheckedWrite(Protocol):
+    """A store whose service checks a write's bytes against an MD5 given before them (Azure's Content-MD5), so
+    bytes whose MD5 the source vouches for are proven end to end without hashing them with MD5 here."""
+
+    def write_md5_checked(
+        self, key: str, source: Readable, md5_hex: str, *, metadata: Mapping[str, str] | None = None
+    ) -> ObjectInfo:
+        """``write``, refused with ``IntegrityError`` (and nothing committed) if the bytes' MD5 is not ``md5_hex``.
+        The returned info reports ``md5_hex`` as the object's MD5."""
+        ...
 
 
 @runtime_checkable

@@ -154,6 +154,17 @@ def _parse_listing(body: bytes) -> _ListingPage:
     )
 
 
+def _etag_md5(resp: Mapping[str, Any]) -> str | None:
+    """The object's MD5 when its ETag is one: a single-part upload stored plainly or with S3-managed keys. A
+    multipart ETag has a part count, and under KMS or customer keys the ETag is not an MD5 of the bytes."""
+    etag = str(resp.get("ETag") or "").strip('"').lower()
+    if len(etag) != 32 or not all(c in "0123456789abcdef" for c in etag):
+        return None
+    if resp.get("ServerSideEncryption") not in (None, "AES256") or resp.get("SSECustomerAlgorithm"):
+        return None
+    return etag
+
+
 def _sha256_b64(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
@@ -280,7 +291,8 @@ class S3Store:
             except (ClientError, BotoCoreError) as exc:
                 raise translate_s3_error(exc, name, self.endpoint) from exc
 
-        return IteratorReader(chunks(), on_close=body.close)
+        md5 = None if "Range" in kwargs else _etag_md5(resp)
+        return IteratorReader(chunks(), on_close=body.close, content_md5=md5)
 
     def write(self, key: str, source: Readable, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
         meta = dict(metadata or {})

@@ -29,9 +29,16 @@ def iter_chunks(source: Readable, size: int) -> Iterator[bytes]:
 
 
 class IteratorReader:
-    """An ``ObjectReader`` over an iterator of byte chunks, with an optional close hook for the transport."""
+    """An ``ObjectReader`` over an iterator of byte chunks, with an optional close hook for the transport and
+    the whole object's MD5 where the store vouches for one."""
 
-    def __init__(self, chunks: Iterator[bytes], on_close: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        chunks: Iterator[bytes],
+        on_close: Callable[[], None] | None = None,
+        content_md5: str | None = None,
+    ) -> None:
+        self.content_md5 = content_md5
         self._chunks = chunks
         self._buffer = b""
         self._on_close = on_close

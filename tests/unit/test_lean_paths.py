@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from orchestrator.backup.manifest import ObjectEntry, RecoveryPoint, Totals, seal, unseal
-from orchestrator.errors import AuthError, IntegrityError, NotFound, Permanent, ProviderError, Transient
+from orchestrator.errors import AuthError, DrError, IntegrityError, NotFound, Permanent, Transient
 from orchestrator.providers.azure_blob import translate_azure_error
 from orchestrator.providers.azure_rest import _http_error
 from orchestrator.providers.s3 import _parse_listing
@@ -22,12 +22,12 @@ from orchestrator.providers.s3 import _parse_listing
         (403, "AuthorizationFailure", AuthError, "credentials"),
         (401, "", AuthError, "credentials"),
         (503, "ServerBusy", Transient, "retry later"),
-        (400, "Md5Mismatch", Permanent, "Md5Mismatch"),
+        (400, "InvalidBlockList", Permanent, "InvalidBlockList"),
+        # The service refusing bytes that do not match the MD5 sent with them is an integrity failure.
+        (400, "Md5Mismatch", IntegrityError, "do not have the MD5"),
     ],
 )
-def test_lean_azure_errors_translate_like_the_sdks(
-    status: int, code: str, kind: type[ProviderError], says: str
-) -> None:
+def test_lean_azure_errors_translate_like_the_sdks(status: int, code: str, kind: type[DrError], says: str) -> None:
     translated = translate_azure_error(_http_error(status, code, "PUT"), "az://c/k", "http://endpoint")
     assert type(translated) is kind
     assert says in str(translated)
