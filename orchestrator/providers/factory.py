@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
     from mypy_boto3_s3 import S3Client
 
+    from orchestrator.providers.s3_lean import LeanS3Client
+
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 60
 
@@ -32,6 +34,12 @@ READ_TIMEOUT_S = 60
 def _azure_client_options() -> dict[str, Any]:
     # retry_total=0: our tenacity policy is the only retry layer, so waits are bounded and visible.
     return {"retry_total": 0, "connection_timeout": CONNECT_TIMEOUT_S, "read_timeout": READ_TIMEOUT_S}
+
+
+def _certifi_bundle() -> str:
+    import certifi
+
+    return str(certifi.where())
 
 
 @dataclass
@@ -42,6 +50,9 @@ class StoreFactory:
     azure_account: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     part_concurrency: int = 4
+    # False keeps every call on the SDKs (tests compare the two paths).
+    lean: bool = True
+    _lean_s3_client: LeanS3Client | None = field(default=None, init=False)
     _s3_clients: dict[tuple[str | None, str], S3Client] = field(default_factory=dict, init=False)
     _blob_services: dict[str, BlobServiceClient] = field(default_factory=dict, init=False)
 
@@ -50,18 +61,25 @@ class StoreFactory:
         if loc.scheme == "s3":
             from orchestrator.providers.s3 import S3Store
 
+            # With keys in the environment, reads go over the lean client and boto3 is only loaded when a
+            # write, copy or version call needs it; any other credential source keeps the SDK throughout.
+            lean = self._lean_s3()
             return S3Store(
-                self.s3_client(),
+                self.s3_client if lean is not None else self.s3_client(),
                 loc.root,
                 loc.prefix,
                 retry=self.retry,
                 part_concurrency=self.part_concurrency,
+                lean=lean,
+                endpoint=aws_endpoint(self.env, "s3"),
             )
         if loc.scheme == "az":
             from orchestrator.providers.azure_blob import AzureBlobStore
 
             container = self.blob_service().get_container_client(loc.root)
-            return AzureBlobStore(container, loc.prefix, retry=self.retry, part_concurrency=self.part_concurrency)
+            return AzureBlobStore(
+                container, loc.prefix, retry=self.retry, part_concurrency=self.part_concurrency, lean=self.lean
+            )
         return LocalStore(Path(loc.root))
 
     def s3_client(self, region: str | None = None) -> S3Client:
@@ -70,6 +88,21 @@ class StoreFactory:
             client: S3Client = aws_client(self.env, "s3", region, max_pool_connections=32)
             self._s3_clients[cache_key] = client
         return self._s3_clients[cache_key]
+
+    def _lean_s3(self) -> LeanS3Client | None:
+        from orchestrator.providers.s3_lean import LeanS3Client, static_credentials
+
+        credentials = static_credentials(self.env)
+        if credentials is None or not self.lean:
+            return None
+        if self._lean_s3_client is None:
+            import urllib3
+
+            timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S)
+            ca_bundle = self.env.get("AWS_CA_BUNDLE") or _certifi_bundle()
+            pool = urllib3.PoolManager(maxsize=32, timeout=timeout, retries=False, ca_certs=ca_bundle)
+            self._lean_s3_client = LeanS3Client(aws_endpoint(self.env, "s3"), aws_region(self.env), credentials, pool)
+        return self._lean_s3_client
 
     def blob_service(self) -> BlobServiceClient:
         key = self.azure_account or "<default>"

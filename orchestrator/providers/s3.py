@@ -15,16 +15,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 from xml.etree import ElementTree
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
-)
-from botocore.exceptions import (
-    ConnectionError as BotoConnectionError,
-)
-
 from orchestrator.errors import AuthError, NotFound, Permanent, PermissionDenied, ProviderError, Transient
 from orchestrator.providers.base import (
     DEFAULT_PART_CONCURRENCY,
@@ -35,6 +25,7 @@ from orchestrator.providers.base import (
     ObjectStore,
     Readable,
 )
+from orchestrator.providers.s3_lean import LeanS3Client, S3ConnectError, S3HttpError
 from orchestrator.providers.streams import IteratorReader, read_full
 from orchestrator.retry import RetryPolicy
 
@@ -65,8 +56,34 @@ _TRANSIENT_CODES = {
 }
 
 
+def _sdk_errors() -> tuple[type[Exception], ...]:
+    # Imported when an SDK call is made, by which time botocore is loaded anyway; the lean path never needs it.
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError)
+
+
+_LEAN_ERRORS = (S3HttpError, S3ConnectError)
+
+
+def _translate_lean(exc: S3HttpError | S3ConnectError, what: str, endpoint: str) -> ProviderError:
+    if isinstance(exc, S3ConnectError):
+        if exc.connect:
+            return Transient(
+                f"cannot reach the S3 endpoint {endpoint} for {what}; check AWS_ENDPOINT_URL and the network"
+            )
+        return Transient(f"S3 request for {what} failed ({exc}); retry later")
+    return _translate_code(exc.code, exc.status, what)
+
+
 def translate_s3_error(exc: Exception, what: str, endpoint: str) -> ProviderError:
-    """Map a botocore error to the project's tree; ``what`` names the bucket or object, never a secret."""
+    """Map a botocore or lean-client error to the project's tree; ``what`` names the bucket or object, never a
+    secret."""
+    if isinstance(exc, _LEAN_ERRORS):
+        return _translate_lean(exc, what, endpoint)
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return AuthError(
             f"no usable AWS credentials for {what}; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
@@ -76,20 +93,24 @@ def translate_s3_error(exc: Exception, what: str, endpoint: str) -> ProviderErro
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-        if code == "NoSuchBucket":
-            return NotFound(f"bucket of {what} does not exist; create it or fix the location")
-        if code in ("NoSuchKey", "NoSuchVersion", "404", "NotFound"):
-            return NotFound(f"{what} does not exist")
-        if code in _AUTH_CODES:
-            return AuthError(f"AWS rejected the credentials for {what} ({code}); check the access key and secret")
-        if code in ("AccessDenied", "403", "AllAccessDisabled"):
-            return PermissionDenied(f"access denied to {what}; grant the S3 permission to the caller's identity")
-        if code in _TRANSIENT_CODES or status >= 500 or status == 429:
-            return Transient(f"S3 is unavailable for {what} ({code or status}); retry later")
-        return Permanent(f"S3 refused the request for {what} ({code or status})")
+        return _translate_code(code, status, what)
     if isinstance(exc, BotoCoreError):
         return Transient(f"S3 request for {what} failed ({type(exc).__name__}); retry later")
     raise TypeError(f"not a botocore error: {type(exc).__name__}") from exc
+
+
+def _translate_code(code: str, status: int, what: str) -> ProviderError:
+    if code == "NoSuchBucket":
+        return NotFound(f"bucket of {what} does not exist; create it or fix the location")
+    if code in ("NoSuchKey", "NoSuchVersion", "404", "NotFound"):
+        return NotFound(f"{what} does not exist")
+    if code in _AUTH_CODES:
+        return AuthError(f"AWS rejected the credentials for {what} ({code}); check the access key and secret")
+    if code in ("AccessDenied", "403", "AllAccessDisabled"):
+        return PermissionDenied(f"access denied to {what}; grant the S3 permission to the caller's identity")
+    if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+        return Transient(f"S3 is unavailable for {what} ({code or status}); retry later")
+    return Permanent(f"S3 refused the request for {what} ({code or status})")
 
 
 @dataclass(frozen=True)
@@ -154,6 +175,30 @@ def _parse_listing(body: bytes) -> _ListingPage:
     )
 
 
+def _head_fields(headers: Mapping[str, str]) -> dict[str, Any]:
+    """An object's response headers (HEAD or GET) as the fields botocore would have parsed from them."""
+    fields: dict[str, Any] = {
+        "ContentLength": int(headers.get("content-length") or 0),
+        "LastModified": parsedate_to_datetime(headers["last-modified"])
+        if headers.get("last-modified")
+        else datetime.fromtimestamp(0, UTC),
+        "Metadata": {
+            k[len("x-amz-meta-") :].lower(): v for k, v in headers.items() if k.lower().startswith("x-amz-meta-")
+        },
+    }
+    for header, field_name in (
+        ("etag", "ETag"),
+        ("x-amz-version-id", "VersionId"),
+        ("x-amz-checksum-sha256", "ChecksumSHA256"),
+        ("x-amz-checksum-type", "ChecksumType"),
+        ("x-amz-server-side-encryption", "ServerSideEncryption"),
+        ("x-amz-server-side-encryption-customer-algorithm", "SSECustomerAlgorithm"),
+    ):
+        if headers.get(header):
+            fields[field_name] = headers[header]
+    return fields
+
+
 def _etag_md5(resp: Mapping[str, Any]) -> str | None:
     """The object's MD5 when its ETag is one: a single-part upload stored plainly or with S3-managed keys. A
     multipart ETag has a part count, and under KMS or customer keys the ETag is not an MD5 of the bytes."""
@@ -174,7 +219,7 @@ class S3Store:
 
     def __init__(
         self,
-        client: S3Client,
+        client: S3Client | Callable[[], S3Client],
         bucket: str,
         prefix: str = "",
         *,
@@ -182,10 +227,19 @@ class S3Store:
         part_size: int = DEFAULT_PART_SIZE,
         part_concurrency: int = DEFAULT_PART_CONCURRENCY,
         copy_part_threshold: int = MAX_SINGLE_COPY,
+        lean: LeanS3Client | None = None,
+        endpoint: str | None = None,
     ) -> None:
+        """``client`` is a boto3 client or a function making one on first use: with ``lean`` (reads over the
+        lean client), a copy that only reads never imports boto3. ``endpoint`` is the configured endpoint URL,
+        for messages, when no client exists yet."""
         if part_size < 5 * 1024 * 1024:
             raise ValueError("S3 multipart parts must be at least 5 MiB")
-        self._client = client
+        self._sdk: S3Client | None = None if callable(client) else client
+        self._make_sdk = client if callable(client) else None
+        self._sdk_lock = threading.Lock()
+        self._lean = lean
+        self._configured_endpoint = endpoint
         self.bucket = bucket
         self.prefix = prefix
         self._retry = retry or RetryPolicy()
@@ -200,9 +254,22 @@ class S3Store:
         return f"s3://{self.bucket}/{self.prefix}"
 
     @property
+    def _client(self) -> S3Client:
+        if self._sdk is None:
+            with self._sdk_lock:
+                if self._sdk is None and self._make_sdk is not None:
+                    self._sdk = self._make_sdk()
+        assert self._sdk is not None  # one of the two is always given
+        return self._sdk
+
+    @property
     def endpoint(self) -> str:
         """The endpoint without any userinfo or query, so it is safe to print."""
-        parts = urlsplit(str(self._client.meta.endpoint_url))
+        if self._sdk is None and self._lean is not None:
+            raw = self._configured_endpoint or "https://s3.amazonaws.com"
+        else:
+            raw = str(self._client.meta.endpoint_url)
+        parts = urlsplit(raw)
         netloc = parts.hostname or ""
         if parts.port:
             netloc += f":{parts.port}"
@@ -216,9 +283,10 @@ class S3Store:
         return f"s3://{self.bucket}/{self.prefix}{key}"
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        return self._retry.call_translating(
-            fn, (ClientError, BotoCoreError), lambda exc: translate_s3_error(exc, what, self.endpoint)
-        )
+        return self._retry.call_translating(fn, _sdk_errors(), lambda exc: translate_s3_error(exc, what, self.endpoint))
+
+    def _lean_call(self, what: str, fn: Callable[[], T]) -> T:
+        return self._retry.call_translating(fn, _LEAN_ERRORS, lambda exc: translate_s3_error(exc, what, self.endpoint))
 
     def _info(self, key: str, obj: Mapping[str, Any]) -> ObjectInfo:
         hashes: dict[HashType, str] = {}
@@ -240,7 +308,11 @@ class S3Store:
     def ensure_root(self) -> None:
         what = f"bucket s3://{self.bucket}"
         try:
-            self._call(what, lambda: self._client.head_bucket(Bucket=self.bucket))
+            if self._lean is not None:
+                lean = self._lean
+                self._lean_call(what, lambda: lean.head_bucket(self.bucket))
+            else:
+                self._call(what, lambda: self._client.head_bucket(Bucket=self.bucket))
         except NotFound as exc:
             raise NotFound(f"{what} does not exist; create it or fix the location") from exc
 
@@ -252,7 +324,7 @@ class S3Store:
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full}
             if token:
                 kwargs["ContinuationToken"] = token
-            page = self._call(self.url, lambda kw=kwargs: _raw_listing(self._client, kw))  # type: ignore[misc]
+            page = self._list_page(full, token, kwargs)
             for obj in page.objects:
                 # A page that does not move past the previous one would loop forever; some S3-compatible
                 # endpoints (LocalStack 4.13 with a space in the continuation key) do exactly that.
@@ -267,7 +339,17 @@ class S3Store:
                 return
             token = page.next_token
 
+    def _list_page(self, full: str, token: str | None, kwargs: dict[str, Any]) -> _ListingPage:
+        if self._lean is not None:
+            lean = self._lean
+            return _parse_listing(self._lean_call(self.url, lambda: lean.list_page(self.bucket, full, token)))
+        return self._call(self.url, lambda: _raw_listing(self._client, kwargs))
+
     def stat(self, key: str) -> ObjectInfo:
+        if self._lean is not None:
+            lean = self._lean
+            headers = self._lean_call(self._name(key), lambda: lean.head_object(self.bucket, self.prefix + key))
+            return self._info(key, _head_fields(headers))
         resp = self._call(
             self._name(key),
             lambda: self._client.head_object(Bucket=self.bucket, Key=self.prefix + key, ChecksumMode="ENABLED"),
@@ -281,6 +363,8 @@ class S3Store:
         if start or length is not None:
             end = "" if length is None else str(start + length - 1)
             kwargs["Range"] = f"bytes={start}-{end}"
+        if self._lean is not None:
+            return self._lean_open(key, kwargs.get("Range"))
         resp = self._call(self._name(key), lambda: self._client.get_object(**kwargs))
         body = resp["Body"]
         name = self._name(key)
@@ -288,11 +372,28 @@ class S3Store:
         def chunks() -> Iterator[bytes]:
             try:
                 yield from body.iter_chunks(chunk_size=1024 * 1024)
-            except (ClientError, BotoCoreError) as exc:
+            except _sdk_errors() as exc:
                 raise translate_s3_error(exc, name, self.endpoint) from exc
 
         md5 = None if "Range" in kwargs else _etag_md5(resp)
         return IteratorReader(chunks(), on_close=body.close, content_md5=md5)
+
+    def _lean_open(self, key: str, byte_range: str | None) -> ObjectReader:
+        lean = self._lean
+        assert lean is not None
+        name = self._name(key)
+        headers, body, close = self._lean_call(
+            name, lambda: lean.get_object(self.bucket, self.prefix + key, byte_range, name)
+        )
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from body
+            except _LEAN_ERRORS as exc:
+                raise translate_s3_error(exc, name, self.endpoint) from exc
+
+        md5 = None if byte_range else _etag_md5(_head_fields(headers))
+        return IteratorReader(chunks(), on_close=close, content_md5=md5)
 
     def write(self, key: str, source: Readable, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
         meta = dict(metadata or {})
@@ -377,7 +478,7 @@ class S3Store:
     def _abort(self, full_key: str, upload_id: str) -> None:
         try:
             self._client.abort_multipart_upload(Bucket=self.bucket, Key=full_key, UploadId=upload_id)
-        except (ClientError, BotoCoreError):
+        except _sdk_errors():
             # Best effort: the caller is already failing with the original error, which matters more;
             # a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes what is left.
             return
