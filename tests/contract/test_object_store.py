@@ -8,18 +8,21 @@ from __future__ import annotations
 import hashlib
 import io
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import urllib3
 
 from orchestrator.errors import NotFound
+from orchestrator.providers.aws_clients import aws_endpoint, aws_region
 from orchestrator.providers.azure_blob import AzureBlobStore
 from orchestrator.providers.base import ObjectStore, ServerSideCopy
 from orchestrator.providers.factory import StoreFactory
 from orchestrator.providers.local import LocalStore
 from orchestrator.providers.s3 import S3Store
+from orchestrator.providers.s3_lean import LeanS3Client, static_credentials
 from tests.support.lab import RandomSource, temporary_bucket, temporary_container
 
 MiB = 1024 * 1024
@@ -30,22 +33,33 @@ ROOT_PREFIX = "root-prefix/"
 
 
 # "azure" writes and stats through the lean signed client; "azure-sdk" through the SDK, as with an Azure identity.
-@pytest.fixture(params=["s3", "azure", "azure-sdk", "local"])
+# "s3" reads through the lean signed client (keys in the environment) and writes through boto3; "s3-sdk" does
+# everything through boto3, as with a profile or a role.
+@pytest.fixture(params=["s3", "s3-sdk", "azure", "azure-sdk", "local"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreMaker]:
     """A factory for stores on one fresh, empty root per test; the root is removed afterwards."""
     if request.param == "local":
         yield lambda **kw: LocalStore(tmp_path / "root")
         return
     factory: StoreFactory = request.getfixturevalue("lab_factory")
-    if request.param == "s3":
+    if request.param.startswith("s3"):
+        lean = _lean_s3(factory.env) if request.param == "s3" else None
         with temporary_bucket(factory) as bucket:
-            yield lambda **kw: S3Store(factory.s3_client(), bucket, ROOT_PREFIX, retry=factory.retry, **kw)
+            yield lambda **kw: S3Store(
+                factory.s3_client, bucket, ROOT_PREFIX, retry=factory.retry, lean=lean, endpoint=None, **kw
+            )
     else:
         service = factory.blob_service()
         with temporary_container(service) as container:
             client = service.get_container_client(container)
             lean = request.param == "azure"
             yield lambda **kw: AzureBlobStore(client, ROOT_PREFIX, retry=factory.retry, lean=lean, **kw)
+
+
+def _lean_s3(env: Mapping[str, str]) -> LeanS3Client:
+    credentials = static_credentials(env)
+    assert credentials is not None, "the lab's settings carry static keys"
+    return LeanS3Client(aws_endpoint(env, "s3"), aws_region(env), credentials, urllib3.PoolManager(maxsize=16))
 
 
 @pytest.fixture
