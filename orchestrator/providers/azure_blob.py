@@ -16,9 +16,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import certifi
 import urllib3
@@ -30,7 +31,6 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.storage.blob import BlobBlock, BlobProperties, ContainerClient, ContentSettings
 
 from orchestrator.errors import (
     AuthError,
@@ -41,7 +41,7 @@ from orchestrator.errors import (
     PermissionDenied,
     Transient,
 )
-from orchestrator.providers.azure_rest import LeanBlobClient, http_date
+from orchestrator.providers.azure_rest import LeanBlobClient, ListedBlob, http_date
 from orchestrator.providers.base import (
     DEFAULT_PART_CONCURRENCY,
     DEFAULT_PART_SIZE,
@@ -53,6 +53,11 @@ from orchestrator.providers.base import (
 )
 from orchestrator.providers.streams import IteratorReader, read_full
 from orchestrator.retry import RetryPolicy
+
+# The SDK takes about a tenth of a second to import; a store with a lean client only imports it for the
+# calls the lean client does not make.
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobProperties, ContainerClient
 
 T = TypeVar("T")
 _AUTH_CODES = {"AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo"}
@@ -73,12 +78,25 @@ def _b64(digest: bytes) -> str:
 
 
 @functools.cache
-def _pool() -> urllib3.PoolManager:
+def lean_pool() -> urllib3.PoolManager:
     """One connection pool per process for the lean client, sized for transfers x parts in flight."""
     timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S)
     # The CAs the SDK's transport (requests) trusts, so both paths accept and refuse the same endpoints.
     ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
     return urllib3.PoolManager(maxsize=32, timeout=timeout, retries=False, ca_certs=ca_bundle)
+
+
+def _listed_info(key: str, blob: ListedBlob) -> ObjectInfo:
+    props = blob.properties
+    md5 = props.get("Content-MD5")
+    return ObjectInfo(
+        key=key,
+        size=int(props.get("Content-Length") or 0),
+        modified=http_date(props.get("Last-Modified")) or datetime.fromtimestamp(0, UTC),
+        etag=props["Etag"].strip('"') if props.get("Etag") else None,
+        version_id=blob.version_id,
+        hashes={"md5": base64.b64decode(md5).hex()} if md5 else {},
+    )
 
 
 def _check_claim(name: str, md5: bytes, claimed: bytes | None) -> None:
@@ -121,23 +139,52 @@ def translate_azure_error(exc: Exception, what: str, endpoint: str) -> DrError:
     raise TypeError(f"not an azure-core error: {type(exc).__name__}") from exc
 
 
+@dataclass(frozen=True)
+class BlobAddress:
+    """Where a container is, for a store whose SDK client is only made when needed."""
+
+    account: str
+    container: str
+    endpoint: str
+
+
 class AzureBlobStore:
     """Blobs under ``az://container/prefix`` in one storage account."""
 
     def __init__(
         self,
-        container: ContainerClient,
+        container: ContainerClient | Callable[[], ContainerClient],
         prefix: str = "",
         *,
         retry: RetryPolicy | None = None,
         part_size: int = DEFAULT_PART_SIZE,
         part_concurrency: int = DEFAULT_PART_CONCURRENCY,
         sleep: Callable[[float], None] = time.sleep,
-        lean: bool = True,
+        lean: bool | LeanBlobClient = True,
+        address: BlobAddress | None = None,
     ) -> None:
-        self._container = container
-        # Writes and stats go through the lean client when it can sign for this container; see azure_rest.
-        self._lean = LeanBlobClient.for_container(container, _pool()) if lean else None
+        """``container`` is an SDK client, or a function making one on first use together with a ready
+        ``lean`` client and the ``address``: then a backup's calls never import the SDK."""
+        if callable(container):  # SDK clients are not callable
+            if address is None or not isinstance(lean, LeanBlobClient):
+                raise TypeError("a container made on demand needs a lean client and the container's address")
+            self._sdk: ContainerClient | None = None
+            self._make_sdk: Callable[[], ContainerClient] | None = container
+            self._address = address
+            self._lean: LeanBlobClient | None = lean
+        else:
+            self._sdk, self._make_sdk = container, None
+            self._address = BlobAddress(
+                str(container.account_name),
+                str(container.container_name),
+                str(container.primary_endpoint).rsplit("/", 1)[0],
+            )
+            # Writes and stats go through the lean client when it can sign for this container; see azure_rest.
+            if isinstance(lean, LeanBlobClient):
+                self._lean = lean
+            else:
+                self._lean = LeanBlobClient.for_container(container, lean_pool()) if lean else None
+        self._sdk_lock = threading.Lock()
         self.prefix = prefix
         self._retry = retry or RetryPolicy()
         self._part_size = part_size
@@ -145,23 +192,32 @@ class AzureBlobStore:
         self._sleep = sleep
 
     @property
+    def _container(self) -> ContainerClient:
+        if self._sdk is None:
+            with self._sdk_lock:
+                if self._sdk is None and self._make_sdk is not None:
+                    self._sdk = self._make_sdk()
+        assert self._sdk is not None  # one of the two is always given
+        return self._sdk
+
+    @property
     def url(self) -> str:
-        return f"az://{self._container.container_name}/{self.prefix}"
+        return f"az://{self._address.container}/{self.prefix}"
 
     @property
     def account(self) -> str:
-        return str(self._container.account_name)
+        return self._address.account
 
     @property
     def endpoint(self) -> str:
-        return str(self._container.primary_endpoint).rsplit("/", 1)[0]
+        return self._address.endpoint
 
     @property
     def native_hashes(self) -> frozenset[HashType]:
         return frozenset({"md5"})
 
     def _name(self, key: str) -> str:
-        return f"az://{self._container.container_name}/{self.prefix}{key}"
+        return f"az://{self._address.container}/{self.prefix}{key}"
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         return self._retry.call_translating(
@@ -187,12 +243,15 @@ class AzureBlobStore:
     # -- ObjectStore ------------------------------------------------------------------------------------------
 
     def ensure_root(self) -> None:
-        what = f"container az://{self._container.container_name}"
+        what = f"container az://{self._address.container}"
 
         # One page of a listing, not Get Container Properties: a container-scoped SAS may list but is never
         # allowed to read the container's properties.
         def probe() -> None:
-            next(self._container.list_blobs(results_per_page=1).by_page(), None)
+            if self._lean is not None:
+                self._lean.list_page("", None, max_results=1)
+            else:
+                next(self._container.list_blobs(results_per_page=1).by_page(), None)
 
         try:
             self._call(what, probe)
@@ -201,6 +260,9 @@ class AzureBlobStore:
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         full = self.prefix + prefix
+        if self._lean is not None:
+            yield from self._lean_list(self._lean, full)
+            return
         token: str | None = None
         while True:
 
@@ -215,6 +277,17 @@ class AzureBlobStore:
                 yield self._info(props.name[len(self.prefix) :], props)
             if not token:
                 return
+
+    def _lean_list(self, lean: LeanBlobClient, full: str) -> Iterator[ObjectInfo]:
+        marker: str | None = None
+        while True:
+            # One page per call, restartable from its marker, so a retry repeats one page.
+            page = self._call(self.url, lambda m=marker: lean.list_page(full, m))  # type: ignore[misc]
+            for blob in page.blobs:
+                yield _listed_info(blob.name[len(self.prefix) :], blob)
+            if not page.next_marker:
+                return
+            marker = page.next_marker
 
     def stat(self, key: str) -> ObjectInfo:
         if self._lean is not None:
@@ -236,8 +309,10 @@ class AzureBlobStore:
     def open_read(self, key: str, start: int = 0, length: int | None = None) -> ObjectReader:
         if length == 0:
             return IteratorReader(iter(()))
-        blob = self._container.get_blob_client(self.prefix + key)
         name = self._name(key)
+        if self._lean is not None:
+            return self._lean_open(self._lean, key, start, length)
+        blob = self._container.get_blob_client(self.prefix + key)
         offset = start if (start or length is not None) else None
         downloader = self._call(name, lambda: blob.download_blob(offset=offset, length=length))
 
@@ -248,6 +323,22 @@ class AzureBlobStore:
                 raise translate_azure_error(exc, name, self.endpoint) from exc
 
         return IteratorReader(chunks())
+
+    def _lean_open(self, lean: LeanBlobClient, key: str, start: int, length: int | None) -> ObjectReader:
+        name = self._name(key)
+        ranged = bool(start) or length is not None
+        byte_range = f"bytes={start}-{'' if length is None else start + length - 1}" if ranged else None
+        headers, body, close = self._call(name, lambda: lean.get_blob(self.prefix + key, byte_range))
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from body
+            except AzureError as exc:
+                raise translate_azure_error(exc, name, self.endpoint) from exc
+
+        md5 = headers.get("Content-MD5")
+        vouched = base64.b64decode(md5).hex() if md5 and not ranged else None
+        return IteratorReader(chunks(), on_close=close, content_md5=vouched)
 
     def write(self, key: str, source: Readable, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
         """Every byte is checked by the service against an MD5 computed here, once, from the bytes sent: a
@@ -304,9 +395,9 @@ class AzureBlobStore:
         The blob's whole-content MD5 is only recorded when the source vouched for one: a whole-blob MD5 is a
         second MD5 pass over every byte, and the service never checks it against the blocks. The claim is
         checked here, before the commit, so a blob never carries an MD5 its bytes do not have."""
-        blob = self._container.get_blob_client(self.prefix + key)
         name = self._name(key)
         lean = self._lean
+        blob = self._container.get_blob_client(self.prefix + key) if lean is None else None
         # A nonce per write keeps our block ids apart from any other writer's uncommitted blocks.
         nonce = secrets.token_hex(8)
         whole_md5 = hashlib.md5() if claimed is not None else None  # noqa: S324 - checks a claim, see write()
@@ -319,8 +410,9 @@ class AzureBlobStore:
                 if lean is not None:
                     md5 = _b64(hashlib.md5(data).digest())  # noqa: S324 - a transfer check, as above
                     self._call(name, lambda: lean.put_block(self.prefix + key, block_id, data, md5))
-                else:
-                    self._call(name, lambda: blob.stage_block(block_id, data, validate_content=True))
+                elif blob is not None:
+                    sdk_blob = blob
+                    self._call(name, lambda: sdk_blob.stage_block(block_id, data, validate_content=True))
             finally:
                 slots.release()
 
@@ -348,6 +440,9 @@ class AzureBlobStore:
         if digest is not None:
             _check_claim(name, digest, claimed)
         if lean is None:
+            from azure.storage.blob import BlobBlock, ContentSettings
+
+            assert blob is not None  # made above for exactly this case
             settings = ContentSettings(content_md5=bytearray(digest)) if digest is not None else None
             blocks = [BlobBlock(block_id=b) for b in block_ids]
             self._call(name, lambda: blob.commit_block_list(blocks, metadata=meta, content_settings=settings))
@@ -366,9 +461,13 @@ class AzureBlobStore:
         )
 
     def delete(self, key: str) -> None:
-        blob = self._container.get_blob_client(self.prefix + key)
+        lean = self._lean
         try:
-            self._call(self._name(key), lambda: blob.delete_blob(delete_snapshots="include"))
+            if lean is not None:
+                self._call(self._name(key), lambda: lean.delete_blob(self.prefix + key))
+            else:
+                blob = self._container.get_blob_client(self.prefix + key)
+                self._call(self._name(key), lambda: blob.delete_blob(delete_snapshots="include"))
         except NotFound:
             return
 

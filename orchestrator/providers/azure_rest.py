@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import formatdate, parsedate_to_datetime
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 import urllib3
@@ -28,10 +32,9 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-# The service orders canonical headers with its own collation (``_`` sorts before digits); the SDK ships the
-# one implementation of it, and a signature built with plain ``sorted`` would be refused for some metadata names.
-from azure.storage.blob._shared.authentication import SharedKeyCredentialPolicy as _SharedKey
-from azure.storage.blob._shared.authentication import _storage_header_sort
+# The REST version these requests speak: the SDK's own newest (a unit test keeps the two in step).
+API_VERSION = "2026-10-06"
+CHUNK = 1024 * 1024
 
 # Response headers, looked up case-insensitively (urllib3's HTTPHeaderDict).
 Headers = Mapping[str, str]
@@ -77,6 +80,8 @@ class LeanBlobClient:
     def for_container(cls, container: object, pool: urllib3.PoolManager) -> LeanBlobClient | None:
         """A lean client with the same endpoint and credential as an SDK ``ContainerClient``, or None when its
         credential is one this client does not sign (an Azure identity)."""
+        from azure.storage.blob._shared.authentication import SharedKeyCredentialPolicy as _SharedKey
+
         url = str(getattr(container, "url", ""))
         credential = getattr(container, "credential", None)
         account = str(getattr(container, "account_name", ""))
@@ -120,6 +125,42 @@ class LeanBlobClient:
     def get_properties(self, name: str) -> Headers:
         return self._request("HEAD", name, {}, {}, None, 200)
 
+    def list_page(self, prefix: str, marker: str | None, max_results: int | None = None) -> ListPage:
+        """One page of List Blobs (names and properties) and the marker of the next, if any."""
+        query = {"restype": "container", "comp": "list"}
+        if prefix:
+            query["prefix"] = prefix
+        if marker:
+            query["marker"] = marker
+        if max_results:
+            query["maxresults"] = str(max_results)
+        resp = self._send("GET", "", query, {}, None, 200, preload=True)
+        return parse_list_page(bytes(resp.data))
+
+    def get_blob(self, name: str, byte_range: str | None) -> tuple[Headers, Iterator[bytes], Callable[[], None]]:
+        """Headers, the body's chunks and a close hook of Get Blob (a range such as ``bytes=0-99``, or all)."""
+        headers = {"x-ms-range": byte_range} if byte_range else {}
+        resp = self._send("GET", name, {}, headers, None, 206 if byte_range else 200, preload=False)
+        finished = [False]
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from resp.stream(CHUNK, decode_content=False)
+            except urllib3.exceptions.HTTPError as exc:
+                raise ServiceResponseError(type(exc).__name__) from exc
+            finished[0] = True
+
+        def close() -> None:
+            # A body not read to its end leaves the connection mid-response: drop it rather than reuse it.
+            if not finished[0]:
+                resp.close()
+            resp.release_conn()
+
+        return resp.headers, chunks(), close
+
+    def delete_blob(self, name: str) -> None:
+        self._request("DELETE", name, {}, {"x-ms-delete-snapshots": "include"}, None, 202)
+
     # -- plumbing ---------------------------------------------------------------------------------------------
 
     def _request(
@@ -131,7 +172,20 @@ class LeanBlobClient:
         body: bytes | None,
         ok: int,
     ) -> Headers:
-        path = f"{self._path}/{quote(name, safe='/~')}"
+        return self._send(method, name, query, headers, body, ok, preload=True).headers
+
+    def _send(
+        self,
+        method: str,
+        name: str,
+        query: Mapping[str, str],
+        headers: dict[str, str],
+        body: bytes | None,
+        ok: int,
+        *,
+        preload: bool,
+    ) -> urllib3.BaseHTTPResponse:
+        path = f"{self._path}/{quote(name, safe='/~')}" if name else self._path
         headers["x-ms-date"] = formatdate(usegmt=True)
         headers["x-ms-version"] = self._version
         if body is not None:
@@ -144,15 +198,18 @@ class LeanBlobClient:
         url = self._origin + path + (f"?{params}" if params else "")
         try:
             resp = self._pool.request(
-                method, url, body=body, headers=headers, retries=False, redirect=False, preload_content=True
+                method, url, body=body, headers=headers, retries=False, redirect=False, preload_content=preload
             )
         except _CONNECT_ERRORS as exc:
             raise ServiceRequestError(type(exc).__name__) from exc
         except urllib3.exceptions.HTTPError as exc:
             raise ServiceResponseError(type(exc).__name__) from exc
         if resp.status != ok:
-            raise _http_error(resp.status, resp.headers.get("x-ms-error-code") or "", method)
-        return resp.headers
+            code = resp.headers.get("x-ms-error-code") or ""
+            resp.drain_conn()
+            resp.release_conn()
+            raise _http_error(resp.status, code, method)
+        return resp
 
     def _shared_key(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]) -> str:
         assert self._key is not None
@@ -160,12 +217,51 @@ class LeanBlobClient:
         if lower.get("content-length") == "0":
             del lower["content-length"]
         standard = "\n".join(lower.get(h, "") for h in _SIGNED_HEADERS)
-        ms = _storage_header_sort([(k, v) for k, v in lower.items() if k.startswith("x-ms-")])
+        ms = sort_ms_headers([(k, v) for k, v in lower.items() if k.startswith("x-ms-")])
         canonical_headers = "".join(f"{k}:{v}\n" for k, v in ms)
         canonical_query = "".join(f"\n{k.lower()}:{unquote(v)}" for k, v in sorted(query.items()))
         to_sign = f"{method}\n{standard}\n{canonical_headers}/{self._account}{path}{canonical_query}"
         signature = base64.b64encode(hmac.digest(self._key, to_sign.encode(), "sha256")).decode()
         return f"SharedKey {self._account}:{signature}"
+
+
+def sort_ms_headers(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``x-ms-*`` headers in the order the service signs them.
+
+    The service collates names with its own table (``_`` and ``-`` do not sort as in ASCII). Where every pair
+    of names first differs at a letter or digit, that order is plain ASCII order; otherwise the SDK's
+    implementation of the table is used (imported only then: the SDK is slow to import)."""
+    ordered = sorted(pairs)
+    for (a, _), (b, _) in itertools.pairwise(ordered):
+        i = next((n for n, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+        if i >= min(len(a), len(b)) or not (a[i].isalnum() and b[i].isalnum()):
+            from azure.storage.blob._shared.authentication import _storage_header_sort
+
+            return list(_storage_header_sort(pairs))
+    return ordered
+
+
+@dataclass(frozen=True)
+class ListedBlob:
+    name: str
+    properties: Mapping[str, str]
+    version_id: str | None
+
+
+@dataclass(frozen=True)
+class ListPage:
+    blobs: list[ListedBlob]
+    next_marker: str | None
+
+
+def parse_list_page(body: bytes) -> ListPage:
+    # expat resolves no external entities; the answer comes from the storage endpoint we signed for.
+    root = ElementTree.fromstring(body)  # noqa: S314
+    blobs: list[ListedBlob] = []
+    for item in root.iterfind("Blobs/Blob"):
+        props: dict[str, Any] = {p.tag: p.text or "" for p in item.iterfind("Properties/*")}
+        blobs.append(ListedBlob(item.findtext("Name") or "", props, item.findtext("VersionId")))
+    return ListPage(blobs, root.findtext("NextMarker") or None)
 
 
 def _meta(metadata: Mapping[str, str]) -> dict[str, str]:

@@ -17,7 +17,9 @@ import urllib3
 
 from orchestrator.errors import NotFound
 from orchestrator.providers.aws_clients import aws_endpoint, aws_region
-from orchestrator.providers.azure_blob import AzureBlobStore
+from orchestrator.providers.azure_blob import AzureBlobStore, BlobAddress
+from orchestrator.providers.azure_rest import API_VERSION, LeanBlobClient
+from orchestrator.providers.azure_settings import blob_settings
 from orchestrator.providers.base import ObjectStore, ServerSideCopy
 from orchestrator.providers.factory import StoreFactory
 from orchestrator.providers.local import LocalStore
@@ -35,7 +37,9 @@ ROOT_PREFIX = "root-prefix/"
 # "azure" writes and stats through the lean signed client; "azure-sdk" through the SDK, as with an Azure identity.
 # "s3" reads through the lean signed client (keys in the environment) and writes through boto3; "s3-sdk" does
 # everything through boto3, as with a profile or a role.
-@pytest.fixture(params=["s3", "s3-sdk", "azure", "azure-sdk", "local"])
+# "azure-lean-first" is the store as drctl opens it with keys in the environment: no SDK client until a call
+# the lean client does not make.
+@pytest.fixture(params=["s3", "s3-sdk", "azure", "azure-lean-first", "azure-sdk", "local"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreMaker]:
     """A factory for stores on one fresh, empty root per test; the root is removed afterwards."""
     if request.param == "local":
@@ -52,8 +56,24 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
         service = factory.blob_service()
         with temporary_container(service) as container:
             client = service.get_container_client(container)
-            lean = request.param == "azure"
-            yield lambda **kw: AzureBlobStore(client, ROOT_PREFIX, retry=factory.retry, lean=lean, **kw)
+            if request.param == "azure-lean-first":
+                settings = blob_settings(factory.env)
+                assert settings is not None, "the lab's connection string carries a shared key"
+                lean_client = LeanBlobClient(
+                    f"{settings.blob_endpoint}/{container}",
+                    settings.account,
+                    API_VERSION,
+                    account_key=settings.account_key,
+                    sas=None,
+                    pool=urllib3.PoolManager(maxsize=16),
+                )
+                address = BlobAddress(settings.account, container, settings.blob_endpoint)
+                yield lambda **kw: AzureBlobStore(
+                    lambda: client, ROOT_PREFIX, retry=factory.retry, lean=lean_client, address=address, **kw
+                )
+            else:
+                lean = request.param == "azure"
+                yield lambda **kw: AzureBlobStore(client, ROOT_PREFIX, retry=factory.retry, lean=lean, **kw)
 
 
 def _lean_s3(env: Mapping[str, str]) -> LeanS3Client:
