@@ -101,7 +101,8 @@ class LeanS3Client:
         self, bucket: str, key: str, byte_range: str | None, name: str
     ) -> tuple[Mapping[str, str], Iterator[bytes], Callable[[], None]]:
         """Headers, the body's chunks and a close hook. A whole object's full CRC32 checksum, where S3 reports
-        one, is checked as the body ends (as botocore does), raising ``IntegrityError`` before the last chunk."""
+        one, is checked as the body ends (as botocore does): ``IntegrityError`` is raised when the chunks are
+        asked past the last one, which every store does before it commits a write."""
         headers = {"x-amz-checksum-mode": "ENABLED"}
         if byte_range:
             headers["range"] = byte_range
