@@ -11,9 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.errors import AuthError, InvalidInput
-
-CONNECT_TIMEOUT_S = 5
-READ_TIMEOUT_S = 60
+from orchestrator.providers.base import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
 
 
 def aws_region(env: Mapping[str, str], region: str | None = None) -> str:

@@ -8,7 +8,6 @@ SDK."""
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import os
 import secrets
@@ -51,6 +50,8 @@ from orchestrator.providers.base import (
     ObjectStore,
     Readable,
 )
+from orchestrator.providers.lazy import LazyClient
+from orchestrator.providers.lean_http import http_pool
 from orchestrator.providers.streams import IteratorReader, read_full
 from orchestrator.retry import RetryPolicy
 
@@ -68,22 +69,15 @@ _MD5_MISMATCH = (
 
 # An Azure server-side copy is asynchronous; this bounds how long we wait for one before giving up.
 COPY_WAIT_S = 600.0
-# The same bounds as the SDK clients' (providers.factory): a dead endpoint fails fast, a slow one is waited for.
-CONNECT_TIMEOUT_S = 5
-READ_TIMEOUT_S = 60
 
 
 def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
 
 
-@functools.cache
 def lean_pool() -> urllib3.PoolManager:
-    """One connection pool per process for the lean client, sized for transfers x parts in flight."""
-    timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S)
     # The CAs the SDK's transport (requests) trusts, so both paths accept and refuse the same endpoints.
-    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
-    return urllib3.PoolManager(maxsize=32, timeout=timeout, retries=False, ca_certs=ca_bundle)
+    return http_pool(os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where())
 
 
 def _listed_info(key: str, blob: ListedBlob) -> ObjectInfo:
@@ -165,15 +159,13 @@ class AzureBlobStore:
     ) -> None:
         """``container`` is an SDK client, or a function making one on first use together with a ready
         ``lean`` client and the ``address``: then a backup's calls never import the SDK."""
+        self._sdk: LazyClient[ContainerClient] = LazyClient(container)
         if callable(container):  # SDK clients are not callable
             if address is None or not isinstance(lean, LeanBlobClient):
                 raise TypeError("a container made on demand needs a lean client and the container's address")
-            self._sdk: ContainerClient | None = None
-            self._make_sdk: Callable[[], ContainerClient] | None = container
             self._address = address
             self._lean: LeanBlobClient | None = lean
         else:
-            self._sdk, self._make_sdk = container, None
             self._address = BlobAddress(
                 str(container.account_name),
                 str(container.container_name),
@@ -184,7 +176,6 @@ class AzureBlobStore:
                 self._lean = lean
             else:
                 self._lean = LeanBlobClient.for_container(container, lean_pool()) if lean else None
-        self._sdk_lock = threading.Lock()
         self.prefix = prefix
         self._retry = retry or RetryPolicy()
         self._part_size = part_size
@@ -193,12 +184,7 @@ class AzureBlobStore:
 
     @property
     def _container(self) -> ContainerClient:
-        if self._sdk is None:
-            with self._sdk_lock:
-                if self._sdk is None and self._make_sdk is not None:
-                    self._sdk = self._make_sdk()
-        assert self._sdk is not None  # one of the two is always given
-        return self._sdk
+        return self._sdk.get()
 
     @property
     def url(self) -> str:

@@ -32,9 +32,10 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from orchestrator.providers.lean_http import streamed_body
+
 # The REST version these requests speak: the SDK's own newest (a unit test keeps the two in step).
 API_VERSION = "2026-10-06"
-CHUNK = 1024 * 1024
 
 # Response headers, looked up case-insensitively (urllib3's HTTPHeaderDict).
 Headers = Mapping[str, str]
@@ -141,22 +142,8 @@ class LeanBlobClient:
         """Headers, the body's chunks and a close hook of Get Blob (a range such as ``bytes=0-99``, or all)."""
         headers = {"x-ms-range": byte_range} if byte_range else {}
         resp = self._send("GET", name, {}, headers, None, 206 if byte_range else 200, preload=False)
-        finished = [False]
-
-        def chunks() -> Iterator[bytes]:
-            try:
-                yield from resp.stream(CHUNK, decode_content=False)
-            except urllib3.exceptions.HTTPError as exc:
-                raise ServiceResponseError(type(exc).__name__) from exc
-            finished[0] = True
-
-        def close() -> None:
-            # A body not read to its end leaves the connection mid-response: drop it rather than reuse it.
-            if not finished[0]:
-                resp.close()
-            resp.release_conn()
-
-        return resp.headers, chunks(), close
+        body, close = streamed_body(resp, lambda exc: ServiceResponseError(type(exc).__name__))
+        return resp.headers, body, close
 
     def delete_blob(self, name: str) -> None:
         self._request("DELETE", name, {}, {"x-ms-delete-snapshots": "include"}, None, 202)

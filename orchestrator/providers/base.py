@@ -23,6 +23,9 @@ HashType = Literal["sha256", "md5"]
 # part_size * (part_concurrency + 1), whatever the object's size.
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 DEFAULT_PART_CONCURRENCY = 4
+# Every client's bounds, SDK or lean: a dead endpoint fails fast, a slow one is waited for.
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True)

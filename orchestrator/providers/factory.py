@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import AuthError, InvalidInput
 from orchestrator.providers.aws_clients import aws_client, aws_endpoint, aws_region
-from orchestrator.providers.base import ObjectStore
+from orchestrator.providers.base import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, ObjectStore
 from orchestrator.providers.local import LocalStore
 from orchestrator.providers.location import Location, parse_location
 from orchestrator.retry import RetryPolicy
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
     from orchestrator.providers.azure_blob import BlobAddress
     from orchestrator.providers.azure_rest import LeanBlobClient
     from orchestrator.providers.s3_lean import LeanS3Client
-
-CONNECT_TIMEOUT_S = 5
-READ_TIMEOUT_S = 60
 
 
 def _azure_client_options() -> dict[str, Any]:
@@ -111,11 +108,10 @@ class StoreFactory:
         if credentials is None or not self.lean:
             return None
         if self._lean_s3_client is None:
-            import urllib3
+            from orchestrator.providers.lean_http import http_pool
 
-            timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S)
-            ca_bundle = self.env.get("AWS_CA_BUNDLE") or _certifi_bundle()
-            pool = urllib3.PoolManager(maxsize=32, timeout=timeout, retries=False, ca_certs=ca_bundle)
+            # The CAs boto3 would trust, so both paths accept and refuse the same endpoints.
+            pool = http_pool(self.env.get("AWS_CA_BUNDLE") or _certifi_bundle())
             self._lean_s3_client = LeanS3Client(aws_endpoint(self.env, "s3"), aws_region(self.env), credentials, pool)
         return self._lean_s3_client
 

@@ -25,6 +25,7 @@ from orchestrator.providers.base import (
     ObjectStore,
     Readable,
 )
+from orchestrator.providers.lazy import LazyClient
 from orchestrator.providers.s3_lean import LeanS3Client, S3ConnectError, S3HttpError
 from orchestrator.providers.streams import IteratorReader, read_full
 from orchestrator.retry import RetryPolicy
@@ -191,23 +192,21 @@ def _head_fields(headers: Mapping[str, str]) -> dict[str, Any]:
         ("x-amz-version-id", "VersionId"),
         ("x-amz-checksum-sha256", "ChecksumSHA256"),
         ("x-amz-checksum-type", "ChecksumType"),
-        ("x-amz-server-side-encryption", "ServerSideEncryption"),
-        ("x-amz-server-side-encryption-customer-algorithm", "SSECustomerAlgorithm"),
     ):
         if headers.get(header):
             fields[field_name] = headers[header]
     return fields
 
 
-def _etag_md5(resp: Mapping[str, Any]) -> str | None:
+def _etag_md5(etag: str | None, sse: str | None, sse_customer: str | None) -> str | None:
     """The object's MD5 when its ETag is one: a single-part upload stored plainly or with S3-managed keys. A
     multipart ETag has a part count, and under KMS or customer keys the ETag is not an MD5 of the bytes."""
-    etag = str(resp.get("ETag") or "").strip('"').lower()
-    if len(etag) != 32 or not all(c in "0123456789abcdef" for c in etag):
+    text = str(etag or "").strip('"').lower()
+    if len(text) != 32 or not all(c in "0123456789abcdef" for c in text):
         return None
-    if resp.get("ServerSideEncryption") not in (None, "AES256") or resp.get("SSECustomerAlgorithm"):
+    if sse not in (None, "AES256") or sse_customer:
         return None
-    return etag
+    return text
 
 
 def _sha256_b64(data: bytes) -> str:
@@ -235,9 +234,7 @@ class S3Store:
         for messages, when no client exists yet."""
         if part_size < 5 * 1024 * 1024:
             raise ValueError("S3 multipart parts must be at least 5 MiB")
-        self._sdk: S3Client | None = None if callable(client) else client
-        self._make_sdk = client if callable(client) else None
-        self._sdk_lock = threading.Lock()
+        self._sdk: LazyClient[S3Client] = LazyClient(client)
         self._lean = lean
         self._configured_endpoint = endpoint
         self.bucket = bucket
@@ -255,17 +252,12 @@ class S3Store:
 
     @property
     def _client(self) -> S3Client:
-        if self._sdk is None:
-            with self._sdk_lock:
-                if self._sdk is None and self._make_sdk is not None:
-                    self._sdk = self._make_sdk()
-        assert self._sdk is not None  # one of the two is always given
-        return self._sdk
+        return self._sdk.get()
 
     @property
     def endpoint(self) -> str:
         """The endpoint without any userinfo or query, so it is safe to print."""
-        if self._sdk is None and self._lean is not None:
+        if not self._sdk.made and self._lean is not None:
             raw = self._configured_endpoint or "https://s3.amazonaws.com"
         else:
             raw = str(self._client.meta.endpoint_url)
@@ -375,7 +367,11 @@ class S3Store:
             except _sdk_errors() as exc:
                 raise translate_s3_error(exc, name, self.endpoint) from exc
 
-        md5 = None if "Range" in kwargs else _etag_md5(resp)
+        md5 = (
+            None
+            if "Range" in kwargs
+            else _etag_md5(resp.get("ETag"), resp.get("ServerSideEncryption"), resp.get("SSECustomerAlgorithm"))
+        )
         return IteratorReader(chunks(), on_close=body.close, content_md5=md5)
 
     def _lean_open(self, key: str, byte_range: str | None) -> ObjectReader:
@@ -392,7 +388,15 @@ class S3Store:
             except _LEAN_ERRORS as exc:
                 raise translate_s3_error(exc, name, self.endpoint) from exc
 
-        md5 = None if byte_range else _etag_md5(_head_fields(headers))
+        md5 = (
+            None
+            if byte_range
+            else _etag_md5(
+                headers.get("etag"),
+                headers.get("x-amz-server-side-encryption"),
+                headers.get("x-amz-server-side-encryption-customer-algorithm"),
+            )
+        )
         return IteratorReader(chunks(), on_close=close, content_md5=md5)
 
     def write(self, key: str, source: Readable, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import zlib
-from base64 import b64decode, b64encode
+from base64 import b64decode
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -22,9 +22,9 @@ from xml.etree import ElementTree
 import urllib3
 
 from orchestrator.errors import IntegrityError
+from orchestrator.providers.lean_http import streamed_body
 from orchestrator.providers.sigv4 import EMPTY_SHA256, StaticCredentials, sign, uri_encode
 
-CHUNK = 1024 * 1024
 _CONNECT_ERRORS = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
 
 
@@ -107,38 +107,27 @@ class LeanS3Client:
         if byte_range:
             headers["range"] = byte_range
         resp = self._request("GET", bucket, key, {}, headers)
-        state = {"done": False}
+        body, close = streamed_body(resp, lambda exc: S3ConnectError(type(exc).__name__, connect=False))
+        crc = _full_crc32(resp.headers) if byte_range is None else None
+        if crc is None:
+            return resp.headers, body, close
 
-        def chunks() -> Iterator[bytes]:
-            crc = _full_crc32(resp.headers) if byte_range is None else None
+        def checked() -> Iterator[bytes]:
             running = 0
-            try:
-                for chunk in resp.stream(CHUNK, decode_content=False):
-                    if crc is not None:
-                        running = zlib.crc32(chunk, running)
-                    yield chunk
-            except urllib3.exceptions.HTTPError as exc:
-                raise S3ConnectError(type(exc).__name__, connect=False) from exc
-            state["done"] = True
-            if crc is not None and running != crc:
+            for chunk in body:
+                running = zlib.crc32(chunk, running)
+                yield chunk
+            if running != crc:
                 raise IntegrityError(
                     f"{name} does not match the CRC32 checksum S3 reports: it was corrupted in transit"
                 )
 
-        def close() -> None:
-            # A body not read to its end leaves the connection mid-response: drop it rather than reuse it.
-            if not state["done"]:
-                resp.close()
-            resp.release_conn()
-
-        return resp.headers, chunks(), close
+        return resp.headers, checked(), close
 
     # -- plumbing ---------------------------------------------------------------------------------------------
 
-    def _location(self, bucket: str, key: str) -> tuple[str, str, str]:
-        """Origin, host and encoded path for a bucket and key."""
-        with self._lock:
-            region = self._bucket_regions.get(bucket, self._region)
+    def _location(self, bucket: str, key: str, region: str) -> tuple[str, str, str]:
+        """Origin, host and encoded path for a bucket and key in ``region``."""
         encoded_key = uri_encode(key, keep_slash=True)
         if self._endpoint:
             parts = urlsplit(self._endpoint)
@@ -163,7 +152,7 @@ class LeanS3Client:
     ) -> urllib3.BaseHTTPResponse:
         with self._lock:
             region = self._bucket_regions.get(bucket, self._region)
-        origin, host, path = self._location(bucket, key)
+        origin, host, path = self._location(bucket, key, region)
         signed = sign(
             method,
             host,
@@ -221,8 +210,3 @@ def _full_crc32(headers: Mapping[str, str]) -> int | None:
         return int.from_bytes(b64decode(value), "big")
     except ValueError:
         return None
-
-
-def crc32_b64(data: bytes) -> str:
-    """S3's text form of a CRC32 checksum (for tests and callers that write one)."""
-    return b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
