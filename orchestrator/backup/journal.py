@@ -84,12 +84,17 @@ class CopyJournal:
 
     def done_objects(self, run_id: str) -> dict[str, ObjectEntry]:
         rows = self._execute("SELECT key, entry FROM copy_objects WHERE run_id=?", (run_id,))
-        return {key: ObjectEntry.model_validate_json(entry) for key, entry in rows}
+        try:
+            return {key: ObjectEntry.from_json(entry) for key, entry in rows}
+        except ValueError as exc:
+            raise StateError(
+                f"the copy journal has an unreadable entry ({exc}); move it aside and re-run the copy from the start"
+            ) from exc
 
     def record(self, run_id: str, entry: ObjectEntry) -> None:
         self._execute(
             "INSERT OR REPLACE INTO copy_objects(run_id, key, entry) VALUES (?,?,?)",
-            (run_id, entry.key, entry.model_dump_json()),
+            (run_id, entry.key, entry.to_json()),
         )
 
     def finish(self, run_id: str, finished: str) -> None:

@@ -11,65 +11,169 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
+from orchestrator.backup.strict_json import HEX64, DocumentError, Fields, moment_to_json
 from orchestrator.errors import IntegrityError
 
 Mode = Literal["full", "incremental", "differential"]
 CopyPath = Literal["streamed", "server-side", "unchanged"]
 KeyScheme = Literal["local-aes-256-gcm"]
 FORMAT: Literal[1] = 1
+MODES: tuple[Mode, ...] = ("full", "incremental", "differential")
+COPY_PATHS: tuple[CopyPath, ...] = ("streamed", "server-side", "unchanged")
+KEY_SCHEMES: tuple[KeyScheme, ...] = ("local-aes-256-gcm",)
+# Every document is JSON; these are the values each closed field may take.
+_AES_GCM: tuple[Literal["AES-256-GCM"]] = ("AES-256-GCM",)
+_ZSTD: tuple[Literal["zstd"]] = ("zstd",)
 
 
-class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EncryptionSettings(_Doc):
+@dataclass(frozen=True, slots=True)
+class EncryptionSettings:
+    wrapped_key: str
+    """The set's data key, AES-256-GCM-wrapped by the key-encryption key, base64."""
+    kek_id: str
+    """A fingerprint of the key-encryption key, to name the key a set needs."""
     algorithm: Literal["AES-256-GCM"] = "AES-256-GCM"
-    key_wrapping: KeyScheme = Field(
-        "local-aes-256-gcm", description="how the data key is wrapped (KMS/Key Vault would add schemes)"
-    )
-    wrapped_key: str = Field(description="the set's data key, AES-256-GCM-wrapped by the key-encryption key, b64")
-    kek_id: str = Field(description="a fingerprint of the key-encryption key, to name the key a set needs")
+    key_wrapping: KeyScheme = "local-aes-256-gcm"
+    """How the data key is wrapped (KMS or Key Vault would add schemes)."""
+
+    def to_doc(self) -> dict[str, object]:
+        return {
+            "algorithm": self.algorithm,
+            "key_wrapping": self.key_wrapping,
+            "wrapped_key": self.wrapped_key,
+            "kek_id": self.kek_id,
+        }
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> EncryptionSettings:
+        return cls(
+            algorithm=f.choice("algorithm", _AES_GCM, default="AES-256-GCM"),
+            key_wrapping=f.choice("key_wrapping", KEY_SCHEMES, default="local-aes-256-gcm"),
+            wrapped_key=f.text("wrapped_key"),
+            kek_id=f.text("kek_id"),
+        )
 
 
-class SetConfig(_Doc):
-    format: Literal[1] = FORMAT
+@dataclass(frozen=True, slots=True)
+class SetConfig:
     created: datetime
     compression: Literal["zstd"] | None = None
     encryption: EncryptionSettings | None = None
+    format: Literal[1] = FORMAT
+
+    def to_json(self) -> bytes:
+        doc = {
+            "format": self.format,
+            "created": moment_to_json(self.created),
+            "compression": self.compression,
+            "encryption": self.encryption.to_doc() if self.encryption else None,
+        }
+        return json.dumps(doc, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> SetConfig:
+        """Raises ``DocumentError`` (a ValueError) naming the first field that is not as drctl writes it."""
+        f = Fields(_json(raw, "settings"), "settings", _KEYS[SetConfig])
+        f.format_version("format", FORMAT)
+        encryption = f.nested("encryption", _KEYS[EncryptionSettings])
+        return cls(
+            created=f.moment("created"),
+            compression=f.choice_or_none("compression", _ZSTD),
+            encryption=EncryptionSettings.from_fields(encryption) if encryption else None,
+        )
 
 
-class ObjectEntry(_Doc):
+@dataclass(frozen=True, slots=True)
+class ObjectEntry:
     key: str
-    size: int = Field(ge=0)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    blob: str = Field(pattern=r"^[0-9a-f]{64}$")
-    stored_size: int = Field(ge=0)
+    size: int
+    sha256: str
+    blob: str
+    stored_size: int
+    source_modified: datetime
+    written_by: str
+    """The id of the recovery point whose run wrote the blob."""
     source_etag: str | None = None
     source_version: str | None = None
-    source_modified: datetime
     source_md5: str | None = None
-    written_by: str = Field(description="the id of the recovery point whose run wrote the blob")
+
+    def to_doc(self) -> dict[str, object]:
+        return {
+            "key": self.key,
+            "size": self.size,
+            "sha256": self.sha256,
+            "blob": self.blob,
+            "stored_size": self.stored_size,
+            "source_etag": self.source_etag,
+            "source_version": self.source_version,
+            "source_modified": moment_to_json(self.source_modified),
+            "source_md5": self.source_md5,
+            "written_by": self.written_by,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_doc(), separators=(",", ":"))
+
+    @classmethod
+    def from_doc(cls, doc: object, where: str) -> ObjectEntry:
+        f = Fields(doc, where, _KEYS[ObjectEntry])
+        return cls(
+            key=f.text("key"),
+            size=f.integer("size", minimum=0),
+            sha256=f.text("sha256", pattern=HEX64),
+            blob=f.text("blob", pattern=HEX64),
+            stored_size=f.integer("stored_size", minimum=0),
+            source_etag=f.text_or_none("source_etag"),
+            source_version=f.text_or_none("source_version"),
+            source_modified=f.moment("source_modified"),
+            source_md5=f.text_or_none("source_md5"),
+            written_by=f.text("written_by"),
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> ObjectEntry:
+        return cls.from_doc(_json(raw, "entry"), "entry")
 
 
-class Totals(_Doc):
+@dataclass(frozen=True, slots=True)
+class Totals:
     objects: int
     bytes: int
     objects_transferred: int
     bytes_transferred: int
     objects_unchanged: int
 
+    def to_doc(self) -> dict[str, object]:
+        return {
+            "objects": self.objects,
+            "bytes": self.bytes,
+            "objects_transferred": self.objects_transferred,
+            "bytes_transferred": self.bytes_transferred,
+            "objects_unchanged": self.objects_unchanged,
+        }
 
-class RecoveryPoint(_Doc):
-    format: Literal[1] = FORMAT
+    @classmethod
+    def from_fields(cls, f: Fields) -> Totals:
+        return cls(
+            objects=f.integer("objects"),
+            bytes=f.integer("bytes"),
+            objects_transferred=f.integer("objects_transferred"),
+            bytes_transferred=f.integer("bytes_transferred"),
+            objects_unchanged=f.integer("objects_unchanged"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryPoint:
     id: str
-    started: datetime = Field(description="when the source was listed: the data is at least this recent")
-    created: datetime = Field(description="when the point was sealed; it exists in the set from then on")
+    started: datetime
+    """When the source was listed: the data is at least this recent."""
+    created: datetime
+    """When the point was sealed; it exists in the set from then on."""
     mode: Mode
     parent: str | None
     source: str
@@ -79,10 +183,62 @@ class RecoveryPoint(_Doc):
     objects: tuple[ObjectEntry, ...]
     totals: Totals
     paths: dict[CopyPath, int]
+    format: Literal[1] = FORMAT
+
+    def to_doc(self) -> dict[str, object]:
+        return {
+            "format": self.format,
+            "id": self.id,
+            "started": moment_to_json(self.started),
+            "created": moment_to_json(self.created),
+            "mode": self.mode,
+            "parent": self.parent,
+            "source": self.source,
+            "drctl_version": self.drctl_version,
+            "compression": self.compression,
+            "encryption": self.encryption,
+            "objects": [o.to_doc() for o in self.objects],
+            "totals": self.totals.to_doc(),
+            "paths": dict(self.paths),
+        }
+
+    @classmethod
+    def from_doc(cls, doc: object) -> RecoveryPoint:
+        f = Fields(doc, "point", _KEYS[RecoveryPoint])
+        f.format_version("format", FORMAT)
+        where = f.where("objects")
+        return cls(
+            id=f.text("id"),
+            started=f.moment("started"),
+            created=f.moment("created"),
+            mode=f.choice("mode", MODES),
+            parent=f.text_or_none("parent", required=True),
+            source=f.text("source"),
+            drctl_version=f.text("drctl_version"),
+            compression=f.choice_or_none("compression", _ZSTD, required=True),
+            encryption=f.choice_or_none("encryption", _AES_GCM, required=True),
+            objects=tuple(ObjectEntry.from_doc(o, f"{where}[{i}]") for i, o in enumerate(f.array("objects"))),
+            totals=Totals.from_fields(f.nested_required("totals", _KEYS[Totals])),
+            paths=f.counts("paths", COPY_PATHS),
+        )
+
+
+# A document's keys are its class's field names.
+_KEYS: dict[type, frozenset[str]] = {
+    doc_class: frozenset(f.name for f in fields(doc_class))
+    for doc_class in (EncryptionSettings, SetConfig, ObjectEntry, Totals, RecoveryPoint)
+}
+
+
+def _json(raw: str | bytes, what: str) -> object:
+    try:
+        return json.loads(raw)
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise DocumentError(f"{what}: not JSON ({exc})") from exc
 
 
 def _body(point: RecoveryPoint) -> bytes:
-    return json.dumps(point.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps(point.to_doc(), sort_keys=True, separators=(",", ":")).encode()
 
 
 def seal(point: RecoveryPoint, mac_key: bytes | None) -> bytes:
@@ -118,14 +274,14 @@ def unseal(raw: bytes, name: str, mac_key: bytes | None) -> RecoveryPoint:
         # The bytes are the canonical body the digest was made over: checking them as they are spares
         # re-encoding a manifest of many thousand objects just to hash it again.
         try:
-            return RecoveryPoint.model_validate_json(sealed[1])
-        except ValidationError as exc:
+            return RecoveryPoint.from_doc(_json(sealed[1], "point"))
+        except DocumentError as exc:
             raise malformed from exc
     try:
         doc = json.loads(raw)
-        point = RecoveryPoint.model_validate(doc["point"])
+        point = RecoveryPoint.from_doc(doc["point"])
         digest = str(doc["digest"])
-    except (ValueError, KeyError, TypeError, ValidationError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise malformed from exc
     if not hmac.compare_digest(_digest(_body(point), mac_key), digest):
         raise IntegrityError(

@@ -97,7 +97,7 @@ def _read_config(store: ObjectStore) -> SetConfig | None:
     except NotFound:
         return None
     try:
-        return SetConfig.model_validate_json(raw)
+        return SetConfig.from_json(raw)
     except ValueError as exc:
         raise InvalidInput(f"{store.url}{CONFIG_KEY} is not a valid backup set settings file; restore it") from exc
 
@@ -147,7 +147,7 @@ def open_or_create_set(
             key_wrapping=wrapper.scheme, wrapped_key=wrapper.wrap(crypto.new_data_key()), kek_id=wrapper.key_id
         )
     config = SetConfig(created=now, compression="zstd" if options.compression else None, encryption=encryption)
-    store.write(CONFIG_KEY, io.BytesIO(config.model_dump_json(indent=1).encode()))
+    store.write(CONFIG_KEY, io.BytesIO(config.to_json()))
     return _with_keys(store, config, key_source, env)
 
 
