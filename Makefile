@@ -32,7 +32,10 @@ $(VENV)/.drctl-stamp: $(UV) requirements.lock pyproject.toml
 	$(UV) pip install --quiet --no-deps --compile-bytecode --python $(PY) -e .
 	@touch $@
 
+# drctl's own modules are compiled on every setup too (only changed files are): with PYTHONDONTWRITEBYTECODE set,
+# an editable install would otherwise compile them on every run (0.04 s of each start-up here).
 setup: $(VENV)/.drctl-stamp lab-install
+	@$(PY) -m compileall -q orchestrator
 
 lab-install: $(UV)
 	@$(LAB) install
