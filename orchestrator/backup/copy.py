@@ -33,7 +33,7 @@ from orchestrator.providers.base import Md5CheckedWrite, ObjectInfo, ObjectStore
 
 PathTaken = CopyPath | str
 SERVER_SIDE_MAX = 5 * 1024**3
-# Below this many blobs to check, a stat each is cheaper than listing the whole set.
+# Below this many blobs to check, a stat each is cheaper than listing the whole set (of unknown size).
 STAT_LIMIT = 500
 
 
@@ -365,8 +365,9 @@ def _run_parallel(run: _Run, pending: list[PlannedObject], transfers: int) -> It
 
 
 def _stored_sizes(bset: BackupSet, blobs: list[str]) -> dict[str, int]:
-    """Stored sizes of ``blobs``: one stat each for a few, one listing of the set for many."""
-    if len(blobs) > STAT_LIMIT:
+    """Stored sizes of ``blobs``: one stat each for a few, one listing of the set for many, or whenever the set
+    was made by this run (it then holds only this run's blobs, so a listing costs a request per thousand)."""
+    if bset.made_now or len(blobs) > STAT_LIMIT:
         return bset.blob_sizes()
 
     def size(blob: str) -> tuple[str, int | None]:

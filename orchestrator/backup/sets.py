@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from orchestrator.backup import crypto
@@ -29,6 +29,8 @@ class BackupSet:
     store: ObjectStore
     config: SetConfig
     keys: crypto.SetKeys | None
+    made_now: bool = False
+    """Made by this process: until its first point is sealed it holds only what this process wrote."""
 
     @property
     def url(self) -> str:
@@ -148,7 +150,7 @@ def open_or_create_set(
         )
     config = SetConfig(created=now, compression="zstd" if options.compression else None, encryption=encryption)
     store.write(CONFIG_KEY, io.BytesIO(config.to_json()))
-    return _with_keys(store, config, key_source, env)
+    return replace(_with_keys(store, config, key_source, env), made_now=True)
 
 
 def _with_keys(

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -400,6 +401,74 @@ def test_resume_resends_journalled_objects_whose_blob_vanished_or_whose_source_c
     assert result.resumed_objects == 3
     assert result.objects_transferred == 7
     assert result.bytes_transferred == 6 * 100 + len(b"changed at the source")
+    assert restored(bset) == contents(source)
+
+
+class VanishingStore(MemoryStore):
+    """A set store that counts the stats and data listings a seal makes; with ``vanish_after`` set, the first
+    blob written disappears once that many have been written, as if a prune on another host removed it."""
+
+    def __init__(self) -> None:
+        super().__init__("set")
+        self.vanish_after: int | None = None
+        self.blobs: list[str] = []
+        self.stats = 0
+        self.data_listings = 0
+        self._writing = threading.local()
+
+    def write(self, key: str, source: Readable, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
+        self._writing.active = True  # the memory store's write answers with its own stat: not one of the seal's
+        try:
+            info = super().write(key, source, metadata=metadata)
+        finally:
+            self._writing.active = False
+        if key.startswith(DATA_PREFIX):
+            self.blobs.append(key)
+            if len(self.blobs) == self.vanish_after:
+                self.delete(self.blobs[0])
+        return info
+
+    def stat(self, key: str) -> ObjectInfo:
+        if not getattr(self._writing, "active", False):
+            self.stats += 1
+        return super().stat(key)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if prefix == DATA_PREFIX:
+            self.data_listings += 1
+        return super().list(prefix)
+
+
+def _set_on(store: VanishingStore, made_now: bool) -> BackupSet:
+    bset = new_set(store)
+    return bset if made_now else open_set(store, KeySource(), {})
+
+
+@pytest.mark.parametrize("made_now", [True, False], ids=["set-made-by-this-run", "existing-set"])
+def test_a_blob_gone_before_the_seal_fails_the_copy_and_no_point_claims_it(
+    made_now: bool, journal: CopyJournal
+) -> None:
+    source = MemoryStore("src")
+    put(source, {f"k{i:02d}": bytes([i]) * 10 for i in range(10)})
+    store = VanishingStore()
+    bset = _set_on(store, made_now)
+    assert bset.made_now is made_now
+    store.vanish_after = 10
+    with pytest.raises(IntegrityError, match=r"k00's data .* is missing"):
+        copy(source, bset, "full", journal, transfers=1)
+    assert bset.point_ids() == []
+
+
+@pytest.mark.parametrize(("made_now", "stats", "listings"), [(True, 0, 1), (False, 10, 0)])
+def test_a_set_made_by_the_run_is_proven_by_one_listing_an_existing_one_by_a_stat_per_blob(
+    made_now: bool, stats: int, listings: int, journal: CopyJournal
+) -> None:
+    source = MemoryStore("src")
+    put(source, {f"k{i:02d}": bytes([i]) * 10 for i in range(10)})
+    store = VanishingStore()
+    bset = _set_on(store, made_now)
+    copy(source, bset, "full", journal)
+    assert (store.stats, store.data_listings) == (stats, listings)
     assert restored(bset) == contents(source)
 
 
