@@ -22,14 +22,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import certifi
 import urllib3
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
 
 from orchestrator.errors import (
     AuthError,
@@ -40,7 +32,14 @@ from orchestrator.errors import (
     PermissionDenied,
     Transient,
 )
-from orchestrator.providers.azure_rest import LeanBlobClient, ListedBlob, http_date
+from orchestrator.providers.azure_rest import (
+    LEAN_ERRORS,
+    BlobConnectError,
+    BlobHttpError,
+    LeanBlobClient,
+    ListedBlob,
+    http_date,
+)
 from orchestrator.providers.base import (
     DEFAULT_PART_CONCURRENCY,
     DEFAULT_PART_SIZE,
@@ -98,39 +97,71 @@ def _check_claim(name: str, md5: bytes, claimed: bytes | None) -> None:
         raise IntegrityError(_MD5_MISMATCH.format(name=name))
 
 
+def _sdk_errors() -> tuple[type[Exception], ...]:
+    # Imported when an SDK call is made, by which time azure-core is loaded anyway; the lean path never needs it.
+    from azure.core.exceptions import AzureError
+
+    return (AzureError,)
+
+
 def translate_azure_error(exc: Exception, what: str, endpoint: str) -> DrError:
-    """Map an azure-core error to the project's tree; ``what`` names the container or blob, never a secret."""
-    raw_code = getattr(exc, "error_code", None) or ""
-    code = str(raw_code.value if isinstance(raw_code, Enum) else raw_code)
+    """Map a lean client's or azure-core's error to the project's tree; ``what`` names the container or blob,
+    never a secret."""
+    if isinstance(exc, BlobConnectError):
+        return _unreachable(what, endpoint)
+    if isinstance(exc, BlobHttpError):
+        status, code = exc.status_code, exc.error_code
+        return _refused(what, status, code, not_found=status == 404, auth=status == 401)
+    # Only an SDK call raises anything else, so azure-core is already loaded.
+    from azure.core.exceptions import (
+        AzureError,
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return _unreachable(what, endpoint)
+    if isinstance(exc, HttpResponseError):
+        raw_code = getattr(exc, "error_code", None) or ""
+        code = str(raw_code.value if isinstance(raw_code, Enum) else raw_code)
+        not_found, auth = isinstance(exc, ResourceNotFoundError), isinstance(exc, ClientAuthenticationError)
+        return _refused(what, exc.status_code or 0, code, not_found=not_found, auth=auth)
+    if isinstance(exc, AzureError):
+        return Transient(f"Azure request for {what} failed ({type(exc).__name__}); retry later")
+    raise TypeError(f"not an Azure Blob error: {type(exc).__name__}") from exc
+
+
+def _unreachable(what: str, endpoint: str) -> Transient:
+    return Transient(
+        f"cannot reach the Azure Blob endpoint {endpoint} for {what}; check the account URL and the network"
+    )
+
+
+def _refused(what: str, status: int, code: str, *, not_found: bool, auth: bool) -> DrError:
+    """The service's answer, by error code first and status second (the SDK's classes where it raised them)."""
     if code == "Md5Mismatch":
         return IntegrityError(_MD5_MISMATCH.format(name=what))
-    if isinstance(exc, ResourceNotFoundError):
+    if not_found:
         if code == "ContainerNotFound":
             return NotFound(f"container of {what} does not exist; create it or fix the location")
         return NotFound(f"{what} does not exist")
     # Azurite answers a bad signature with AuthorizationFailure; Azure itself uses AuthenticationFailed.
-    if isinstance(exc, ClientAuthenticationError) or code in _AUTH_CODES:
+    if auth or code in _AUTH_CODES:
         return AuthError(
             f"Azure rejected the credentials for {what}"
             + (f" ({code})" if code else "")
             + "; check AZURE_STORAGE_CONNECTION_STRING, the account key or SAS token, or `az login`"
         )
-    if isinstance(exc, ServiceRequestError | ServiceResponseError):
-        return Transient(
-            f"cannot reach the Azure Blob endpoint {endpoint} for {what}; check the account URL and the network"
+    if status == 403:
+        return PermissionDenied(
+            f"access denied to {what} ({code or status}); grant a Storage Blob Data role or a wider SAS"
         )
-    if isinstance(exc, HttpResponseError):
-        status = exc.status_code or 0
-        if status == 403:
-            return PermissionDenied(
-                f"access denied to {what} ({code or status}); grant a Storage Blob Data role or a wider SAS"
-            )
-        if status >= 500 or status in (408, 429):
-            return Transient(f"Azure Blob is unavailable for {what} ({code or status}); retry later")
-        return Permanent(f"Azure Blob refused the request for {what} ({code or status})")
-    if isinstance(exc, AzureError):
-        return Transient(f"Azure request for {what} failed ({type(exc).__name__}); retry later")
-    raise TypeError(f"not an azure-core error: {type(exc).__name__}") from exc
+    if status >= 500 or status in (408, 429):
+        return Transient(f"Azure Blob is unavailable for {what} ({code or status}); retry later")
+    return Permanent(f"Azure Blob refused the request for {what} ({code or status})")
 
 
 @dataclass(frozen=True)
@@ -206,8 +237,15 @@ class AzureBlobStore:
         return f"az://{self._address.container}/{self.prefix}{key}"
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run an SDK call under the retry policy, its errors translated."""
         return self._retry.call_translating(
-            fn, (AzureError,), lambda exc: translate_azure_error(exc, what, self.endpoint)
+            fn, _sdk_errors(), lambda exc: translate_azure_error(exc, what, self.endpoint)
+        )
+
+    def _lean_call(self, what: str, fn: Callable[[], T]) -> T:
+        """``_call`` for a lean client's call."""
+        return self._retry.call_translating(
+            fn, LEAN_ERRORS, lambda exc: translate_azure_error(exc, what, self.endpoint)
         )
 
     def _info(self, key: str, props: BlobProperties) -> ObjectInfo:
@@ -233,14 +271,12 @@ class AzureBlobStore:
 
         # One page of a listing, not Get Container Properties: a container-scoped SAS may list but is never
         # allowed to read the container's properties.
-        def probe() -> None:
-            if self._lean is not None:
-                self._lean.list_page("", None, max_results=1)
-            else:
-                next(self._container.list_blobs(results_per_page=1).by_page(), None)
-
+        lean = self._lean
         try:
-            self._call(what, probe)
+            if lean is not None:
+                self._lean_call(what, lambda: lean.list_page("", None, max_results=1))
+            else:
+                self._call(what, lambda: next(self._container.list_blobs(results_per_page=1).by_page(), None))
         except NotFound as exc:
             raise NotFound(f"{what} does not exist; create it or fix the location") from exc
 
@@ -268,7 +304,7 @@ class AzureBlobStore:
         marker: str | None = None
         while True:
             # One page per call, restartable from its marker, so a retry repeats one page.
-            page = self._call(self.url, lambda m=marker: lean.list_page(full, m))  # type: ignore[misc]
+            page = self._lean_call(self.url, lambda m=marker: lean.list_page(full, m))  # type: ignore[misc]
             for blob in page.blobs:
                 yield _listed_info(blob.name[len(self.prefix) :], blob)
             if not page.next_marker:
@@ -278,7 +314,7 @@ class AzureBlobStore:
     def stat(self, key: str) -> ObjectInfo:
         if self._lean is not None:
             lean = self._lean
-            headers = self._call(self._name(key), lambda: lean.get_properties(self.prefix + key))
+            headers = self._lean_call(self._name(key), lambda: lean.get_properties(self.prefix + key))
             md5 = headers.get("Content-MD5")
             return ObjectInfo(
                 key=key,
@@ -305,7 +341,7 @@ class AzureBlobStore:
         def chunks() -> Iterator[bytes]:
             try:
                 yield from downloader.chunks()
-            except AzureError as exc:
+            except _sdk_errors() as exc:
                 raise translate_azure_error(exc, name, self.endpoint) from exc
 
         return IteratorReader(chunks())
@@ -314,12 +350,12 @@ class AzureBlobStore:
         name = self._name(key)
         ranged = bool(start) or length is not None
         byte_range = f"bytes={start}-{'' if length is None else start + length - 1}" if ranged else None
-        headers, body, close = self._call(name, lambda: lean.get_blob(self.prefix + key, byte_range))
+        headers, body, close = self._lean_call(name, lambda: lean.get_blob(self.prefix + key, byte_range))
 
         def chunks() -> Iterator[bytes]:
             try:
                 yield from body
-            except AzureError as exc:
+            except LEAN_ERRORS as exc:
                 raise translate_azure_error(exc, name, self.endpoint) from exc
 
         md5 = headers.get("Content-MD5")
@@ -347,7 +383,7 @@ class AzureBlobStore:
             lean = self._lean
             # A claimed MD5 goes to the service unchecked here: it refuses the bytes (Md5Mismatch) if they differ.
             md5 = claimed if claimed is not None else hashlib.md5(first).digest()  # noqa: S324 - see write()
-            headers = self._call(name, lambda: lean.put_blob(self.prefix + key, first, _b64(md5), meta))
+            headers = self._lean_call(name, lambda: lean.put_blob(self.prefix + key, first, _b64(md5), meta))
             modified, etag, version = (
                 http_date(headers.get("Last-Modified")),
                 headers["ETag"],
@@ -395,7 +431,7 @@ class AzureBlobStore:
             try:
                 if lean is not None:
                     md5 = _b64(hashlib.md5(data).digest())  # noqa: S324 - a transfer check, as above
-                    self._call(name, lambda: lean.put_block(self.prefix + key, block_id, data, md5))
+                    self._lean_call(name, lambda: lean.put_block(self.prefix + key, block_id, data, md5))
                 elif blob is not None:
                     sdk_blob = blob
                     self._call(name, lambda: sdk_blob.stage_block(block_id, data, validate_content=True))
@@ -434,7 +470,7 @@ class AzureBlobStore:
             self._call(name, lambda: blob.commit_block_list(blocks, metadata=meta, content_settings=settings))
             return self.stat(key)
         md5_b64 = _b64(digest) if digest is not None else None
-        headers = self._call(name, lambda: lean.put_block_list(self.prefix + key, block_ids, md5_b64, meta))
+        headers = self._lean_call(name, lambda: lean.put_block_list(self.prefix + key, block_ids, md5_b64, meta))
         # The commit's answer carries what a stat would: one request fewer per large object.
         return ObjectInfo(
             key=key,
@@ -450,7 +486,7 @@ class AzureBlobStore:
         lean = self._lean
         try:
             if lean is not None:
-                self._call(self._name(key), lambda: lean.delete_blob(self.prefix + key))
+                self._lean_call(self._name(key), lambda: lean.delete_blob(self.prefix + key))
             else:
                 blob = self._container.get_blob_client(self.prefix + key)
                 self._call(self._name(key), lambda: blob.delete_blob(delete_snapshots="include"))

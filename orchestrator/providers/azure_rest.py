@@ -1,11 +1,12 @@
-"""A lean signed HTTP client for the few Blob REST calls on a backup's hot path: Put Blob, Put Block, Put Block
-List and Get Blob Properties.
+"""A lean signed HTTP client for the Blob REST calls on a backup's hot path: Put Blob, Put Block, Put Block List,
+Get Blob Properties, List Blobs, Get Blob and Delete Blob.
 
 The SDK's pipeline (policies, tracing, deserialisation) costs about a millisecond of CPU per request, more than
 the request itself on a busy machine; these calls are simple enough to make directly over urllib3. Only a
 shared key or a SAS token is handled here; ``LeanBlobClient.for_container`` returns None for anything else
-(an Azure identity), and the store then keeps using the SDK. Failures are raised as the azure-core exceptions
-the SDK would raise, so ``translate_azure_error`` classifies both paths the same way.
+(an Azure identity), and the store then keeps using the SDK. Failures are raised as ``BlobHttpError`` (with the
+status and the service's error code, as the SDK's ``HttpResponseError`` carries them) or ``BlobConnectError``;
+``translate_azure_error`` classifies them exactly as the SDK's, without importing azure-core (0.02 s).
 """
 
 from __future__ import annotations
@@ -23,23 +24,30 @@ from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 import urllib3
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
 
 from orchestrator.providers.lean_http import streamed_body
+
+
+class BlobHttpError(Exception):
+    """The service answered with an error status; ``error_code`` is its ``x-ms-error-code``."""
+
+    def __init__(self, status: int, code: str, method: str) -> None:
+        super().__init__(f"{method} failed: {status} {code}".strip())
+        self.status_code = status
+        self.error_code = code
+
+
+class BlobConnectError(Exception):
+    """No complete answer: the endpoint refused or timed out, or the connection broke mid-response."""
+
+
+LEAN_ERRORS: tuple[type[Exception], ...] = (BlobHttpError, BlobConnectError)
 
 # The REST version these requests speak: the SDK's own newest (a unit test keeps the two in step).
 API_VERSION = "2026-10-06"
 
 # Response headers, looked up case-insensitively (urllib3's HTTPHeaderDict).
 Headers = Mapping[str, str]
-_CONNECT_ERRORS = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
 _SIGNED_HEADERS = (
     "content-encoding",
     "content-language",
@@ -142,7 +150,7 @@ class LeanBlobClient:
         """Headers, the body's chunks and a close hook of Get Blob (a range such as ``bytes=0-99``, or all)."""
         headers = {"x-ms-range": byte_range} if byte_range else {}
         resp = self._send("GET", name, {}, headers, None, 206 if byte_range else 200, preload=False)
-        body, close = streamed_body(resp, lambda exc: ServiceResponseError(type(exc).__name__))
+        body, close = streamed_body(resp, lambda exc: BlobConnectError(type(exc).__name__))
         return resp.headers, body, close
 
     def delete_blob(self, name: str) -> None:
@@ -187,15 +195,13 @@ class LeanBlobClient:
             resp = self._pool.request(
                 method, url, body=body, headers=headers, retries=False, redirect=False, preload_content=preload
             )
-        except _CONNECT_ERRORS as exc:
-            raise ServiceRequestError(type(exc).__name__) from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise ServiceResponseError(type(exc).__name__) from exc
+        except urllib3.exceptions.HTTPError as exc:  # refused, timed out, or broken off mid-answer
+            raise BlobConnectError(type(exc).__name__) from exc
         if resp.status != ok:
             code = resp.headers.get("x-ms-error-code") or ""
             resp.drain_conn()
             resp.release_conn()
-            raise _http_error(resp.status, code, method)
+            raise BlobHttpError(resp.status, code, method)
         return resp
 
     def _shared_key(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]) -> str:
@@ -253,23 +259,6 @@ def parse_list_page(body: bytes) -> ListPage:
 
 def _meta(metadata: Mapping[str, str]) -> dict[str, str]:
     return {f"x-ms-meta-{k}": v for k, v in metadata.items()}
-
-
-def _http_error(status: int, code: str, method: str) -> HttpResponseError:
-    """The azure-core exception the SDK raises for this status, carrying the service's error code."""
-    message = f"{method} failed: {status} {code}".strip()
-    exc: HttpResponseError
-    if status == 404:
-        exc = ResourceNotFoundError(message)
-    elif status == 409:
-        exc = ResourceExistsError(message)
-    elif status == 401:
-        exc = ClientAuthenticationError(message)
-    else:
-        exc = HttpResponseError(message)
-    exc.status_code = status
-    exc.error_code = code  # type: ignore[attr-defined]  # set by azure-core at runtime, not declared
-    return exc
 
 
 def http_date(value: str | None) -> datetime | None:

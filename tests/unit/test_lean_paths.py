@@ -10,7 +10,7 @@ import pytest
 from orchestrator.backup.manifest import ObjectEntry, RecoveryPoint, Totals, seal, unseal
 from orchestrator.errors import AuthError, DrError, IntegrityError, NotFound, Permanent, Transient
 from orchestrator.providers.azure_blob import translate_azure_error
-from orchestrator.providers.azure_rest import _http_error
+from orchestrator.providers.azure_rest import BlobConnectError, BlobHttpError
 from orchestrator.providers.s3 import _parse_listing
 
 
@@ -28,9 +28,20 @@ from orchestrator.providers.s3 import _parse_listing
     ],
 )
 def test_lean_azure_errors_translate_like_the_sdks(status: int, code: str, kind: type[DrError], says: str) -> None:
-    translated = translate_azure_error(_http_error(status, code, "PUT"), "az://c/k", "http://endpoint")
+    translated = translate_azure_error(BlobHttpError(status, code, "PUT"), "az://c/k", "http://endpoint")
     assert type(translated) is kind
     assert says in str(translated)
+
+
+def test_a_lean_request_without_an_answer_is_transient_and_names_the_endpoint() -> None:
+    translated = translate_azure_error(BlobConnectError("NewConnectionError"), "az://c/k", "http://endpoint")
+    assert type(translated) is Transient
+    assert "cannot reach the Azure Blob endpoint http://endpoint" in str(translated)
+
+
+def test_only_azure_errors_are_translated() -> None:
+    with pytest.raises(TypeError, match="not an Azure Blob error"):
+        translate_azure_error(ValueError("x"), "az://c/k", "http://endpoint")
 
 
 LISTING = b"""<?xml version="1.0" encoding="UTF-8"?>
