@@ -3,9 +3,9 @@
 Each copy's ``--json`` summary must count exactly what changed, and each restore must give exactly the source as
 it was when its point was taken: no object missing, none extra, none different.
 
-Restores go into a fresh prefix of a bucket or container rather than a local directory: parallel restores into
-a directory fail at random (see ``test_backup_engine.test_parallel_writes_into_a_local_directory_never_collide``),
-which would make these tests flaky for a reason they are not about.
+Restores go into a fresh prefix of the other cloud, and into a local directory with many objects written in
+parallel into the same folders (the interleaving that once broke that is replayed deterministically in
+``test_backup_engine.test_parallel_writes_into_a_local_directory_never_collide``).
 """
 
 from __future__ import annotations
@@ -157,6 +157,23 @@ def test_full_incremental_differential_round_trip(
     ]
 
 
+def test_a_restore_into_a_local_directory_writes_many_objects_in_parallel_into_the_same_folders(
+    s3_to_azure: Pair, lab_env: dict[str, str], lab_factory: StoreFactory, tmp_path: Path
+) -> None:
+    pair = s3_to_azure
+    state_dir = tmp_path / "state"
+    env = backup_env(lab_env, state_dir)
+    state = {f"{folder}/{i:03d}.bin": os.urandom(1_000 + i) for folder in ("a", "a/b", "c") for i in range(40)}
+    state["ünïcödé/日本.dat"] = os.urandom(2_000)
+    seed(pair.source, state)
+    point = copy_in_process(lab_factory, pair.source_url, pair.set_url, "full", state_dir)
+    target = tmp_path / "restored"
+    summary = cli_restore(pair.set_url, target, env)
+    assert summary["recovery_point"] == point.recovery_point
+    # Exactly the point: no object missing or different, and no temporary file left beside them.
+    assert read_tree(target) == state
+
+
 def test_restore_at_a_time_between_points_gives_the_earlier_state(
     s3_to_azure: Pair, lab_env: dict[str, str], lab_factory: StoreFactory, tmp_path: Path
 ) -> None:
@@ -300,8 +317,7 @@ def test_prune_dry_run_deletes_nothing(
 
 
 def test_keygen_makes_a_private_key_file_that_opens_its_set(tmp_path: Path) -> None:
-    """Directory to directory, no lab: one object, since parallel writes into a directory are racy (see
-    test_backup_engine.test_parallel_writes_into_a_local_directory_never_collide)."""
+    """Directory to directory, no lab."""
     env = backup_env({}, tmp_path / "state")
     key_file = tmp_path / "drctl.key"
     result = drctl("backup", "keygen", str(key_file), env=env)
