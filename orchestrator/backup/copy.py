@@ -8,7 +8,9 @@
   reports one, must equal ours (a store that reports an MD5 has the service check it against the bytes sent,
   so MD5 is computed once per byte, by the store).
 - Finished objects are journalled one by one, so a re-run after a crash sends nothing already verified.
-- The manifest is written last, after a listing proves every blob it names is in the set.
+- The manifest is written last, after the set is asked again for every blob this run wrote (one listing, or
+  a stat each for a few blobs in a set with history): a concurrent prune elsewhere cannot leave a point
+  naming a blob that is gone.
 """
 
 from __future__ import annotations
@@ -367,6 +369,8 @@ def _run_parallel(run: _Run, pending: list[PlannedObject], transfers: int) -> It
 def _stored_sizes(bset: BackupSet, blobs: list[str]) -> dict[str, int]:
     """Stored sizes of ``blobs``: one stat each for a few, one listing of the set for many, or whenever the set
     was made by this run (it then holds only this run's blobs, so a listing costs a request per thousand)."""
+    if not blobs:
+        return {}
     if bset.made_now or len(blobs) > STAT_LIMIT:
         return bset.blob_sizes()
 

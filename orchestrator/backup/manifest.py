@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Literal
 
-from orchestrator.backup.strict_json import HEX64, DocumentError, Fields, moment_to_json
+from orchestrator.backup.strict_json import HEX64, DocumentError, Fields, moment_to_json, parse_json
 from orchestrator.errors import IntegrityError
 
 Mode = Literal["full", "incremental", "differential"]
@@ -25,7 +25,7 @@ FORMAT: Literal[1] = 1
 MODES: tuple[Mode, ...] = ("full", "incremental", "differential")
 COPY_PATHS: tuple[CopyPath, ...] = ("streamed", "server-side", "unchanged")
 KEY_SCHEMES: tuple[KeyScheme, ...] = ("local-aes-256-gcm",)
-# Every document is JSON; these are the values each closed field may take.
+# The values a closed field may take, as the tuples the reader checks against.
 _AES_GCM: tuple[Literal["AES-256-GCM"]] = ("AES-256-GCM",)
 _ZSTD: tuple[Literal["zstd"]] = ("zstd",)
 
@@ -77,7 +77,7 @@ class SetConfig:
     @classmethod
     def from_json(cls, raw: bytes) -> SetConfig:
         """Raises ``DocumentError`` (a ValueError) naming the first field that is not as drctl writes it."""
-        f = Fields(_json(raw, "settings"), "settings", _KEYS[SetConfig])
+        f = Fields(parse_json(raw, "settings"), "settings", _KEYS[SetConfig])
         f.format_version("format", FORMAT)
         encryption = f.nested("encryption", _KEYS[EncryptionSettings])
         return cls(
@@ -136,7 +136,7 @@ class ObjectEntry:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> ObjectEntry:
-        return cls.from_doc(_json(raw, "entry"), "entry")
+        return cls.from_doc(parse_json(raw, "entry"), "entry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,11 +230,7 @@ _KEYS: dict[type, frozenset[str]] = {
 }
 
 
-def _json(raw: str | bytes, what: str) -> object:
-    try:
-        return json.loads(raw)
-    except ValueError as exc:  # also UnicodeDecodeError
-        raise DocumentError(f"{what}: not JSON ({exc})") from exc
+_ENVELOPE = frozenset({"digest", "point"})
 
 
 def _body(point: RecoveryPoint) -> bytes:
@@ -265,24 +261,27 @@ def _digest(body: bytes, mac_key: bytes | None) -> str:
 
 def unseal(raw: bytes, name: str, mac_key: bytes | None) -> RecoveryPoint:
     """Parse and check a manifest; anything edited, truncated or malformed raises ``IntegrityError``."""
-    malformed = IntegrityError(
-        f"recovery point {name} is not a valid manifest (malformed or truncated); restore it from a copy "
-        "or remove it with `drctl backup prune`"
-    )
+
+    def malformed(problem: str) -> IntegrityError:
+        return IntegrityError(
+            f"recovery point {name} is not a valid manifest ({problem}); restore it from a copy "
+            "or remove it with `drctl backup prune`"
+        )
+
     sealed = _sealed_body(raw)
     if sealed is not None and hmac.compare_digest(_digest(sealed[1], mac_key), sealed[0]):
         # The bytes are the canonical body the digest was made over: checking them as they are spares
         # re-encoding a manifest of many thousand objects just to hash it again.
         try:
-            return RecoveryPoint.from_doc(_json(sealed[1], "point"))
+            return RecoveryPoint.from_doc(parse_json(sealed[1], "point"))
         except DocumentError as exc:
-            raise malformed from exc
+            raise malformed(str(exc)) from exc
     try:
-        doc = json.loads(raw)
-        point = RecoveryPoint.from_doc(doc["point"])
-        digest = str(doc["digest"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise malformed from exc
+        envelope = Fields(parse_json(raw, "manifest"), "manifest", _ENVELOPE)
+        digest = envelope.text("digest")
+        point = RecoveryPoint.from_doc(envelope.value("point"))
+    except DocumentError as exc:
+        raise malformed(str(exc)) from exc
     if not hmac.compare_digest(_digest(_body(point), mac_key), digest):
         raise IntegrityError(
             f"recovery point {name} fails its checksum: it was edited or corrupted after it was written; "

@@ -30,7 +30,7 @@ class BackupSet:
     config: SetConfig
     keys: crypto.SetKeys | None
     made_now: bool = False
-    """Made by this process: until its first point is sealed it holds only what this process wrote."""
+    """This process made the set, so it holds little besides what this process wrote: listing it is cheap."""
 
     @property
     def url(self) -> str:
@@ -101,7 +101,9 @@ def _read_config(store: ObjectStore) -> SetConfig | None:
     try:
         return SetConfig.from_json(raw)
     except ValueError as exc:
-        raise InvalidInput(f"{store.url}{CONFIG_KEY} is not a valid backup set settings file; restore it") from exc
+        raise InvalidInput(
+            f"{store.url}{CONFIG_KEY} is not a valid backup set settings file ({exc}); restore it"
+        ) from exc
 
 
 def open_set(store: ObjectStore, key_source: crypto.KeySource, env: Mapping[str, str]) -> BackupSet:

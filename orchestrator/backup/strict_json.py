@@ -7,19 +7,32 @@ offending field. Hand-written because a model library costs a tenth of a second 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 
 S = TypeVar("S", bound=str)
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
+# The form drctl writes (``moment_to_json``). ``datetime.fromisoformat`` alone would also take week dates, basic
+# format, hour-only times and odd separators, none of which drctl writes or the earlier model library accepted.
+_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})?")
 _MISSING = object()
 
 
 class DocumentError(ValueError):
     """A document that is not the shape drctl writes; the message names the field."""
+
+
+def parse_json(raw: str | bytes, what: str) -> object:
+    """JSON as drctl writes it: UTF-8 (no byte-order mark, no other encoding), any nesting depth refused cleanly."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise DocumentError(f"{what}: not UTF-8 JSON ({type(exc).__name__})") from exc
 
 
 def moment_to_json(value: datetime) -> str:
@@ -55,13 +68,13 @@ class Fields:
 
     def text(self, name: str, *, pattern: re.Pattern[str] | None = None) -> str:
         value = self._take(name, True)
-        if not isinstance(value, str) or (pattern is not None and not pattern.fullmatch(value)):
+        if not _is_text(value) or (pattern is not None and not pattern.fullmatch(value)):
             raise self._fail(name, "a string" if pattern is None else f"a string matching {pattern.pattern}", value)
         return value
 
     def text_or_none(self, name: str, *, required: bool = False) -> str | None:
         value = self._take(name, required)
-        if value is not None and not isinstance(value, str):
+        if value is not None and not _is_text(value):
             raise self._fail(name, "a string or null", value)
         return value
 
@@ -98,12 +111,16 @@ class Fields:
 
     def moment(self, name: str) -> datetime:
         value = self._take(name, True)
-        if isinstance(value, str):
+        if isinstance(value, str) and _MOMENT.fullmatch(value):
             try:
                 return datetime.fromisoformat(value)
-            except ValueError:
+            except ValueError:  # a month 13, a day 32, an hour 25
                 pass
         raise self._fail(name, "an ISO 8601 date and time", value)
+
+    def value(self, name: str) -> object:
+        """A required field of any type, for a reader of its own to check."""
+        return self._take(name, True)
 
     def nested(self, name: str, known: frozenset[str]) -> Fields | None:
         """The object under ``name``, or None when it is null or absent."""
@@ -136,6 +153,19 @@ class Fields:
 
     def where(self, name: str) -> str:
         return f"{self._where}.{name}"
+
+
+def _is_text(value: object) -> TypeGuard[str]:
+    """A string that is valid Unicode: a JSON escape can smuggle in a lone surrogate, which UTF-8 cannot carry."""
+    if not isinstance(value, str):
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _one_of(value: object, allowed: Iterable[S]) -> S | None:

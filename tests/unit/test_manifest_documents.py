@@ -14,7 +14,7 @@ from typing import Literal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.backup.manifest import (
     EncryptionSettings,
@@ -25,7 +25,7 @@ from orchestrator.backup.manifest import (
     seal,
     unseal,
 )
-from orchestrator.backup.strict_json import DocumentError, moment_to_json
+from orchestrator.backup.strict_json import DocumentError, moment_to_json, parse_json
 from orchestrator.errors import IntegrityError
 
 # -- the previous (pydantic) schema, as an oracle ---------------------------------------------------------------
@@ -90,7 +90,9 @@ class OldPoint(_Old):
 
 hex64 = st.text("0123456789abcdef", min_size=64, max_size=64)
 zones = st.sampled_from([UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5, minutes=-30))])
-moments = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2200, 1, 1), timezones=zones)
+moments = st.datetimes(
+    min_value=datetime(1990, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.one_of(st.none(), zones)
+)
 texts = st.text(max_size=12)
 counts = st.integers(min_value=0, max_value=2**53)
 
@@ -151,6 +153,19 @@ def _valid_point_doc() -> dict[str, object]:
     return point.to_doc()
 
 
+TIMESTAMPS_FROMISOFORMAT_ALONE_TAKES = [
+    "2026-11-26T14",
+    "20261126T143105Z",
+    "2026-11-26T143105",
+    "2026-W48-4",
+    "2026-11-26x14:31:05Z",
+    "2026-11-26T14:31:05+01",
+    "2026-11-26T14:31:05+01:00:30",
+    "2026-11-26T14:31:05.Z",
+    "20261126",
+    "2026-11-26T14:31:05.1234567Z",
+]
+
 # Each mutation is applied at one path of a valid point: (path, new value) or (path, None) to delete.
 _MISSING = object()
 Mutation = tuple[tuple[str | int, ...], object]
@@ -162,6 +177,10 @@ _values = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False, min_value=-3, max_value=3),
     st.sampled_from(["", "3", "zstd", "AES-256-GCM", "full", "2026-11-26T14:31:05Z", "a" * 64, "A" * 64, "a" * 63]),
     st.sampled_from(["2026-11-26", "2026-11-26 14:31:05+01:00", "a" * 64 + "\n", "1700000000", "streamed"]),
+    # Forms datetime.fromisoformat takes and the old schema did not (or read as something else).
+    st.sampled_from(TIMESTAMPS_FROMISOFORMAT_ALONE_TAKES),
+    st.sampled_from(["2026-11-26T14:31:05.1Z", "2026-11-26T14:31:05+01:00", "2026-11-26T14:31:05"]),
+    st.just("lone \ud800 surrogate"),
     st.builds(list),
     st.builds(dict),
     st.just(_MISSING),
@@ -221,9 +240,9 @@ def test_nothing_the_previous_schema_refused_is_accepted_now(mutations: list[Mut
             _mutate(doc, path, value)
         except (KeyError, IndexError, TypeError):
             return  # the path no longer exists after an earlier mutation
-    raw = json.dumps(doc)
+    raw = json.dumps(doc).encode()
     try:
-        new = RecoveryPoint.from_doc(json.loads(raw))
+        new = RecoveryPoint.from_doc(parse_json(raw, "point"))
     except DocumentError:
         return
     old = OldPoint.model_validate_json(raw)  # raises if the new reader accepted what the old one refused
@@ -311,3 +330,45 @@ def test_a_journal_entry_round_trips(entry: ObjectEntry) -> None:
 )
 def test_moments_are_written_as_before(moment: datetime, text: str) -> None:
     assert moment_to_json(moment) == text
+
+
+@pytest.mark.parametrize("moment", TIMESTAMPS_FROMISOFORMAT_ALONE_TAKES)
+def test_only_the_timestamp_form_drctl_writes_is_read(moment: str) -> None:
+    raw = json.dumps({"created": moment}).encode()
+    with pytest.raises(DocumentError, match=r"settings\.created"):
+        SetConfig.from_json(raw)
+    entry = ObjectEntry("k", 1, "a" * 64, "b" * 64, 1, datetime(2026, 1, 1, tzinfo=UTC), "p").to_doc()
+    with pytest.raises(DocumentError, match=r"entry\.source_modified"):
+        ObjectEntry.from_json(json.dumps({**entry, "source_modified": moment}))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig"])
+def test_documents_are_utf8_only_as_they_were(encoding: str) -> None:
+    settings_doc = SetConfig(created=datetime(2026, 11, 26, tzinfo=UTC)).to_json().decode()
+    point = RecoveryPoint.from_doc(_valid_point_doc())
+    entry = point.objects[0].to_json()
+    for reader, old, text in (
+        (SetConfig.from_json, OldSetConfig.model_validate_json, settings_doc),
+        (ObjectEntry.from_json, OldEntry.model_validate_json, entry),
+    ):
+        raw = text.encode(encoding)
+        with pytest.raises(ValidationError):
+            old(raw)
+        with pytest.raises(DocumentError, match="not UTF-8 JSON"):
+            reader(raw)
+    with pytest.raises(IntegrityError, match="not a valid manifest"):
+        unseal(seal(point, None).decode().encode(encoding), "p1", None)
+
+
+def test_a_lone_surrogate_is_refused_as_it_was() -> None:
+    raw = ObjectEntry("k\ud800", 1, "a" * 64, "b" * 64, 1, datetime(2026, 1, 1, tzinfo=UTC), "p").to_json()
+    assert "\\ud800" in raw  # escaped in the JSON text, so only the reader can catch it
+    with pytest.raises(ValidationError):
+        OldEntry.model_validate_json(raw)
+    with pytest.raises(DocumentError, match=r"entry\.key"):
+        ObjectEntry.from_json(raw)
+
+
+def test_nesting_too_deep_for_the_parser_is_a_document_error() -> None:
+    with pytest.raises(DocumentError, match="RecursionError"):
+        SetConfig.from_json(b"[" * 100_000 + b"]" * 100_000)
