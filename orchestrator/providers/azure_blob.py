@@ -1,9 +1,9 @@
 """Azure Blob Storage (and Azurite) as an ``ObjectStore``, with server-side copy within one account.
 
-The ``ContainerClient`` is passed in, built by ``providers.factory`` with the SDK's own retries off. Writes and
-stats, the calls a backup makes per object, go through ``azure_rest``'s lean client when it can sign with the
-container's credential (a shared key or SAS); everything else, and every call under an Azure identity, uses the
-SDK."""
+The ``ContainerClient`` is passed in, built by ``providers.factory`` with the SDK's own retries off. The calls a
+backup makes (list, stat, read, write, delete) go through ``azure_rest``'s lean client when it can sign with the
+container's credential (a shared key or SAS); metadata updates, server-side copies and every call under an Azure
+identity use the SDK."""
 
 from __future__ import annotations
 
@@ -202,7 +202,7 @@ class AzureBlobStore:
                 str(container.container_name),
                 str(container.primary_endpoint).rsplit("/", 1)[0],
             )
-            # Writes and stats go through the lean client when it can sign for this container; see azure_rest.
+            # A backup's calls go through the lean client when it can sign for this container; see azure_rest.
             if isinstance(lean, LeanBlobClient):
                 self._lean = lean
             else:

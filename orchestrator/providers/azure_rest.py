@@ -6,7 +6,8 @@ the request itself on a busy machine; these calls are simple enough to make dire
 shared key or a SAS token is handled here; ``LeanBlobClient.for_container`` returns None for anything else
 (an Azure identity), and the store then keeps using the SDK. Failures are raised as ``BlobHttpError`` (with the
 status and the service's error code, as the SDK's ``HttpResponseError`` carries them) or ``BlobConnectError``;
-``translate_azure_error`` classifies them exactly as the SDK's, without importing azure-core (0.02 s).
+``translate_azure_error`` classifies them as it did when this client raised azure-core's exceptions, without
+importing azure-core (0.02 s).
 """
 
 from __future__ import annotations

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+import urllib3
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
 
 from orchestrator.backup.manifest import ObjectEntry, RecoveryPoint, Totals, seal, unseal
 from orchestrator.errors import AuthError, DrError, IntegrityError, NotFound, Permanent, Transient
-from orchestrator.providers.azure_blob import translate_azure_error
-from orchestrator.providers.azure_rest import BlobConnectError, BlobHttpError
+from orchestrator.providers.azure_blob import AzureBlobStore, BlobAddress, translate_azure_error
+from orchestrator.providers.azure_rest import API_VERSION, BlobConnectError, BlobHttpError, LeanBlobClient
 from orchestrator.providers.s3 import _parse_listing
+from orchestrator.retry import NO_RETRY
 
 
 @pytest.mark.parametrize(
@@ -31,6 +41,102 @@ def test_lean_azure_errors_translate_like_the_sdks(status: int, code: str, kind:
     translated = translate_azure_error(BlobHttpError(status, code, "PUT"), "az://c/k", "http://endpoint")
     assert type(translated) is kind
     assert says in str(translated)
+
+
+def _as_azure_core_raised_it(status: int, code: str, method: str) -> HttpResponseError:
+    """The exception the lean client raised before it had its own: azure-core's, by status, with the code."""
+    classes: dict[int, type[HttpResponseError]] = {
+        404: ResourceNotFoundError,
+        409: ResourceExistsError,
+        401: ClientAuthenticationError,
+    }
+    exc = classes.get(status, HttpResponseError)(f"{method} failed: {status} {code}".strip())
+    exc.status_code = status
+    exc.error_code = code  # type: ignore[attr-defined]  # set by azure-core at runtime, not declared
+    return exc
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 408, 409, 412, 429, 500, 503])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "",
+        "Md5Mismatch",
+        "AuthenticationFailed",
+        "AuthorizationFailure",
+        "AuthorizationPermissionMismatch",
+        "ContainerNotFound",
+        "BlobNotFound",
+        "ServerBusy",
+        "InvalidBlockList",
+        "ConditionNotMet",
+    ],
+)
+def test_lean_errors_translate_exactly_as_the_azure_core_ones_they_replaced(status: int, code: str) -> None:
+    ours = translate_azure_error(BlobHttpError(status, code, "PUT"), "az://c/k", "http://endpoint")
+    before = translate_azure_error(_as_azure_core_raised_it(status, code, "PUT"), "az://c/k", "http://endpoint")
+    assert (type(ours), str(ours)) == (type(before), str(before))
+
+
+class _BrokenPool:
+    """A pool whose requests fail in transit, or whose answer breaks off mid-body."""
+
+    def __init__(self, error: urllib3.exceptions.HTTPError, mid_body: bool) -> None:
+        self.error, self.mid_body = error, mid_body
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        if not self.mid_body:
+            raise self.error
+        error = self.error
+
+        class Response:
+            status = 200
+            headers = urllib3.HTTPHeaderDict({"Content-Length": "10"})
+
+            def stream(self, amt: int, decode_content: bool) -> Iterator[bytes]:
+                yield b"12345"
+                raise error
+
+            def close(self) -> None:
+                pass
+
+            def release_conn(self) -> None:
+                pass
+
+        return Response()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        urllib3.exceptions.ProtocolError("Connection aborted."),
+        urllib3.exceptions.ReadTimeoutError(None, "/c/k", "read timed out"),  # type: ignore[arg-type]
+        urllib3.exceptions.NewConnectionError(None, "refused"),  # type: ignore[arg-type]
+    ],
+    ids=lambda e: type(e).__name__,
+)
+@pytest.mark.parametrize("mid_body", [False, True], ids=["at-request", "mid-body"])
+def test_a_transport_failure_of_the_lean_client_is_a_transient_error_of_the_store(
+    error: urllib3.exceptions.HTTPError, mid_body: bool
+) -> None:
+    pool = _BrokenPool(error, mid_body)
+    lean = LeanBlobClient(
+        "http://127.0.0.1:1/acct/c",
+        "acct",
+        API_VERSION,
+        account_key=b"k" * 32,
+        sas=None,
+        pool=pool,  # type: ignore[arg-type]
+    )
+
+    def no_sdk() -> Any:
+        raise AssertionError("the SDK is not needed for a read")
+
+    store = AzureBlobStore(
+        no_sdk, lean=lean, address=BlobAddress("acct", "c", "http://127.0.0.1:1/acct"), retry=NO_RETRY
+    )
+    with pytest.raises(Transient, match="cannot reach the Azure Blob endpoint"), store.open_read("k") as reader:
+        reader.read()
 
 
 def test_a_lean_request_without_an_answer_is_transient_and_names_the_endpoint() -> None:
