@@ -149,16 +149,20 @@ def plan_copy(
     # The source is checked first: a missing or empty source is the problem to report, whatever the mode.
     source.ensure_root()
     started = now()
-    listed = [info for info in source.list() if options.filters.accept(info.key)]
-    if not listed:
-        filtered = " matching --include/--exclude" if options.filters.include or options.filters.exclude else ""
-        raise InvalidInput(f"source {source.url} has no objects{filtered}; nothing to back up")
-    if bset is None and options.mode != "full":
-        raise InvalidInput(
-            f"there is no backup set yet to base {_article(options.mode)} {options.mode} copy on; "
-            "take a full copy first"
-        )
-    base = _base_point(bset, options.mode, source.url)
+    # The base point (a manifest of every object) is read while the source is listed: two services, two
+    # round trips of similar length on a large set. Its error, if any, is only raised once the listing is good.
+    with ThreadPoolExecutor(1, thread_name_prefix="base-point") as pool:
+        base_point = pool.submit(_base_point, bset, options.mode, source.url)
+        listed = [info for info in source.list() if options.filters.accept(info.key)]
+        if not listed:
+            filtered = " matching --include/--exclude" if options.filters.include or options.filters.exclude else ""
+            raise InvalidInput(f"source {source.url} has no objects{filtered}; nothing to back up")
+        if bset is None and options.mode != "full":
+            raise InvalidInput(
+                f"there is no backup set yet to base {_article(options.mode)} {options.mode} copy on; "
+                "take a full copy first"
+            )
+        base = base_point.result()
     base_index = {e.key: e for e in base.objects} if base else {}
     planned: list[PlannedObject] = []
     for info in listed:

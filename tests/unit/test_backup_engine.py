@@ -337,6 +337,16 @@ def test_an_empty_source_is_refused_before_anything_is_written(journal: CopyJour
     assert bset.point_ids() == []
 
 
+def test_an_empty_source_is_reported_before_a_missing_base_point() -> None:
+    # The base point is read while the source is listed; the source's problem still comes first.
+    with pytest.raises(InvalidInput, match="source mem://empty/ has no objects"):
+        plan(MemoryStore("empty"), new_set(), "incremental")
+    source = MemoryStore("src")
+    put(source, {"a": b"1"})
+    with pytest.raises(InvalidInput, match="no recovery point of mem://src/ in mem://set/ to base an incremental"):
+        plan(source, new_set(), "incremental")
+
+
 # -- resume ----------------------------------------------------------------------------------------------------------
 
 
