@@ -31,7 +31,14 @@ from orchestrator.backup.pipeline import HashingReader, MeteredReader, TokenBuck
 from orchestrator.backup.progress import ProgressSink, QuietProgress
 from orchestrator.backup.sets import BackupSet, new_point_id
 from orchestrator.errors import IntegrityError, InvalidInput, NotFound
-from orchestrator.providers.base import Md5CheckedWrite, ObjectInfo, ObjectStore, Readable, ServerSideCopy
+from orchestrator.providers.base import (
+    ETAG_MD5_HINT,
+    Md5CheckedWrite,
+    ObjectInfo,
+    ObjectStore,
+    Readable,
+    ServerSideCopy,
+)
 
 PathTaken = CopyPath | str
 SERVER_SIDE_MAX = 5 * 1024**3
@@ -245,13 +252,19 @@ def _streamed(run: _Run, info: ObjectInfo, blob: str) -> ObjectEntry:
         )
         metered: Readable = MeteredReader(hasher, run.count, run.bucket)
         if checker is not None and source_md5 is not None:
-            written = checker.write_md5_checked(blob_key(blob), metered, source_md5, metadata=meta)
+            try:
+                written = checker.write_md5_checked(blob_key(blob), metered, source_md5, metadata=meta)
+            except IntegrityError as exc:
+                # The store can only name the blob; the user needs the object whose bytes failed.
+                raise IntegrityError(f"copying {name}: {exc}") from exc
         else:
             written = store.write(blob_key(blob), run.bset.encode(metered, blob), metadata=meta)
     sha256 = hasher.sha256.hexdigest()
     md5 = hasher.md5.hexdigest() if hasher.md5 is not None else written.hashes.get("md5") if service_checks else None
     if source_md5 is not None and source_md5 != md5:
-        raise IntegrityError(f"{name} does not match the MD5 its store reports: the source is corrupt or changed")
+        raise IntegrityError(
+            f"{name} does not match the MD5 its store reports: the source is corrupt or changed ({ETAG_MD5_HINT})"
+        )
     if not run.bset.transforms_bytes:
         # The bytes written are the bytes read: the destination's own view of them must agree with ours.
         ours = {"sha256": sha256, "md5": md5}

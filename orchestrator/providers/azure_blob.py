@@ -43,6 +43,7 @@ from orchestrator.providers.azure_rest import (
 from orchestrator.providers.base import (
     DEFAULT_PART_CONCURRENCY,
     DEFAULT_PART_SIZE,
+    ETAG_MD5_HINT,
     HashType,
     ObjectInfo,
     ObjectReader,
@@ -63,7 +64,7 @@ T = TypeVar("T")
 _AUTH_CODES = {"AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo"}
 _MD5_MISMATCH = (
     "the bytes sent to {name} do not have the MD5 their source vouches for: the source changed or was "
-    "corrupted in transit; nothing was committed, run the copy again"
+    "corrupted in transit; nothing was committed, run the copy again (" + ETAG_MD5_HINT + ")"
 )
 
 # An Azure server-side copy is asynchronous; this bounds how long we wait for one before giving up.

@@ -41,6 +41,19 @@ def _certifi_bundle() -> str:
     return str(certifi.where())
 
 
+ETAG_MD5_SETTING = "DRCTL_S3_ETAG_MD5"
+
+
+def _etag_is_md5(env: Mapping[str, str]) -> bool:
+    """Whether S3 single-part ETags are taken as MD5s (on unless ``DRCTL_S3_ETAG_MD5`` says off)."""
+    value = env.get(ETAG_MD5_SETTING, "on").strip().lower()
+    if value in ("on", "1", "true", "yes", ""):
+        return True
+    if value in ("off", "0", "false", "no"):
+        return False
+    raise InvalidInput(f"{ETAG_MD5_SETTING} must be on or off, not {value[:20]!r}")
+
+
 @dataclass
 class StoreFactory:
     """Opens ``ObjectStore``s for locations, reusing one SDK client per endpoint or account."""
@@ -71,6 +84,7 @@ class StoreFactory:
                 part_concurrency=self.part_concurrency,
                 lean=lean,
                 endpoint=aws_endpoint(self.env, "s3"),
+                etag_md5=_etag_is_md5(self.env),
             )
         if loc.scheme == "az":
             from orchestrator.providers.azure_blob import AzureBlobStore

@@ -228,10 +228,12 @@ class S3Store:
         copy_part_threshold: int = MAX_SINGLE_COPY,
         lean: LeanS3Client | None = None,
         endpoint: str | None = None,
+        etag_md5: bool = True,
     ) -> None:
         """``client`` is a boto3 client or a function making one on first use: with ``lean`` (reads over the
         lean client), a copy that only reads never imports boto3. ``endpoint`` is the configured endpoint URL,
-        for messages, when no client exists yet."""
+        for messages, when no client exists yet. ``etag_md5`` False: a single-part object's ETag is not taken
+        as its MD5 (for S3-compatible stores whose ETags are something else)."""
         if part_size < 5 * 1024 * 1024:
             raise ValueError("S3 multipart parts must be at least 5 MiB")
         self._sdk: LazyClient[S3Client] = LazyClient(client)
@@ -243,6 +245,7 @@ class S3Store:
         self._part_size = part_size
         self._part_concurrency = part_concurrency
         self._copy_part_threshold = copy_part_threshold
+        self._etag_md5 = etag_md5
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
@@ -369,7 +372,7 @@ class S3Store:
 
         md5 = (
             None
-            if "Range" in kwargs
+            if "Range" in kwargs or not self._etag_md5
             else _etag_md5(resp.get("ETag"), resp.get("ServerSideEncryption"), resp.get("SSECustomerAlgorithm"))
         )
         return IteratorReader(chunks(), on_close=body.close, content_md5=md5)
@@ -390,7 +393,7 @@ class S3Store:
 
         md5 = (
             None
-            if byte_range
+            if byte_range or not self._etag_md5
             else _etag_md5(
                 headers.get("etag"),
                 headers.get("x-amz-server-side-encryption"),

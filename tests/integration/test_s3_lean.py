@@ -16,8 +16,10 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from xml.sax.saxutils import escape
 
 import pytest
 import urllib3
@@ -25,7 +27,16 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from orchestrator.errors import AuthError, DrError, IntegrityError, NotFound, Permanent, Transient
+from orchestrator.errors import (
+    AuthError,
+    DrError,
+    ExitCode,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    Permanent,
+    Transient,
+)
 from orchestrator.providers.factory import StoreFactory
 from orchestrator.providers.lean_http import CHUNK
 from orchestrator.providers.memory import MemoryStore
@@ -33,6 +44,8 @@ from orchestrator.providers.s3 import S3Store
 from orchestrator.providers.s3_lean import LeanS3Client, _full_crc32
 from orchestrator.providers.sigv4 import StaticCredentials
 from orchestrator.retry import NO_RETRY, RetryPolicy
+from tests.support.backup import backup_env, cli_points, cli_restore, run_json
+from tests.support.cli import assert_one_line_error, drctl
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -307,15 +320,17 @@ class Served:
 
 
 class FakeS3(ThreadingHTTPServer):
-    """Serves ``objects`` at ``/<bucket>/<key>`` and empty listings at ``/<bucket>``. With ``secret`` set, a
-    request whose signature botocore's signer does not reproduce gets S3's 403 SignatureDoesNotMatch."""
+    """Serves ``objects`` at ``/<bucket>/<key>`` and, at ``/<bucket>``, a listing of them (``listed``) or an
+    empty one. With ``secret`` set, a request whose signature botocore's signer does not reproduce gets S3's
+    403 SignatureDoesNotMatch."""
 
     daemon_threads = True
 
-    def __init__(self, objects: Mapping[str, Served], secret: str | None = None) -> None:
+    def __init__(self, objects: Mapping[str, Served], secret: str | None = None, listed: bool = False) -> None:
         super().__init__(("127.0.0.1", 0), _FakeS3Handler)
         self.objects = dict(objects)
         self.secret = secret
+        self.listed = listed
         self.requests: list[tuple[str, str, bool]] = []
 
     @property
@@ -327,11 +342,21 @@ _AUTH = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request, ?"
     r"SignedHeaders=(?P<signed>[^,]+), ?Signature=(?P<signature>[0-9a-f]{64})"
 )
-_LISTING = (
-    b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-    b"<Name>b</Name><Prefix></Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys>"
-    b"<EncodingType>url</EncodingType><IsTruncated>false</IsTruncated></ListBucketResult>"
-)
+
+
+def _listing(objects: Mapping[str, Served]) -> bytes:
+    contents = "".join(
+        f"<Contents><Key>{quote(key)}</Key><LastModified>2026-11-26T10:00:00.000Z</LastModified>"
+        f"<ETag>{escape(served.headers.get('ETag', ''))}</ETag><Size>{len(served.body)}</Size></Contents>"
+        for key, served in sorted(objects.items())
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        f"<Name>b</Name><Prefix></Prefix><KeyCount>{len(objects)}</KeyCount><MaxKeys>1000</MaxKeys>"
+        f"<EncodingType>url</EncodingType><IsTruncated>false</IsTruncated>{contents}</ListBucketResult>"
+    ).encode()
+
+
 _BAD_SIGNATURE = (
     b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code>'
     b"<Message>The request signature we calculated does not match the signature you provided.</Message></Error>"
@@ -372,7 +397,8 @@ class _FakeS3Handler(BaseHTTPRequestHandler):
         ok = self.server.secret is None or self._signature_ok(self.server.secret)
         self.server.requests.append((self.command, self.path, ok))
         _, _, key = path.lstrip("/").partition("/")
-        served = self.server.objects.get(unquote(key)) if key else Served(_LISTING)
+        listing = _listing(self.server.objects if self.server.listed else {})
+        served = self.server.objects.get(unquote(key)) if key else Served(listing)
         status, headers, body = 200, {}, b""
         if not ok:
             status, body = 403, _BAD_SIGNATURE
@@ -398,9 +424,9 @@ class _FakeS3Handler(BaseHTTPRequestHandler):
 def fake_s3() -> Iterator[Callable[..., FakeS3]]:
     servers: list[FakeS3] = []
 
-    def start(objects: Mapping[str, Served], secret: str | None = None) -> FakeS3:
+    def start(objects: Mapping[str, Served], secret: str | None = None, listed: bool = False) -> FakeS3:
         # Bound and listening once constructed: requests queue in the backlog until serve_forever runs.
-        server = FakeS3(objects, secret)
+        server = FakeS3(objects, secret, listed)
         threading.Thread(target=server.serve_forever, name="fake-s3", daemon=True).start()
         servers.append(server)
         return server
@@ -495,3 +521,44 @@ def test_wrong_secret_is_an_auth_error(fake_s3: Callable[..., FakeS3], lean: boo
     _assert_one_clean_line(err.value, "s3://bkt/k", "SignatureDoesNotMatch")
     assert wrong_secret not in str(err.value)
     assert [ok for _, _, ok in server.requests] == [True, True, False, False]
+
+
+def test_an_etag_that_only_looks_like_an_md5_fails_a_copy_with_the_fix_and_the_switch_copies_it(
+    fake_s3: Callable[..., FakeS3], lab_env: dict[str, str], az_container: str, tmp_path: Path
+) -> None:
+    """An S3-compatible gateway that encrypts or compresses may give a single-part object a 32-hex ETag that is
+    not its MD5. Taken as one, the copy must fail cleanly and say how to turn that off; turned off, it copies."""
+    data = os.urandom(3_000)
+    not_md5 = hashlib.sha256(data).hexdigest()[:32]
+    server = fake_s3({"k.bin": Served(data, {"ETag": f'"{not_md5}"'})}, listed=True)
+    env = backup_env(lab_env, tmp_path / "state", AWS_ENDPOINT_URL=server.endpoint)
+    set_url = f"az://{az_container}/set/"
+
+    refused = drctl("backup", "copy", "s3://bkt/", set_url, "--mode", "full", env=env)
+    assert_one_line_error(refused, ExitCode.INTEGRITY, "k.bin", "DRCTL_S3_ETAG_MD5=off")
+    assert cli_points(set_url, env) == []
+
+    switched = {**env, "DRCTL_S3_ETAG_MD5": "off"}
+    copied = run_json("backup", "copy", "s3://bkt/", set_url, "--mode", "full", "--json", env=switched)
+    assert copied["bytes_transferred"] == len(data)
+    target = tmp_path / "restored"
+    cli_restore(set_url, target, switched)
+    assert (target / "k.bin").read_bytes() == data
+
+
+@pytest.mark.parametrize(("setting", "vouched"), [("on", True), ("off", False), ("OFF", False), ("0", False)])
+def test_the_etag_md5_setting_decides_whether_a_read_vouches_for_an_md5(
+    fake_s3: Callable[..., FakeS3], setting: str, vouched: bool
+) -> None:
+    data = b"plain bytes"
+    server = fake_s3({"k": Served(data, {"ETag": f'"{hashlib.md5(data).hexdigest()}"'})})
+    env = {"AWS_ENDPOINT_URL": server.endpoint, "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": SECRET}
+    store = StoreFactory({**env, "DRCTL_S3_ETAG_MD5": setting}).open("s3://bkt/")
+    with store.open_read("k") as reader:
+        assert reader.read() == data
+        assert reader.content_md5 == (hashlib.md5(data).hexdigest() if vouched else None)
+
+
+def test_an_unknown_etag_md5_setting_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput, match="DRCTL_S3_ETAG_MD5 must be on or off"):
+        StoreFactory({"DRCTL_S3_ETAG_MD5": "maybe"}).open("s3://bkt/")
