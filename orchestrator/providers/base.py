@@ -23,11 +23,10 @@ HashType = Literal["sha256", "md5"]
 # part_size * (part_concurrency + 1), whatever the object's size.
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 DEFAULT_PART_CONCURRENCY = 4
-# Every client's bounds, SDK or lean: a dead endpoint fails fast, a slow one is waited for.
 # Said wherever bytes fail the MD5 a source vouched for: on AWS a single-part ETag is the MD5, but some
 # S3-compatible stores (gateways that encrypt or compress) give ETags that only look like one.
 ETAG_MD5_HINT = "if the source is an S3-compatible store whose ETags are not MD5s, set DRCTL_S3_ETAG_MD5=off"
-
+# Every client's bounds, SDK or lean: a dead endpoint fails fast, a slow one is waited for.
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 60
 
