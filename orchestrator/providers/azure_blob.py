@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import certifi
 import urllib3
 
 from orchestrator.errors import (
@@ -51,7 +50,7 @@ from orchestrator.providers.base import (
     Readable,
 )
 from orchestrator.providers.lazy import LazyClient
-from orchestrator.providers.lean_http import http_pool
+from orchestrator.providers.lean_http import ca_bundle, http_pool
 from orchestrator.providers.streams import IteratorReader, read_full
 from orchestrator.retry import RetryPolicy
 
@@ -77,7 +76,7 @@ def _b64(digest: bytes) -> str:
 
 def lean_pool() -> urllib3.PoolManager:
     # The CAs the SDK's transport (requests) trusts, so both paths accept and refuse the same endpoints.
-    return http_pool(os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where())
+    return http_pool(ca_bundle(os.environ, "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"))
 
 
 def _listed_info(key: str, blob: ListedBlob) -> ObjectInfo:

@@ -28,14 +28,13 @@ from azure.core.pipeline import policies
 from azure.core.pipeline.transport import HttpTransport
 
 from orchestrator.errors import AuthError, InvalidInput, NotFound, Permanent, PermissionDenied, ProviderError, Transient
+from orchestrator.providers.base import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
 
 C = TypeVar("C")
 AzureTransport: TypeAlias = "HttpTransport[Any, Any]"
 """An azure-core HTTP transport; tests hand in one that records requests and answers them."""
 
 SUBSCRIPTION_VAR = "AZURE_SUBSCRIPTION_ID"
-CONNECT_TIMEOUT_S = 10
-READ_TIMEOUT_S = 60
 _SP_VARS = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z")
 _LOGIN_FIX = "run `az login`, use a managed identity, or set AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET"

@@ -42,22 +42,49 @@ def _key(text: str | None) -> bytes | None:
         return None
 
 
-def blob_settings(env: Mapping[str, str], account_override: str | None = None) -> BlobSettings | None:
-    """The account, endpoint and signing secret the SDK would use, or None where only the SDK can tell."""
+@dataclass(frozen=True)
+class StorageChoice:
+    """Which of the environment's settings name the storage account, and how to sign for it: the one rule both
+    the SDK client (``providers.factory``) and the lean client follow."""
+
+    connection_string: str | None = field(default=None, repr=False)
+    """Set when a connection string names the account: it then says everything else."""
+    account: str | None = None
+    endpoint: str | None = None
+    key: str | None = field(default=None, repr=False)
+    sas: str | None = field(default=None, repr=False)
+    """Only when there is no key: a key is preferred."""
+
+
+def storage_choice(env: Mapping[str, str], account_override: str | None = None) -> StorageChoice:
     conn = env.get("AZURE_STORAGE_CONNECTION_STRING")
     account = account_override or env.get("AZURE_STORAGE_ACCOUNT")
     if conn and (account is None or f"AccountName={account};" in conn + ";"):
-        return _from_connection_string(conn)
+        return StorageChoice(connection_string=conn, account=account)
     if not account:
+        return StorageChoice()
+    key = env.get("AZURE_STORAGE_KEY") or None
+    return StorageChoice(
+        account=account,
+        endpoint=env.get("AZURE_STORAGE_BLOB_ENDPOINT") or f"https://{account}.blob.core.windows.net",
+        key=key,
+        sas=None if key else env.get("AZURE_STORAGE_SAS_TOKEN", "").lstrip("?") or None,
+    )
+
+
+def blob_settings(env: Mapping[str, str], account_override: str | None = None) -> BlobSettings | None:
+    """The account, endpoint and signing secret the SDK would use, or None where only the SDK can tell."""
+    choice = storage_choice(env, account_override)
+    if choice.connection_string:
+        return _from_connection_string(choice.connection_string)
+    if not choice.account or not choice.endpoint or "?" in choice.endpoint:
         return None
-    endpoint = (env.get("AZURE_STORAGE_BLOB_ENDPOINT") or f"https://{account}.blob.core.windows.net").rstrip("/")
-    if "?" in endpoint:
-        return None
-    if env.get("AZURE_STORAGE_KEY"):
-        key = _key(env["AZURE_STORAGE_KEY"])
-        return BlobSettings(account, endpoint, account_key=key) if key else None
-    if env.get("AZURE_STORAGE_SAS_TOKEN"):
-        return BlobSettings(account, endpoint, sas=env["AZURE_STORAGE_SAS_TOKEN"].lstrip("?"))
+    endpoint = choice.endpoint.rstrip("/")
+    if choice.key:
+        key = _key(choice.key)
+        return BlobSettings(choice.account, endpoint, account_key=key) if key else None
+    if choice.sas:
+        return BlobSettings(choice.account, endpoint, sas=choice.sas)
     return None
 
 

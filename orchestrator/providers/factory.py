@@ -22,6 +22,7 @@ from orchestrator.retry import RetryPolicy
 # The cloud SDKs take most of a second to import; each is imported only when a location needs it, so a
 # command that touches one cloud (or none) does not pay for both.
 if TYPE_CHECKING:
+    import urllib3
     from azure.storage.blob import BlobServiceClient
     from mypy_boto3_s3 import S3Client
 
@@ -33,12 +34,6 @@ if TYPE_CHECKING:
 def _azure_client_options() -> dict[str, Any]:
     # retry_total=0: our tenacity policy is the only retry layer, so waits are bounded and visible.
     return {"retry_total": 0, "connection_timeout": CONNECT_TIMEOUT_S, "read_timeout": READ_TIMEOUT_S}
-
-
-def _certifi_bundle() -> str:
-    import certifi
-
-    return str(certifi.where())
 
 
 ETAG_MD5_SETTING = "DRCTL_S3_ETAG_MD5"
@@ -122,15 +117,14 @@ class StoreFactory:
         if credentials is None or not self.lean:
             return None
         if self._lean_s3_client is None:
-            from orchestrator.providers.lean_http import http_pool
+            from orchestrator.providers.lean_http import ca_bundle, http_pool
 
-            # The CAs boto3 would trust, so both paths accept and refuse the same endpoints.
-            pool = http_pool(self.env.get("AWS_CA_BUNDLE") or _certifi_bundle())
+            pool = http_pool(ca_bundle(self.env, "AWS_CA_BUNDLE"))
             self._lean_s3_client = LeanS3Client(aws_endpoint(self.env, "s3"), aws_region(self.env), credentials, pool)
         return self._lean_s3_client
 
     def _lean_blob(self, container: str) -> tuple[LeanBlobClient, BlobAddress] | None:
-        from orchestrator.providers.azure_blob import BlobAddress, lean_pool
+        from orchestrator.providers.azure_blob import BlobAddress
         from orchestrator.providers.azure_rest import API_VERSION, LeanBlobClient
         from orchestrator.providers.azure_settings import blob_settings
 
@@ -139,9 +133,20 @@ class StoreFactory:
             return None
         url = f"{settings.blob_endpoint}/{container}"
         client = LeanBlobClient(
-            url, settings.account, API_VERSION, account_key=settings.account_key, sas=settings.sas, pool=lean_pool()
+            url,
+            settings.account,
+            API_VERSION,
+            account_key=settings.account_key,
+            sas=settings.sas,
+            pool=self._blob_pool(),
         )
         return client, BlobAddress(settings.account, container, settings.blob_endpoint)
+
+    def _blob_pool(self) -> urllib3.PoolManager:
+        from orchestrator.providers.lean_http import ca_bundle, http_pool
+
+        # The CAs the Azure SDK's transport (requests) trusts, from the environment this factory was given.
+        return http_pool(ca_bundle(self.env, "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"))
 
     def blob_service(self) -> BlobServiceClient:
         key = self.azure_account or "<default>"
@@ -152,34 +157,34 @@ class StoreFactory:
     def _new_blob_service(self) -> BlobServiceClient:
         from azure.storage.blob import BlobServiceClient
 
-        conn = self.env.get("AZURE_STORAGE_CONNECTION_STRING")
-        account = self.azure_account or self.env.get("AZURE_STORAGE_ACCOUNT")
-        if conn and (account is None or f"AccountName={account};" in conn + ";"):
+        from orchestrator.providers.azure_settings import storage_choice
+
+        choice = storage_choice(self.env, self.azure_account)
+        if choice.connection_string:
             try:
-                return BlobServiceClient.from_connection_string(conn, **_azure_client_options())
+                return BlobServiceClient.from_connection_string(choice.connection_string, **_azure_client_options())
             except ValueError as exc:
                 raise InvalidInput(
                     "AZURE_STORAGE_CONNECTION_STRING is malformed; copy it again from the portal or "
                     "`az storage account show-connection-string`"
                 ) from exc
-        if not account:
+        if not choice.account or not choice.endpoint:
             raise AuthError(
                 "no Azure storage account given; set AZURE_STORAGE_CONNECTION_STRING, or --azure-account "
                 "(or AZURE_STORAGE_ACCOUNT) with AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or an Azure identity"
             )
-        url = self.env.get("AZURE_STORAGE_BLOB_ENDPOINT") or f"https://{account}.blob.core.windows.net"
         credential: Any
-        if self.env.get("AZURE_STORAGE_KEY"):
-            credential = {"account_name": account, "account_key": self.env["AZURE_STORAGE_KEY"]}
-        elif self.env.get("AZURE_STORAGE_SAS_TOKEN"):
-            credential = self.env["AZURE_STORAGE_SAS_TOKEN"].lstrip("?")
+        if choice.key:
+            credential = {"account_name": choice.account, "account_key": choice.key}
+        elif choice.sas:
+            credential = choice.sas
         else:
             # Imported here because azure-identity is slow to import and only needed on this path.
             from azure.identity import DefaultAzureCredential
 
             credential = DefaultAzureCredential()
         try:
-            return BlobServiceClient(url, credential=credential, **_azure_client_options())
+            return BlobServiceClient(choice.endpoint, credential=credential, **_azure_client_options())
         except ValueError as exc:
             raise InvalidInput(
                 "the Azure Blob endpoint is not a valid URL; check AZURE_STORAGE_BLOB_ENDPOINT and the account name"

@@ -4,13 +4,24 @@ every client uses, and a streamed response body that is safe to close early."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import urllib3
 
 from orchestrator.providers.base import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
 
 CHUNK = 1024 * 1024
+
+
+def ca_bundle(env: Mapping[str, str], *variables: str) -> str:
+    """The CA bundle the SDK would trust: the first of ``variables`` set in ``env``, else certifi's. Both paths
+    to an endpoint then accept and refuse the same certificates."""
+    for name in variables:
+        if env.get(name):
+            return env[name]
+    import certifi
+
+    return str(certifi.where())
 
 
 @functools.cache
