@@ -122,11 +122,10 @@ def select(p: Selection, compute: Compute, ctx: ActionContext) -> tuple[str, ...
 
 def find_live(compute: Compute, tags: Mapping[str, str], ctx: ActionContext) -> tuple[str, ...]:
     """The live instances carrying ``tags``, possibly none; in a failover never a drill's leftover copy."""
-    ids = compute.find(tags)
-    if ids and ctx.drill is None:
-        # A failover never adopts a drill's copy (one a crashed drill left behind) as a standby instance.
-        ids = tuple(i for i, info in sorted(compute.describe(ids).items()) if TAG_RUN not in info.tags)
-    return ids
+    if ctx.drill is not None:
+        return compute.find(tags)
+    # A failover never adopts a drill's copy (one a crashed drill left behind) as a standby instance.
+    return tuple(i for i, info in sorted(compute.find_described(tags).items()) if TAG_RUN not in info.tags)
 
 
 def guard_drill(ids: tuple[str, ...], compute: Compute, ctx: ActionContext) -> None:

@@ -27,10 +27,9 @@ fifty standbys would otherwise take fifty round trips in a row."""
 
 def standby_sources(compute: Compute, ids: tuple[str, ...], tags: Mapping[str, str]) -> dict[str, InstanceInfo]:
     """The selected instances that are not themselves drill copies (of this drill or an older one)."""
-    chosen = ids or compute.find(tags)
-    if not chosen:
+    infos = compute.describe(ids) if ids else compute.find_described(tags)
+    if not infos:
         raise NotFound(f"no live instances tagged {', '.join(f'{k}={v}' for k, v in tags.items())} to copy")
-    infos = compute.describe(chosen)
     sources = {i: info for i, info in sorted(infos.items()) if TAG_RUN not in info.tags}
     if not sources:
         raise NotFound(f"only drill copies match {', '.join(f'{k}={v}' for k, v in tags.items())}: no standby to copy")
@@ -77,8 +76,7 @@ def launch_copies(
 
     # This drill's copies made by an earlier attempt, by source: one lookup for the whole tier. A lookup per
     # standby made a 50-instance tier 50 filtered DescribeInstances calls (slow, and throttled on real AWS).
-    mine = compute.find(scope.owner_tag())
-    earlier = {info.tags.get(TAG_SOURCE): i for i, info in compute.describe(mine).items()} if mine else {}
+    earlier = {info.tags.get(TAG_SOURCE): i for i, info in compute.find_described(scope.owner_tag()).items()}
 
     def ensure(item: tuple[int, InstanceInfo]) -> tuple[str, bool]:
         index, source = item

@@ -163,41 +163,34 @@ class Ec2Compute:
         return tuple(str(inst["InstanceId"]) for inst in answer.get("Instances", []))
 
     def find(self, tags: Mapping[str, str]) -> tuple[str, ...]:
+        return tuple(sorted(self.find_described(tags)))
+
+    def find_described(self, tags: Mapping[str, str]) -> dict[str, InstanceInfo]:
         if not tags:
             raise ValueError("find needs at least one tag; an empty filter would select every instance")
         filters: list[Any] = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
-        filters.append({"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]})
-        ids: list[str] = []
-        paginator = self._client.get_paginator("describe_instances")
-
-        def fetch() -> None:
-            ids.clear()
-            for page in paginator.paginate(Filters=filters):
-                for reservation in page.get("Reservations", []):
-                    ids.extend(str(inst["InstanceId"]) for inst in reservation.get("Instances", []))
-
-        self._call(f"instances tagged {dict(tags)}", fetch)
-        return tuple(sorted(set(ids)))
+        return self._live(f"instances tagged {dict(tags)}", filters)
 
     def tagged(self, key: str) -> dict[str, InstanceInfo]:
         """Every live instance carrying tag ``key`` whatever its value, described: how the orphan sweep finds
         the leftovers of drills whose run ids it does not know."""
-        filters: list[Any] = [
-            {"Name": "tag-key", "Values": [key]},
-            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
-        ]
+        return self._live(f"instances tagged {key}", [{"Name": "tag-key", "Values": [key]}])
+
+    def _live(self, what: str, filters: list[Any]) -> dict[str, InstanceInfo]:
+        """The instances matching ``filters`` that are not terminated or being terminated, described."""
+        live: Any = {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}
         found: dict[str, InstanceInfo] = {}
         paginator = self._client.get_paginator("describe_instances")
 
         def fetch() -> None:
-            found.clear()
-            for page in paginator.paginate(Filters=filters):
+            found.clear()  # a retry lists again from the top
+            for page in paginator.paginate(Filters=[*filters, live]):
                 for reservation in page.get("Reservations", []):
                     for inst in reservation.get("Instances", []):
                         info = _info(inst)
                         found[info.id] = info
 
-        self._call(f"instances tagged {key}", fetch)
+        self._call(what, fetch)
         return found
 
     def status_ok(self, ids: Sequence[str]) -> dict[str, bool]:

@@ -197,6 +197,11 @@ class AzureVmCompute:
         self._call(f"VMs tagged {wanted} in resource group {self._group}", fetch)
         return tuple(sorted(set(names)))
 
+    def find_described(self, tags: Mapping[str, str]) -> dict[str, InstanceInfo]:
+        # A VM's power state is only in its instance view, one GET each: the listing alone cannot describe it.
+        names = self.find(tags)
+        return self.describe(names) if names else {}
+
     def status_ok(self, ids: Sequence[str]) -> dict[str, bool]:
         found, _missing = self._describe(ids)
         ok = dict.fromkeys(ids, False)

@@ -107,6 +107,11 @@ class Compute(Protocol):
         sorted. An empty ``tags`` raises ``ValueError``: it would select every instance in the region."""
         ...
 
+    def find_described(self, tags: Mapping[str, str]) -> dict[str, InstanceInfo]:
+        """``find`` with each instance described: where the lookup already returns full records (EC2), callers
+        that need the tags or state make no second request."""
+        ...
+
     def status_ok(self, ids: Sequence[str]) -> dict[str, bool]:
         """Per instance, whether it is running and its instance and system status checks pass."""
         ...

@@ -88,6 +88,11 @@ def test_launch_tags_and_places_every_instance(net: Net) -> None:
         assert info.subnet == net.subnet
         assert info.image == net.image
     assert net.compute.find({"drctl-test": net.run_tag, "tier": "launch"}) == tuple(sorted(ids))
+    # The same lookup with the records, from the one DescribeInstances call (the state may move on meanwhile).
+    described = net.compute.find_described({"drctl-test": net.run_tag, "tier": "launch"})
+    assert {i: (d.tags, d.subnet, d.image) for i, d in described.items()} == {
+        i: (d.tags, d.subnet, d.image) for i, d in infos.items()
+    }
 
 
 def test_stop_start_wait_and_idempotence(net: Net) -> None:

@@ -17,7 +17,9 @@ from orchestrator.errors import NotFound, Permanent
 from orchestrator.providers.compute import InstanceInfo, LaunchSpec, WaitResult
 
 GONE = frozenset({"terminated", "shutting-down"})
-METHODS = frozenset({"start", "stop", "launch", "terminate", "describe", "find", "status_ok", "wait", "tagged"})
+METHODS = frozenset(
+    {"start", "stop", "launch", "terminate", "describe", "find", "find_described", "status_ok", "wait", "tagged"}
+)
 
 
 @dataclass(frozen=True)
@@ -197,17 +199,21 @@ class FakeCompute:
             return {i.id: i.info() for i in self._known(ids)}
 
     def find(self, tags: Mapping[str, str]) -> tuple[str, ...]:
+        return tuple(sorted(self._matching("find", tags)))
+
+    def find_described(self, tags: Mapping[str, str]) -> dict[str, InstanceInfo]:
+        return self._matching("find_described", tags)
+
+    def _matching(self, call: str, tags: Mapping[str, str]) -> dict[str, InstanceInfo]:
         if not tags:
             raise ValueError("find needs at least one tag; an empty filter would select every instance")
         with self._lock:
-            self._enter("find")
-            return tuple(
-                sorted(
-                    i.id
-                    for i in self._instances.values()
-                    if i.state not in GONE and all(i.tags.get(k) == v for k, v in tags.items())
-                )
-            )
+            self._enter(call)
+            return {
+                i.id: i.info()
+                for i in self._instances.values()
+                if i.state not in GONE and all(i.tags.get(k) == v for k, v in tags.items())
+            }
 
     def tagged_images(self, key: str) -> dict[str, dict[str, str]]:
         """This fake holds no images: a sweep finds none."""

@@ -289,6 +289,9 @@ class FakeCompute:
     def find(self, tags: Mapping[str, str]) -> tuple[str, ...]:
         return self.ids
 
+    def find_described(self, tags: Mapping[str, str]) -> dict[str, InstanceInfo]:
+        return self.describe(self.ids)
+
     def describe(self, ids: Sequence[str]) -> dict[str, InstanceInfo]:
         return {i: InstanceInfo(i, "running", private_ip="127.0.0.1") for i in ids}
 
