@@ -143,6 +143,9 @@ def _print_diagnostics(err: RunbookInvalid) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.mode == "drill":
+        # Only `drctl drill` removes what a drill made, whatever ends it; run here, its copies would stay.
+        raise InvalidInput("drills run with `drctl drill RUNBOOK`, which also removes what they make")
     overrides = parse_assignments(args.param)
     stack = stack_of(args)
     path = Path(args.file)
@@ -266,7 +269,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    run = sub.add_parser("run", help="execute a runbook (a failover, or a drill with --mode drill)")
+    run = sub.add_parser("run", help="execute a runbook as a failover (drills: drctl drill)")
     run.add_argument("file")
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="set a parameter")
     run.add_argument("--mode", choices=["failover", "drill"], default="failover")

@@ -32,6 +32,13 @@ def test_a_drill_needs_a_runbook(env: dict[str, str]) -> None:
     assert_one_line_error(drctl("drill", env=env), ExitCode.INVALID_INPUT, "needs a RUNBOOK")
 
 
+def test_run_sends_a_drill_to_drctl_drill_before_starting_anything(env: dict[str, str]) -> None:
+    # Only `drctl drill` cleans up after a drill; `drctl run --mode drill` would leave its copies behind.
+    result = drctl("run", MINIMAL, "--mode", "drill", env=env)
+    assert_one_line_error(result, ExitCode.INVALID_INPUT, "drctl drill RUNBOOK")
+    assert not (Path(env["DRCTL_STATE_DIR"]) / "runs.sqlite").exists()
+
+
 def test_cleanup_needs_a_run_or_orphans(env: dict[str, str]) -> None:
     assert_one_line_error(drctl("drill", "--cleanup", env=env), ExitCode.INVALID_INPUT, "--orphans")
 
