@@ -58,6 +58,19 @@ from orchestrator.runbook.models import ActionCall, Step
 _TERMINAL = frozenset({StepState.SUCCEEDED, StepState.FAILED, StepState.SKIPPED})
 
 
+_OTHER_MODE = "runs only in "
+
+
+def other_mode_skip(when: str, mode: str) -> str:
+    """The skip reason of a step whose ``when`` excludes this run's mode; the report recognises it by
+    ``skipped_for_other_mode`` (journals keep the text), so the two are defined together."""
+    return f"{_OTHER_MODE}{when} mode; this is a {mode}"
+
+
+def skipped_for_other_mode(reason: str | None) -> bool:
+    return (reason or "").startswith(_OTHER_MODE)
+
+
 class StepFailed(DrError):
     """An attempt failed in a way a retry will not fix."""
 
@@ -238,7 +251,7 @@ class Executor:
         mode = run.options.mode
         for step_id, step in graph.steps.items():
             if run.states[step_id] == StepState.PENDING and not step.runs_in(mode):
-                self._set(run, step_id, StepState.SKIPPED, f"runs only in {step.when} mode; this is a {mode}")
+                self._set(run, step_id, StepState.SKIPPED, other_mode_skip(step.when, mode))
         interrupted = False
         running: dict[Future[None], str] = {}
         pool = ThreadPoolExecutor(max_workers=max(1, run.options.max_parallel), thread_name_prefix="step")

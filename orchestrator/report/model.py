@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from orchestrator.durations import parse_duration
-from orchestrator.engine.executor import param_overrides, runbook_sha256
+from orchestrator.engine.executor import param_overrides, runbook_sha256, skipped_for_other_mode
 from orchestrator.engine.journal import RunJournal, RunStatus, StepRecord, StepState
 from orchestrator.engine.redact import redact
 from orchestrator.errors import DrError, NotFound
@@ -384,7 +384,7 @@ def check_rto(
         return ObjectiveCheck("rto", obj, None, "unknown", "no step ran")
     # The highest tier the run meant to reach, not the highest it got to: a run stopped by a failure in tier
     # 2 of 6 has not recovered, however fast tier 2 ended. Steps of the other mode (``when``) do not count.
-    meant = [s for s in steps if s.tier is not None and not (s.skip_reason or "").startswith("runs only in")]
+    meant = [s for s in steps if s.tier is not None and not skipped_for_other_mode(s.skip_reason)]
     top = max(cast(int, s.tier) for s in meant or ran)
     ends = [f for s in ran if s.tier == top and s.status == StepState.SUCCEEDED and (f := s.finished)]
     if not ends:
