@@ -101,6 +101,11 @@ class ActionContext(Protocol):
     def log(self, message: str) -> None: ...
 
 
+def azure_group(explicit: str | None, ctx: ActionContext) -> str | None:
+    """The resource group a step names, else the stack's ``azure_resource_group``."""
+    return explicit or (ctx.stack.azure_resource_group if ctx.stack else None)
+
+
 class ActionRun(Protocol[P_contra]):
     """Perform one attempt of a step. Failures the action anticipates are a ``StepResult``; anything else is
     a ``DrError`` the executor records (``Transient`` ones as retryable)."""

@@ -26,6 +26,7 @@ from orchestrator.actions.base import (
     StepResult,
     StepStatus,
     Touch,
+    azure_group,
 )
 from orchestrator.drill.copies import launch_copies, standby_sources
 from orchestrator.drill.scope import TAG_RUN
@@ -80,15 +81,14 @@ def placement(cloud: str, resource_group: str | None, ctx: ActionContext) -> dic
     """Where an instance lives beyond its region, for a drill's ledger: Azure VMs need their resource group."""
     if cloud != "azure":
         return {}
-    group = resource_group or (ctx.stack.azure_resource_group if ctx.stack else None) or ""
-    return {"cloud": "azure", "resource_group": group}
+    return {"cloud": "azure", "resource_group": azure_group(resource_group, ctx) or ""}
 
 
 def compute_in(ctx: ActionContext, cloud: str, region: str | None, resource_group: str | None) -> Compute:
     """EC2 in ``region``, or the Azure VMs of ``resource_group`` in location ``region``."""
     if cloud != "azure":
         return aws_ec2.compute_for(ctx.env, region)
-    group = resource_group or (ctx.stack.azure_resource_group if ctx.stack else None)
+    group = azure_group(resource_group, ctx)
     location = region or (ctx.stack.recovery_region if ctx.stack else None)
     if group is None or location is None:
         raise Permanent(

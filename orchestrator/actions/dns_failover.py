@@ -19,7 +19,15 @@ from typing import Literal, Self
 
 from pydantic import Field, StrictInt, model_validator
 
-from orchestrator.actions.base import ActionContext, ActionParams, ActionSpec, StepResult, StepStatus, Touch
+from orchestrator.actions.base import (
+    ActionContext,
+    ActionParams,
+    ActionSpec,
+    StepResult,
+    StepStatus,
+    Touch,
+    azure_group,
+)
 from orchestrator.drill.scope import DrillScope
 from orchestrator.engine.context import StepContext, pause
 from orchestrator.errors import NotFound, Permanent
@@ -54,7 +62,7 @@ def dns_for(p: SwitchParams, ctx: ActionContext) -> Dns:
     provider = provider_of(p, ctx)
     if provider == "route53":
         return open_dns(ctx)
-    group = p.resource_group or (ctx.stack.azure_resource_group if ctx.stack else None)
+    group = azure_group(p.resource_group, ctx)
     if group is None:
         raise Permanent(f"{provider} needs resource_group, or --stack-outputs with azure_resource_group")
     # Imported here, as the Azure management SDKs are only needed by runbooks that use them.
@@ -120,7 +128,7 @@ def switch_touches(p: SwitchParams) -> tuple[Touch, ...]:
     )
 
 
-def drill_switch(p: SwitchParams, ctx: ActionContext) -> SwitchParams:
+def drill_switch(p: SwitchParams, ctx: ActionContext) -> tuple[SwitchParams, Dns]:
     """The switch a drill makes instead of ``p``: the drill record (``drill_zone``/``drill_name``, else the stack's
     ``drill_dns_zone_id``/``drill_record_name``) pointed at ``drill_endpoint`` (else ``endpoint``). The record's
     state before the change is noted first, so the cleanup can put it back even after a crash."""
@@ -138,7 +146,8 @@ def drill_switch(p: SwitchParams, ctx: ActionContext) -> SwitchParams:
     if endpoint is None:
         raise Permanent("a drill points its record at an address: give drill_endpoint (e.g. a drill copy's private_ip)")
     # A drill zone is a plain (private) zone: under Traffic Manager, that is Azure DNS.
-    provider: DnsProvider = "azure_dns" if provider_of(p, ctx) == "traffic_manager" else provider_of(p, ctx)
+    declared = provider_of(p, ctx)
+    provider: DnsProvider = "azure_dns" if declared == "traffic_manager" else declared
     p = p.model_copy(update={"provider": provider})
     dns = dns_for(p, ctx)
     zone_id = dns.zone_id(zone)
@@ -147,12 +156,11 @@ def drill_switch(p: SwitchParams, ctx: ActionContext) -> SwitchParams:
         raise Permanent(f"the drill zone {zone} is production's zone: declare a drill zone")
     current = [r for r in dns.records(zone, name, p.type) if r.set_identifier is None]
     before = {"previous": list(current[0].values), "ttl": current[0].ttl} if current else {"previous": None}
-    group = p.resource_group or (ctx.stack.azure_resource_group if ctx.stack else None)
-    where = {"zone": zone, "name": name, "provider": provider, "resource_group": group}
+    where = {"zone": zone, "name": name, "provider": provider, "resource_group": azure_group(p.resource_group, ctx)}
     scope.record("dns-record", zone_id, f"{fqdn(name)} {p.type}", {**before, **where})
     update: dict[str, object] = {"zone": zone, "name": name, "endpoint": endpoint}
     update.update({key: None for key in ("recovery", "primary") if key in type(p).model_fields})
-    return p.model_copy(update=update)
+    return p.model_copy(update=update), dns
 
 
 def _zone_id_or_none(dns: Dns, scope: DrillScope) -> str | None:
@@ -166,9 +174,8 @@ def switch(p: SwitchParams, ctx: ActionContext) -> StepResult:
     """Apply the switch ``p`` declares (a no-op when already in effect), then poll until it is INSYNC, waking
     early when the run is cancelled or the step's deadline comes. Provider errors propagate as ``DrError``s.
     In a drill, the drill record changes instead (``drill_switch``)."""
-    if ctx.drill is not None:
-        p = drill_switch(p, ctx)
-    dns = dns_for(p, ctx)
+    # A drill's switch has already opened its DNS service to check the drill zone: one client, not two.
+    p, dns = drill_switch(p, ctx) if ctx.drill is not None else (p, dns_for(p, ctx))
     target = p.target()
     result: ChangeResult
     if target is not None:
