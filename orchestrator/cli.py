@@ -31,10 +31,6 @@ _MODULE_OF = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    return _parser_for(None)
-
-
 def _parser_for(command: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drctl", description="Multi-cloud disaster-recovery orchestrator.")
     parser.add_argument("--version", action="version", version=f"drctl {__version__}")

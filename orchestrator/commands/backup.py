@@ -24,7 +24,7 @@ from orchestrator.backup.sets import BackupSet, NewSetOptions, open_or_create_se
 from orchestrator.backup.verify import verify_set
 from orchestrator.commands.common import add_azure_account, mib, parse_time, print_json
 from orchestrator.durations import parse_duration
-from orchestrator.engine.lock import LockHolder, SqliteRunLock
+from orchestrator.engine.lock import LockHolder, SqliteRunLock, locks_path
 from orchestrator.errors import ExitCode, InvalidInput
 from orchestrator.providers.factory import StoreFactory
 
@@ -57,7 +57,7 @@ def _open(args: argparse.Namespace, location: str) -> BackupSet:
 def _set_lock(set_url: str, command: str) -> Iterator[None]:
     """One writer per backup set on this machine: a second copy or prune into it is refused (exit 3)."""
     lock = SqliteRunLock(
-        state_dir(_env()) / "locks.sqlite",
+        locks_path(state_dir(_env())),
         f"backup set {set_url}",
         hint="wait for it to finish (a lock left by a run that crashed on this host is taken over)",
     )

@@ -26,14 +26,14 @@ from typing import Any
 
 from orchestrator.backup.journal import state_dir
 from orchestrator.commands.common import print_json
-from orchestrator.commands.run import lock_name, observer_for, run_lock, stack_of
+from orchestrator.commands.run import lock_name, observer_for, print_diagnostics, run_lock, stack_of
 from orchestrator.drill.cleanup import Cleaner, Providers, Removal
 from orchestrator.drill.orphans import find_leftovers
 from orchestrator.durations import parse_duration
 from orchestrator.engine.executor import Executor, RunOptions, RunOutcome, new_run_id
 from orchestrator.engine.journal import RunJournal, journal_path
-from orchestrator.engine.lock import live_local_runs
-from orchestrator.errors import DrError, ExitCode, InvalidInput, NotFound
+from orchestrator.engine.lock import live_local_runs, locks_path
+from orchestrator.errors import ExitCode, InvalidInput, NotFound
 from orchestrator.report.model import RunReport, build_report
 from orchestrator.runbook.loader import load_runbook
 from orchestrator.runbook.params import parse_assignments
@@ -151,9 +151,7 @@ def _cmd_drill(args: argparse.Namespace) -> int:
     try:
         loaded = load_runbook(path, parse_assignments(args.param), stack, source=args.file)
     except RunbookInvalid as err:
-        for diagnostic in err.diagnostics:
-            print(diagnostic, file=sys.stderr)
-        return int(ExitCode.INVALID_INPUT)
+        return print_diagnostics(err)
     if args.parallel < 1:
         raise InvalidInput("--parallel must be at least 1")
     regions = regions_of(stack, env, args.region)
@@ -195,7 +193,7 @@ def _cmd_cleanup(args: argparse.Namespace) -> int:
             )
         if record.mode != "drill":
             raise InvalidInput(f"run {run_id} is a {record.mode}, not a drill: a failover's resources are kept")
-        if run_id in live_local_runs(state_dir(env) / "locks.sqlite"):
+        if run_id in live_local_runs(locks_path(state_dir(env))):
             raise InvalidInput(f"drill {run_id} is still running on this host; it cleans up after itself")
         removals = clean_run(journal, run_id, regions, env)
         return _finish(journal, run_id, removals, False, args.json, int(ExitCode.OK))
@@ -206,11 +204,9 @@ def _cmd_cleanup(args: argparse.Namespace) -> int:
 def _clean_orphans(journal: RunJournal, regions: set[str], env: Mapping[str, str], args: argparse.Namespace) -> int:
     try:
         min_age = parse_duration(args.min_age)
-    except DrError as err:
-        raise InvalidInput(f"--min-age {args.min_age!r}: {err}") from err
-    except ValueError as err:
-        raise InvalidInput(f"--min-age {args.min_age!r} is not a duration; write e.g. 30m or 2h") from err
-    live = live_local_runs(state_dir(env) / "locks.sqlite")
+    except InvalidInput as err:
+        raise InvalidInput(f"--min-age: {err}") from err
+    live = live_local_runs(locks_path(state_dir(env)))
     leftovers = find_leftovers(journal, Providers.from_env(env), regions, live, min_age, datetime.now(UTC))
     removed: list[Removal] = []
     for item in leftovers:

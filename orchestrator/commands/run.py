@@ -25,7 +25,7 @@ from orchestrator.engine.events import PrintObserver, RunObserver
 from orchestrator.engine.executor import Executor, RunOptions, RunOutcome, exit_code_of, new_run_id
 from orchestrator.engine.journal import RunJournal, journal_path
 from orchestrator.engine.live import LiveView
-from orchestrator.engine.lock import LockHolder, RunLock, S3RunLock, SqliteRunLock
+from orchestrator.engine.lock import LockHolder, RunLock, S3RunLock, SqliteRunLock, locks_path
 from orchestrator.errors import ExitCode, InvalidInput, NotFound
 from orchestrator.providers.factory import StoreFactory
 from orchestrator.providers.location import parse_location
@@ -60,9 +60,7 @@ def _shared_lock(lock_url: str, name: str) -> S3RunLock:
 
 @contextmanager
 def run_lock(name: str, run_id: str, runbook: str, force: bool, lock_url: str | None = None) -> Iterator[None]:
-    lock: RunLock = (
-        _shared_lock(lock_url, name) if lock_url else SqliteRunLock(state_dir(_env()) / "locks.sqlite", name)
-    )
+    lock: RunLock = _shared_lock(lock_url, name) if lock_url else SqliteRunLock(locks_path(state_dir(_env())), name)
     holder = LockHolder.here(run_id, runbook)
     try:
         if force:
@@ -136,7 +134,7 @@ def _report(outcome: RunOutcome, as_json: bool) -> int:
     return int(outcome.exit_code)
 
 
-def _print_diagnostics(err: RunbookInvalid) -> int:
+def print_diagnostics(err: RunbookInvalid) -> int:
     for diagnostic in err.diagnostics:
         print(diagnostic, file=sys.stderr)
     return int(ExitCode.INVALID_INPUT)
@@ -152,7 +150,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         loaded = load_runbook(path, overrides, stack, source=args.file)
     except RunbookInvalid as err:
-        return _print_diagnostics(err)
+        return print_diagnostics(err)
     options = _options(args, args.mode)
     for step_id in options.approve:
         if step_id not in loaded.graph.steps:
@@ -193,7 +191,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
                     record.run_id, options, stack
                 )
             except RunbookInvalid as err:
-                return _print_diagnostics(err)
+                return print_diagnostics(err)
     finally:
         journal.close()
     return _report(outcome, args.json)

@@ -78,6 +78,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def locks_path(state: Path) -> Path:
+    """The run locks of this host, in drctl's state directory: shared by runs, drills and backups."""
+    return state / "locks.sqlite"
+
+
 class SqliteRunLock:
     def __init__(self, db_path: Path, name: str, hint: str = FORCE_HINT) -> None:
         try:

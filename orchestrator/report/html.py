@@ -21,7 +21,6 @@ from orchestrator.report.html_text import (
     STATUS_ICON,
     TIMES,
     VERDICT_ICON,
-    VERDICT_WORD,
     esc,
     num,
     slug,
@@ -29,7 +28,7 @@ from orchestrator.report.html_text import (
     when_text,
 )
 from orchestrator.report.html_timeline import Timeline, by_tier, tier_name
-from orchestrator.report.markdown import duration
+from orchestrator.report.markdown import VERDICT_WORD, duration
 from orchestrator.report.model import CleanupReport, ObjectiveCheck, RunReport, StepReport
 
 

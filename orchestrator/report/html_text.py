@@ -6,13 +6,13 @@ from __future__ import annotations
 import html
 import math
 import re
-from datetime import datetime
+
+from orchestrator.report.model import parse_time
 
 # Control characters are invalid in HTML and lone surrogates cannot be written as UTF-8 at all: an error
 # message from a shell step may carry either.
 _UNWRITABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
-VERDICT_WORD = {"pass": "PASS", "fail": "FAIL", "unknown": "UNKNOWN"}
 VERDICT_ICON = {"pass": "✓", "fail": "✗", "unknown": "?"}
 STATUS_ICON = {
     "succeeded": "✓",
@@ -37,15 +37,6 @@ def esc(value: object) -> str:
 def slug(value: str) -> str:
     """A CSS class fragment from a status word the journal wrote (``partially_failed``, ``already gone``)."""
     return re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-") or "unknown"
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except (ValueError, TypeError):
-        return None
 
 
 def when_text(text: str | None) -> str:

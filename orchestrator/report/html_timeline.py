@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from orchestrator.report.html_text import STATUS_ICON, TIMES, VERDICT_WORD, esc, num, parse_time, slug, truncate
-from orchestrator.report.markdown import duration
-from orchestrator.report.model import AttemptReport, RunReport, StepReport
+from orchestrator.report.html_text import STATUS_ICON, TIMES, esc, num, slug, truncate
+from orchestrator.report.markdown import VERDICT_WORD, duration
+from orchestrator.report.model import AttemptReport, RunReport, StepReport, parse_time
 
 # -- the clock of the timeline ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from orchestrator.report.model import ObjectiveCheck, RunReport, StepReport
 
-_VERDICT = {"pass": "PASS", "fail": "FAIL", "unknown": "UNKNOWN"}
+VERDICT_WORD = {"pass": "PASS", "fail": "FAIL", "unknown": "UNKNOWN"}
 
 
 def duration(seconds: float | None) -> str:
@@ -48,7 +48,7 @@ def _objective_row(check: ObjectiveCheck) -> list[object]:
         check.name.upper(),
         duration(check.objective_seconds) if check.objective_seconds is not None else "not set",
         duration(check.measured_seconds),
-        _VERDICT[check.verdict],
+        VERDICT_WORD[check.verdict],
         check.detail,
     ]
 

@@ -336,7 +336,8 @@ def _step(
     )
 
 
-def _time(text: str | None) -> datetime | None:
+def parse_time(text: str | None) -> datetime | None:
+    """A journal timestamp, or None when there is none or it does not parse."""
     if not text:
         return None
     try:
@@ -346,7 +347,7 @@ def _time(text: str | None) -> datetime | None:
 
 
 def _seconds(start: str | None, end: str | None) -> float | None:
-    a, b = _time(start), _time(end)
+    a, b = parse_time(start), parse_time(end)
     if a is None or b is None:
         return None
     try:
@@ -392,7 +393,7 @@ def check_rto(
             return ObjectiveCheck("rto", obj, None, "unknown", f"no step of tier {top} has succeeded yet")
         verdict: Verdict = "fail" if obj is not None else "unknown"
         return ObjectiveCheck("rto", obj, None, verdict, f"no step of tier {top} succeeded: recovery did not complete")
-    end = max(ends, key=lambda t: _time(t) or datetime.min)
+    end = max(ends, key=lambda t: parse_time(t) or datetime.min)
     measured = _seconds(run_started, end)
     if measured is None:
         return ObjectiveCheck("rto", obj, None, "unknown", "unreadable timestamps in the journal")

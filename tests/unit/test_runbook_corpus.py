@@ -62,29 +62,16 @@ def run_cli(*argv: str) -> Result:
     return Result(int(code), out.getvalue(), err.getvalue())
 
 
-_MAIN = """
-import argparse, sys
-from orchestrator import cli
-from orchestrator.commands import runbook
-
-build_parser = cli.build_parser
-
-def with_runbook_commands():
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "validate" not in sub.choices:
-        runbook.register(sub)
-    return parser
-
-cli.build_parser = with_runbook_commands
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
 def run_process(*argv: str) -> Result:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, "-c", _MAIN, *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "orchestrator.cli", *argv],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
