@@ -296,13 +296,8 @@ def ec2_client(env: Mapping[str, str], region: str | None = None) -> EC2Client:
     key = (region, *(env.get(v) for v in (*_CLIENT_VARS, *_CLIENT_VARS_MORE)))
     with _clients_lock:
         if key not in _clients:
-            _clients[key] = _new_ec2_client(env, region)
+            _clients[key] = aws_client(env, "ec2", region)
         return _clients[key]
-
-
-def _new_ec2_client(env: Mapping[str, str], region: str | None) -> EC2Client:
-    client: EC2Client = aws_client(env, "ec2", region)
-    return client
 
 
 def compute_for(env: Mapping[str, str], region: str | None = None) -> Ec2Compute:

@@ -23,7 +23,7 @@ import urllib3
 
 from orchestrator.errors import IntegrityError
 from orchestrator.providers.lean_http import streamed_body
-from orchestrator.providers.sigv4 import EMPTY_SHA256, StaticCredentials, sign, uri_encode
+from orchestrator.providers.sigv4 import EMPTY_SHA256, StaticCredentials, canonical_query, sign, uri_encode
 
 _CONNECT_ERRORS = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
 
@@ -165,7 +165,8 @@ class LeanS3Client:
             now=self._clock(),
             payload_sha256=EMPTY_SHA256,
         )
-        url = origin + path + (f"?{_query_string(query)}" if query else "")
+        # The query as it was signed (sorted): any order is valid on the wire.
+        url = origin + path + (f"?{canonical_query(query)}" if query else "")
         try:
             resp = self._pool.request(
                 method, url, headers=signed, retries=False, redirect=False, preload_content=preload
@@ -185,10 +186,6 @@ class LeanS3Client:
                 self._bucket_regions[bucket] = moved
             return self._request(method, bucket, key, query, headers, preload=preload, redirected=True)
         raise S3HttpError(resp.status, _error_code(body) or str(resp.status))
-
-
-def _query_string(query: Mapping[str, str]) -> str:
-    return "&".join(f"{uri_encode(k, keep_slash=False)}={uri_encode(v, keep_slash=False)}" for k, v in query.items())
 
 
 def _error_code(body: bytes) -> str:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
 
-UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _ALGORITHM = "AWS4-HMAC-SHA256"
 
@@ -57,7 +56,7 @@ def sign(
     region: str,
     service: str,
     now: datetime,
-    payload_sha256: str = UNSIGNED_PAYLOAD,
+    payload_sha256: str = EMPTY_SHA256,
 ) -> dict[str, str]:
     """The headers to send: ``headers`` plus host, date, payload hash, token and the Authorization header.
 
