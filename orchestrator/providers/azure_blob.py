@@ -79,17 +79,25 @@ def lean_pool() -> urllib3.PoolManager:
     return http_pool(ca_bundle(os.environ, "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"))
 
 
-def _listed_info(key: str, blob: ListedBlob) -> ObjectInfo:
-    props = blob.properties
+def _properties_info(
+    key: str, props: Mapping[str, str], version_id: str | None, metadata: Mapping[str, str] | None = None
+) -> ObjectInfo:
+    """A blob's properties as List Blobs names them, or as Get Blob Properties' headers (looked up without
+    regard to case there, so ``Etag`` finds ``ETag``)."""
     md5 = props.get("Content-MD5")
     return ObjectInfo(
         key=key,
         size=int(props.get("Content-Length") or 0),
         modified=http_date(props.get("Last-Modified")) or datetime.fromtimestamp(0, UTC),
         etag=props["Etag"].strip('"') if props.get("Etag") else None,
-        version_id=blob.version_id,
+        version_id=version_id,
         hashes={"md5": base64.b64decode(md5).hex()} if md5 else {},
+        metadata=dict(metadata or {}),
     )
+
+
+def _listed_info(key: str, blob: ListedBlob) -> ObjectInfo:
+    return _properties_info(key, blob.properties, blob.version_id)
 
 
 def _check_claim(name: str, md5: bytes, claimed: bytes | None) -> None:
@@ -315,16 +323,8 @@ class AzureBlobStore:
         if self._lean is not None:
             lean = self._lean
             headers = self._lean_call(self._name(key), lambda: lean.get_properties(self.prefix + key))
-            md5 = headers.get("Content-MD5")
-            return ObjectInfo(
-                key=key,
-                size=int(headers.get("Content-Length", 0)),
-                modified=http_date(headers.get("Last-Modified")) or datetime.fromtimestamp(0, UTC),
-                etag=headers["ETag"].strip('"') if headers.get("ETag") else None,
-                version_id=headers.get("x-ms-version-id"),
-                hashes={"md5": base64.b64decode(md5).hex()} if md5 else {},
-                metadata={k[len("x-ms-meta-") :]: v for k, v in headers.items() if k.lower().startswith("x-ms-meta-")},
-            )
+            meta = {k[len("x-ms-meta-") :]: v for k, v in headers.items() if k.lower().startswith("x-ms-meta-")}
+            return _properties_info(key, headers, headers.get("x-ms-version-id"), meta)
         blob = self._container.get_blob_client(self.prefix + key)
         return self._info(key, self._call(self._name(key), blob.get_blob_properties))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -362,20 +362,10 @@ class S3Store:
             return self._lean_open(key, kwargs.get("Range"))
         resp = self._call(self._name(key), lambda: self._client.get_object(**kwargs))
         body = resp["Body"]
-        name = self._name(key)
-
-        def chunks() -> Iterator[bytes]:
-            try:
-                yield from body.iter_chunks(chunk_size=1024 * 1024)
-            except _sdk_errors() as exc:
-                raise translate_s3_error(exc, name, self.endpoint) from exc
-
-        md5 = (
-            None
-            if "Range" in kwargs or not self._etag_md5
-            else _etag_md5(resp.get("ETag"), resp.get("ServerSideEncryption"), resp.get("SSECustomerAlgorithm"))
-        )
-        return IteratorReader(chunks(), on_close=body.close, content_md5=md5)
+        etag_fields = (resp.get("ETag"), resp.get("ServerSideEncryption"), resp.get("SSECustomerAlgorithm"))
+        md5 = None if "Range" in kwargs else self._vouched_md5(*etag_fields)
+        chunks = body.iter_chunks(chunk_size=1024 * 1024)
+        return IteratorReader(self._translated(key, chunks, _sdk_errors()), on_close=body.close, content_md5=md5)
 
     def _lean_open(self, key: str, byte_range: str | None) -> ObjectReader:
         lean = self._lean
@@ -384,23 +374,23 @@ class S3Store:
         headers, body, close = self._lean_call(
             name, lambda: lean.get_object(self.bucket, self.prefix + key, byte_range, name)
         )
-
-        def chunks() -> Iterator[bytes]:
-            try:
-                yield from body
-            except _LEAN_ERRORS as exc:
-                raise translate_s3_error(exc, name, self.endpoint) from exc
-
-        md5 = (
-            None
-            if byte_range or not self._etag_md5
-            else _etag_md5(
-                headers.get("etag"),
-                headers.get("x-amz-server-side-encryption"),
-                headers.get("x-amz-server-side-encryption-customer-algorithm"),
-            )
+        etag_fields = (
+            headers.get("etag"),
+            headers.get("x-amz-server-side-encryption"),
+            headers.get("x-amz-server-side-encryption-customer-algorithm"),
         )
-        return IteratorReader(chunks(), on_close=close, content_md5=md5)
+        md5 = None if byte_range else self._vouched_md5(*etag_fields)
+        return IteratorReader(self._translated(key, body, _LEAN_ERRORS), on_close=close, content_md5=md5)
+
+    def _vouched_md5(self, etag: str | None, sse: str | None, sse_customer: str | None) -> str | None:
+        return _etag_md5(etag, sse, sse_customer) if self._etag_md5 else None
+
+    def _translated(self, key: str, chunks: Iterable[bytes], errors: tuple[type[Exception], ...]) -> Iterator[bytes]:
+        """A body's chunks, with a failure mid-body raised as the project's error."""
+        try:
+            yield from chunks
+        except errors as exc:
+            raise translate_s3_error(exc, self._name(key), self.endpoint) from exc
 
     def write(self, key: str, source: Readable, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
         meta = dict(metadata or {})
