@@ -24,7 +24,6 @@ Choices, and why:
 
 from __future__ import annotations
 
-import copy
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -120,7 +119,6 @@ class AzureVmCompute:
         self._ssh_key = ssh_public_key
         self._prefix = name_prefix
         self._require_agent = require_agent
-        self._gone_is_terminated = False
 
     @property
     def region(self) -> str:
@@ -166,8 +164,13 @@ class AzureVmCompute:
 
     def describe(self, ids: Sequence[str]) -> dict[str, InstanceInfo]:
         found, missing = self._describe(ids)
-        if missing and not self._gone_is_terminated:
+        if missing:
             raise NotFound(f"{_names(missing)} does not exist in resource group {self._group}")
+        return {name: vm.info for name, vm in found.items()}
+
+    def _describe_gone_as_terminated(self, ids: Sequence[str]) -> dict[str, InstanceInfo]:
+        # A deleted VM vanishes from ARM: waiting for termination, that is what terminated looks like.
+        found, missing = self._describe(ids)
         infos = {name: vm.info for name, vm in found.items()}
         infos.update({name: InstanceInfo(id=name, state="terminated") for name in missing})
         return infos
@@ -213,12 +216,8 @@ class AzureVmCompute:
     def wait(
         self, ids: Sequence[str], state: str, deadline: float, sleep: Callable[[float], bool] | None = None
     ) -> WaitResult:
-        target: AzureVmCompute = self
-        if state == "terminated":
-            # A deleted VM vanishes from ARM: count it as terminated, in a copy so ``describe`` stays strict.
-            target = copy.copy(self)
-            target._gone_is_terminated = True
-        return wait_for_state(target, ids, state, deadline, sleep=sleep)
+        describe = self._describe_gone_as_terminated if state == "terminated" else self.describe
+        return wait_for_state(self, ids, state, deadline, sleep=sleep, describe=describe)
 
     # -- changing -----------------------------------------------------------------------------------------------
 

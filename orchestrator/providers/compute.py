@@ -134,10 +134,12 @@ def wait_for_state(
     missing_ok: bool = False,
     sleep: Callable[[float], bool] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    describe: Callable[[Sequence[str]], dict[str, InstanceInfo]] | None = None,
 ) -> WaitResult:
-    """Poll ``describe`` every ``interval_s`` until every instance is in ``state`` or ``clock()`` reaches
-    ``deadline``. ``sleep(seconds)`` returns False to stop early (cancellation); the default sleeps and returns
-    True. Bounded: the last poll is at or just after ``deadline``.
+    """Poll ``describe`` (``compute.describe`` unless the provider reads states another way) every ``interval_s``
+    until every instance is in ``state`` or ``clock()`` reaches ``deadline``. ``sleep(seconds)`` returns False
+    to stop early (cancellation); the default sleeps and returns True. Bounded: the last poll is at or just
+    after ``deadline``.
 
     ``missing_ok`` treats ``NotFound`` as "not visible yet" (state ``unknown``) rather than an error: EC2's
     reads are eventually consistent, so instances launched a moment ago may not be described yet.
@@ -148,7 +150,7 @@ def wait_for_state(
     started = clock()
     while True:
         try:
-            infos = compute.describe(ids)
+            infos = (describe or compute.describe)(ids)
         except NotFound:
             if not missing_ok:
                 raise
