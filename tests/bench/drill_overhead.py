@@ -51,6 +51,7 @@ from tests.bench.drill_estate import (
     status_checks_reported,
     teardown,
 )
+from tests.support.drill import peak_in_flight
 from tests.support.lab import NOT_RUNNING, lab_settings
 
 if TYPE_CHECKING:
@@ -196,16 +197,6 @@ def chain_lengths(durations: Mapping[str, float], needs: Mapping[str, Sequence[s
     return {s: longest(s) for s in durations}
 
 
-def in_flight(intervals: Sequence[tuple[datetime, datetime]]) -> int:
-    """The most intervals open at one instant; one ending exactly as another starts does not overlap it."""
-    edges = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals], key=lambda e: (e[0], e[1]))
-    peak = now = 0
-    for _, delta in edges:
-        now += delta
-        peak = max(peak, now)
-    return peak
-
-
 def _tier_figures(
     steps: Sequence[StepReport], needs: Mapping[str, Sequence[str]], launches: Sequence[tuple[datetime, datetime]]
 ) -> TierFigures:
@@ -232,7 +223,7 @@ def _tier_figures(
         first_start=min(starts),
         last_end=max(ends),
         launches=len(launches),
-        peak_in_flight=in_flight(launches),
+        peak_in_flight=peak_in_flight(launches),
         mean_in_flight=sum(calls) / window if window > 0 else 0.0,
         launch_window_s=window,
         launch_call_s=statistics.median(calls) if calls else 0.0,

@@ -21,7 +21,7 @@ from orchestrator.errors import IntegrityError, NotFound
 from orchestrator.providers.azure_blob import AzureBlobStore
 from orchestrator.providers.base import ObjectReader, ObjectStore
 from orchestrator.providers.factory import StoreFactory
-from tests.support.backup import open_backup_set, read_object
+from tests.support.backup import copy_in_process, open_backup_set, read_object
 
 MiB = 1024 * 1024
 
@@ -130,14 +130,9 @@ def copy_setup(lab_factory: StoreFactory, s3_bucket: str, az_container: str, tmp
 def test_a_copy_from_s3_records_the_etag_md5_azure_checked(
     lab_factory: StoreFactory, copy_setup: dict[str, str]
 ) -> None:
+    result = copy_in_process(lab_factory, copy_setup["source"], copy_setup["set"], "full", Path(copy_setup["state"]))
     source = lab_factory.open(copy_setup["source"])
     bset = open_backup_set(lab_factory, copy_setup["set"])
-    journal = CopyJournal(Path(copy_setup["state"]) / "journal.sqlite")
-    try:
-        options = CopyOptions(mode="full")
-        result = execute_copy(plan_copy(source, bset, options), source, bset, options, journal)
-    finally:
-        journal.close()
     point = bset.load_point(result.recovery_point)
     etags = {o.key: o.etag for o in source.list()}
     assert len(point.objects) == 3

@@ -28,6 +28,7 @@ from tests.support.cli import drctl
 if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import FilterTypeDef
 
+from tests.support.cli import process_env
 from tests.support.estate import (
     PRIMARY,
     RECOVERY,
@@ -36,7 +37,6 @@ from tests.support.estate import (
     delete_estate,
     estate_inventory,
     lab_clients,
-    process_env,
     run_seed,
 )
 

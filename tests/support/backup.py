@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import secrets
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -29,19 +28,14 @@ from orchestrator.backup.manifest import Mode
 from orchestrator.backup.sets import BackupSet, NewSetOptions, open_or_create_set
 from orchestrator.providers.base import ObjectStore
 from orchestrator.providers.factory import StoreFactory
-from tests.support.cli import drctl
+from tests.support.cli import drctl, process_env
 
 MiB = 1024 * 1024
 
 
 def backup_env(lab_env: Mapping[str, str], state_dir: Path, **extra: str) -> dict[str, str]:
     """The process environment without cloud, lab or drctl settings, plus the lab's and a private state dir."""
-    drop = ("AWS_", "AZURE_", "DRCTL_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.update(lab_env)
-    env["DRCTL_STATE_DIR"] = str(state_dir)
-    env.update(extra)
-    return env
+    return {**process_env(lab_env), "DRCTL_STATE_DIR": str(state_dir), **extra}
 
 
 def new_key() -> str:

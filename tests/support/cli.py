@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -9,6 +10,12 @@ from collections.abc import Mapping
 import pytest
 
 from orchestrator.errors import ExitCode
+
+
+def process_env(lab_env: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without ambient cloud, lab or drctl settings, plus the lab's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AZURE_", "DRCTL_"))}
+    return {**env, **lab_env}
 
 
 def drctl(*args: str, env: Mapping[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

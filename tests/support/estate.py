@@ -3,7 +3,6 @@ and remove all of it afterwards (every step runs, failures reported together).""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -44,12 +43,6 @@ def run_seed(out: Path, prefix: str, env: Mapping[str, str]) -> subprocess.Compl
         timeout=SEED_TIMEOUT_S,
         check=False,
     )
-
-
-def process_env(lab_env: Mapping[str, str]) -> dict[str, str]:
-    """This process's environment without ambient cloud settings, plus the lab's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AZURE_", "DRCTL_"))}
-    return {**env, **lab_env}
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ import copy
 from typing import Any
 
 import pytest
-from requests.adapters import HTTPAdapter
 
 from orchestrator.errors import NotFound, Permanent, PermissionDenied, Transient
 from orchestrator.providers.azure_dns import AzureDns, azure_dns_for, relative_name
@@ -23,6 +22,7 @@ from tests.unit.test_azure_compute import (
     Call,
     FakeArm,
     StaticCredential,
+    _no_real_network,  # noqa: F401  # autouse: guards this module too
     arm_error,
     fast_retry,
     ok,
@@ -33,14 +33,6 @@ ZONES = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/d
 ZONE = f"{ZONES}/example.com"
 PROFILES = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network/trafficmanagerprofiles"
 PROFILE = f"{PROFILES}/app-dr"
-
-
-@pytest.fixture(autouse=True)
-def _no_real_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("a real HTTP connection was attempted")
-
-    monkeypatch.setattr(HTTPAdapter, "send", refuse)
 
 
 # -- Azure DNS --------------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from orchestrator.providers.compute import LaunchSpec
 from orchestrator.providers.dns import ChangeResult, RecordSet, fqdn
 from orchestrator.providers.factory import StoreFactory
 from orchestrator.runbook.loader import load_runbook
+from tests.support.drill import Ledger
 from tests.support.fake_compute import FakeCompute
 from tests.unit.test_dns_actions import FakeDns
 
@@ -47,20 +48,6 @@ PROD_ZONE, PROD_ZONE_ID = "example.com.", "ZPROD"
 PROD_NAME = "app.example.com"
 DRILL_ZONE, DRILL_ZONE_ID = "drill.example.", "ZDRILL"
 DRILL_NAME = "app.drill.example"
-
-
-@dataclass
-class Ledger:
-    """``DrillScope.record`` noting each entry, thread-safely, into a log shared with the fakes (for order)."""
-
-    order: list[str] = field(default_factory=list)
-    entries: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __call__(self, kind: str, location: str, resource_id: str, detail: Mapping[str, Any]) -> None:
-        with self._lock:
-            self.entries.append((kind, location, resource_id, dict(detail)))
-            self.order.append(f"record {kind}")
 
 
 def drill_scope(ledger: Ledger, **overrides: Any) -> DrillScope:

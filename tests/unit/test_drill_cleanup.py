@@ -343,7 +343,9 @@ def leftover_copy(world: World, run_id: str, started: str | None, region: str = 
 
 
 def judge(world: World, live: set[str] | None = None) -> dict[str, DrillLeftovers]:
+    # The region is given twice, as a stack's and a --region flag may both name it: it is searched once.
     found = find_leftovers(world.journal, world.providers(), [REGION, REGION], live or set(), MIN_AGE, NOW)
+    assert len(found) == len({(item.run_id, item.region) for item in found}), "a region searched twice"
     return {item.run_id: item for item in found}
 
 

@@ -4,8 +4,6 @@ the in-memory compute: one copy per standby in the drill network, tagged, record
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +14,7 @@ from orchestrator.drill.scope import TAG_RUN, TAG_SOURCE, TAG_STARTED, DrillScop
 from orchestrator.errors import NotFound, Permanent, Transient
 from orchestrator.providers.compute import Compute, InstanceInfo, LaunchSpec
 from orchestrator.stack_outputs import StackOutputs
+from tests.support.drill import Ledger
 from tests.support.fake_compute import FakeCompute
 
 RUN = "20261126T120000Z-abcdef12"
@@ -23,18 +22,6 @@ STARTED = "2026-11-26T12:00:00+00:00"
 REGION = "eu-west-1"
 DRILL_SUBNETS = ("subnet-drill-a", "subnet-drill-b")
 DRILL_GROUPS = {"db": "sg-drill-db", "web": "sg-drill-web"}
-
-
-@dataclass
-class Ledger:
-    """A thread-safe ``DrillScope.record``: copies are recorded from the launch threads."""
-
-    entries: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __call__(self, kind: str, location: str, resource_id: str, detail: Mapping[str, Any]) -> None:
-        with self._lock:
-            self.entries.append((kind, location, resource_id, dict(detail)))
 
 
 def scope_of(ledger: Ledger, *, subnets: tuple[str, ...] = DRILL_SUBNETS, run_id: str = RUN) -> DrillScope:
