@@ -14,10 +14,10 @@ from datetime import timedelta
 
 from pydantic import Field, StrictBool, StrictInt
 
-from orchestrator.actions.base import ActionContext, ActionSpec, OutputValue, StepResult, StepStatus, Touch
-from orchestrator.actions.compute_start import Selection, compute_of, joined, select
+from orchestrator.actions.base import ActionContext, ActionSpec, StepResult, StepStatus, Touch
+from orchestrator.actions.compute_start import OUTPUTS, Selection, addresses_of, compute_of, select, wait_outputs
 from orchestrator.engine.context import pause
-from orchestrator.providers.compute import Compute, InstanceInfo
+from orchestrator.providers.compute import Compute, InstanceInfo, WaitResult
 from orchestrator.runbook.fields import Duration, HttpUrlText, format_duration
 
 PROBE_TIMEOUT_S = 5
@@ -90,14 +90,8 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     while True:
         infos, reasons = _unhealthy(p, compute, ids)
         now = time.monotonic()
-        outputs: dict[str, OutputValue] = {
-            "instance_ids": joined(ids),
-            "states": joined({i: info.state for i, info in infos.items()}),
-            "count": len(ids),
-            "elapsed_s": round(now - started, 3),
-            "private_ips": ",".join(ip for i in ids if (ip := infos[i].private_ip)),
-        }
-        outputs["private_ip"] = str(outputs["private_ips"]).split(",")[0]
+        seen = WaitResult(not reasons, {i: info.state for i, info in infos.items()}, round(now - started, 3), infos)
+        outputs = wait_outputs(ids, seen, started, addresses_of(seen, ids))
         if not reasons:
             return StepResult(StepStatus.SUCCEEDED, outputs)
         if now >= limit or not pause(ctx, min(p.interval.total_seconds(), max(0.0, limit - now))):
@@ -111,6 +105,6 @@ SPEC = ActionSpec(
     description="wait until instances run, pass status checks and optionally answer on tcp or http",
     touches=_touches,
     idempotent=True,
-    outputs=frozenset({"instance_ids", "states", "count", "elapsed_s", "private_ips", "private_ip"}),
+    outputs=OUTPUTS,
     run=run,
 )
