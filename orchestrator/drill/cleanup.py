@@ -50,8 +50,8 @@ class RegionCompute(Compute, Protocol):
         """Live instances carrying tag ``key``, whatever its value."""
         ...
 
-    def tagged_images(self, key: str) -> dict[str, dict[str, str]]:
-        """This account's images carrying tag ``key``, with their tags."""
+    def tagged_images(self, key: str, value: str | None = None) -> dict[str, dict[str, str]]:
+        """This account's images carrying tag ``key`` (with ``value``, or any), with their tags."""
         ...
 
     def deregister_image(self, image: str) -> bool:
@@ -108,8 +108,7 @@ class Cleaner:
         for region in sorted(set(regions)):
             compute = self._providers.compute(region)
             found += [("instance", region, i) for i in compute.find({TAG_RUN: run_id})]
-            images = compute.tagged_images(TAG_RUN)
-            found += [("image", region, i) for i, tags in images.items() if tags.get(TAG_RUN) == run_id]
+            found += [("image", region, i) for i in compute.tagged_images(TAG_RUN, run_id)]
         added = [f for f in found if f not in known]
         for kind, region, resource_id in added:
             self._journal.record_resource(run_id, kind, region, resource_id, {"found_by": "tag"})

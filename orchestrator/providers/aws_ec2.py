@@ -237,12 +237,15 @@ class Ec2Compute:
         )
         return str(answer["ImageId"])
 
-    def tagged_images(self, key: str) -> dict[str, dict[str, str]]:
-        """This account's images carrying tag ``key`` (any value), with their tags: how a sweep finds a drill's
-        image copies that no ledger holds."""
+    def tagged_images(self, key: str, value: str | None = None) -> dict[str, dict[str, str]]:
+        """This account's images carrying tag ``key`` (with ``value``, or any), with their tags: how a sweep finds
+        a drill's image copies that no ledger holds. The service filters, so one run's sweep lists only its own."""
+        wanted: Any = [
+            {"Name": "tag-key", "Values": [key]} if value is None else {"Name": f"tag:{key}", "Values": [value]}
+        ]
         answer = self._call(
-            f"images tagged {key}",
-            lambda: self._client.describe_images(Owners=["self"], Filters=[{"Name": "tag-key", "Values": [key]}]),
+            f"images tagged {key}" + (f"={value}" if value is not None else ""),
+            lambda: self._client.describe_images(Owners=["self"], Filters=wanted),
         )
         return {
             str(img["ImageId"]): {str(t["Key"]): str(t.get("Value", "")) for t in img.get("Tags", [])}

@@ -215,9 +215,9 @@ class FakeCompute:
                 if i.state not in GONE and all(i.tags.get(k) == v for k, v in tags.items())
             }
 
-    def tagged_images(self, key: str) -> dict[str, dict[str, str]]:
+    def tagged_images(self, key: str, value: str | None = None) -> dict[str, dict[str, str]]:
         """This fake holds no images: a sweep finds none."""
-        del key
+        del key, value
         return {}
 
     def deregister_image(self, image: str) -> bool:

@@ -252,6 +252,9 @@ def test_an_image_copy_no_ledger_holds_is_found_by_its_tag_and_removed(lab: Lab,
     run_id = f"20250101T000000Z-{lab.tag['drctl-test'][:8]}"
     image = lab.compute.client.create_image(InstanceId=iid, Name=f"t-orphan-{lab.tag['drctl-test']}")["ImageId"]
     lab.compute.tag_resources([image], {TAG_RUN: run_id, TAG_STARTED: "2025-01-01T00:00:00+00:00"})
+    # A sweep asks for its own run's images by tag value: another run's are not listed.
+    assert image in lab.compute.tagged_images(TAG_RUN, run_id)
+    assert image not in lab.compute.tagged_images(TAG_RUN, run_id + "-other")
     journal = RunJournal(tmp_path / "runs.sqlite")  # a journal that never heard of the run (another machine)
     providers = Providers.from_env(lab.env)
     try:
