@@ -34,7 +34,7 @@ from orchestrator.engine.executor import Executor, RunOptions, RunOutcome, new_r
 from orchestrator.engine.journal import RunJournal, journal_path
 from orchestrator.engine.lock import live_local_runs, locks_path
 from orchestrator.errors import ExitCode, InvalidInput, NotFound
-from orchestrator.report.model import RunReport, build_report
+from orchestrator.report.model import RunbookFacts, RunReport, build_report, facts_of
 from orchestrator.runbook.loader import load_runbook
 from orchestrator.runbook.params import parse_assignments
 from orchestrator.runbook.problems import RunbookInvalid
@@ -127,8 +127,17 @@ def _outcome_doc(report: RunReport, removals: list[Removal], kept: bool) -> dict
     }
 
 
-def _finish(journal: RunJournal, run_id: str, removals: list[Removal], kept: bool, as_json: bool, code: int) -> int:
-    report = build_report(journal, run_id)
+def _finish(
+    journal: RunJournal,
+    run_id: str,
+    removals: list[Removal],
+    kept: bool,
+    as_json: bool,
+    code: int,
+    facts: RunbookFacts | None = None,
+) -> int:
+    """``facts``: the runbook's, when this command loaded it (else they are read from the file again)."""
+    report = build_report(journal, run_id, facts)
     if as_json:
         print_json(_outcome_doc(report, removals, kept))
     else:
@@ -170,7 +179,7 @@ def _cmd_drill(args: argparse.Namespace) -> int:
                 # Cleanup happens whatever ended the run: success, failure, Ctrl-C, or an error of drctl's own.
                 removals = [] if args.keep or journal.run(run_id) is None else clean_run(journal, run_id, regions, env)
         code = int(outcome.exit_code) if outcome is not None else int(ExitCode.FAILED)
-        return _finish(journal, run_id, removals, args.keep, args.json, code)
+        return _finish(journal, run_id, removals, args.keep, args.json, code, facts_of(loaded))
     finally:
         journal.close()
 

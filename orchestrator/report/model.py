@@ -26,7 +26,7 @@ from orchestrator.engine.executor import param_overrides, runbook_sha256, skippe
 from orchestrator.engine.journal import RunJournal, RunStatus, StepRecord, StepState
 from orchestrator.engine.redact import redact
 from orchestrator.errors import DrError, NotFound
-from orchestrator.runbook.loader import parse_runbook
+from orchestrator.runbook.loader import LoadedRunbook, parse_runbook
 from orchestrator.runbook.problems import RunbookInvalid
 from orchestrator.runbook.yamlsource import YamlError, load_yaml
 
@@ -216,8 +216,13 @@ def runbook_facts(path: Path, params: Mapping[str, Any], sha256: str) -> tuple[R
         if facts is None:
             return None, f"cannot load {path} again ({first}); step actions, tiers and objectives are unknown"
         return facts, f"{path} does not load on its own ({first}); actions, tiers and objectives read unchecked"
+    return facts_of(loaded), None
+
+
+def facts_of(loaded: LoadedRunbook) -> RunbookFacts:
+    """The facts of a runbook already loaded, as the command that ran it has it."""
     spec = loaded.runbook.spec
-    return RunbookFacts({s.id: (s.action, s.tier) for s in spec.steps}, spec.objectives.rto, spec.objectives.rpo), None
+    return RunbookFacts({s.id: (s.action, s.tier) for s in spec.steps}, spec.objectives.rto, spec.objectives.rpo)
 
 
 def _raw_facts(text: str) -> RunbookFacts | None:
