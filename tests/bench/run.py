@@ -210,7 +210,7 @@ def many_objects_incremental(
                 timing.peak_rss_kib.append(rss)
         return d, r_sum, r_mod
     finally:
-        empty_bucket(factory, bucket)
+        empty_bucket(factory.s3_client(), bucket)
         client.delete_bucket(Bucket=bucket)
 
 
@@ -328,7 +328,7 @@ def main() -> int:
         print(f"bench: {cfg.many_count} small objects for the incremental at scale", file=sys.stderr)
         many = many_objects_incremental(factory, cfg, drctl_env, rc_env, container)
     finally:
-        empty_bucket(factory, bucket)
+        empty_bucket(factory.s3_client(), bucket)
         factory.s3_client().delete_bucket(Bucket=bucket)
         service.delete_container(container)
 

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from localstack.seed.clients import SEED_TAG
 from localstack.seed.compute import LIVE_STATES
 from localstack.seed.outputs import Names
+from tests.support.lab import empty_bucket
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -128,16 +129,11 @@ def estate_inventory(lab: Lab, prefix: str) -> dict[str, set[str]]:
 
 def empty_and_delete_bucket(s3: S3Client, name: str) -> None:
     try:
-        pages = list(s3.get_paginator("list_object_versions").paginate(Bucket=name))
+        empty_bucket(s3, name)
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") == "NoSuchBucket":
             return
         raise
-    for page in pages:
-        doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", [])]
-        doomed += [{"Key": m["Key"], "VersionId": m["VersionId"]} for m in page.get("DeleteMarkers", [])]
-        for i in range(0, len(doomed), 1000):
-            s3.delete_objects(Bucket=name, Delete={"Objects": doomed[i : i + 1000]})  # type: ignore[typeddict-item]
     s3.delete_bucket(Bucket=name)
 
 

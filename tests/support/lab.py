@@ -7,11 +7,15 @@ import hashlib
 import os
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
 from orchestrator.providers.factory import StoreFactory
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 LAB_VARS = (
     "AWS_ENDPOINT_URL",
@@ -47,12 +51,12 @@ def temporary_bucket(factory: StoreFactory, versioned: bool = False) -> Iterator
     try:
         yield name
     finally:
-        empty_bucket(factory, name)
+        empty_bucket(factory.s3_client(), name)
         client.delete_bucket(Bucket=name)
 
 
-def empty_bucket(factory: StoreFactory, name: str) -> None:
-    client = factory.s3_client()
+def empty_bucket(client: S3Client, name: str) -> None:
+    """Delete every version, delete marker and unfinished upload in the bucket."""
     for page in client.get_paginator("list_object_versions").paginate(Bucket=name):
         doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", [])]
         doomed += [{"Key": m["Key"], "VersionId": m["VersionId"]} for m in page.get("DeleteMarkers", [])]
