@@ -112,11 +112,11 @@ class LeanBlobClient:
     def put_blob(self, name: str, data: bytes, md5_b64: str, metadata: Mapping[str, str]) -> Headers:
         """Create or replace a block blob in one request; the service checks the bytes against ``md5_b64``."""
         headers = {"x-ms-blob-type": "BlockBlob", "Content-MD5": md5_b64, **_meta(metadata)}
-        return self._request("PUT", name, {}, headers, data, 201)
+        return self._send("PUT", name, {}, headers, data, 201).headers
 
     def put_block(self, name: str, block_id: str, data: bytes, md5_b64: str) -> None:
         """Stage one uncommitted block; the service checks it against ``md5_b64``."""
-        self._request("PUT", name, {"comp": "block", "blockid": block_id}, {"Content-MD5": md5_b64}, data, 201)
+        self._send("PUT", name, {"comp": "block", "blockid": block_id}, {"Content-MD5": md5_b64}, data, 201)
 
     def put_block_list(
         self, name: str, block_ids: Sequence[str], content_md5_b64: str | None, metadata: Mapping[str, str]
@@ -130,10 +130,10 @@ class LeanBlobClient:
         headers = _meta(metadata)
         if content_md5_b64 is not None:
             headers["x-ms-blob-content-md5"] = content_md5_b64
-        return self._request("PUT", name, {"comp": "blocklist"}, headers, body, 201)
+        return self._send("PUT", name, {"comp": "blocklist"}, headers, body, 201).headers
 
     def get_properties(self, name: str) -> Headers:
-        return self._request("HEAD", name, {}, {}, None, 200)
+        return self._send("HEAD", name, {}, {}, None, 200).headers
 
     def list_page(self, prefix: str, marker: str | None, max_results: int | None = None) -> ListPage:
         """One page of List Blobs (names and properties) and the marker of the next, if any."""
@@ -144,7 +144,7 @@ class LeanBlobClient:
             query["marker"] = marker
         if max_results:
             query["maxresults"] = str(max_results)
-        resp = self._send("GET", "", query, {}, None, 200, preload=True)
+        resp = self._send("GET", "", query, {}, None, 200)
         return parse_list_page(bytes(resp.data))
 
     def get_blob(self, name: str, byte_range: str | None) -> tuple[Headers, Iterator[bytes], Callable[[], None]]:
@@ -155,20 +155,9 @@ class LeanBlobClient:
         return resp.headers, body, close
 
     def delete_blob(self, name: str) -> None:
-        self._request("DELETE", name, {}, {"x-ms-delete-snapshots": "include"}, None, 202)
+        self._send("DELETE", name, {}, {"x-ms-delete-snapshots": "include"}, None, 202)
 
     # -- plumbing ---------------------------------------------------------------------------------------------
-
-    def _request(
-        self,
-        method: str,
-        name: str,
-        query: Mapping[str, str],
-        headers: dict[str, str],
-        body: bytes | None,
-        ok: int,
-    ) -> Headers:
-        return self._send(method, name, query, headers, body, ok, preload=True).headers
 
     def _send(
         self,
@@ -179,8 +168,10 @@ class LeanBlobClient:
         body: bytes | None,
         ok: int,
         *,
-        preload: bool,
+        preload: bool = True,
     ) -> urllib3.BaseHTTPResponse:
+        """Send a signed request; an answer other than ``ok`` raises ``BlobHttpError``. A preloaded answer's
+        connection is back in the pool; a streamed one's is released by its body's close hook."""
         path = f"{self._path}/{quote(name, safe='/~')}" if name else self._path
         headers["x-ms-date"] = formatdate(usegmt=True)
         headers["x-ms-version"] = self._version
