@@ -76,6 +76,10 @@ class LabConfig:
     def localstack_venv(self) -> Path:
         return self.lab_dir / "localstack-venv"
 
+    @property
+    def postgres_venv(self) -> Path:
+        return self.lab_dir / "postgres-venv"
+
 
 def _port(env: dict[str, str], name: str, default: int) -> int:
     raw = env.get(name, str(default))
@@ -102,39 +106,45 @@ def _run_install_step(argv: Sequence[str], cwd: Path, what: str, log: Path) -> N
         raise LabError(f"installing {what} failed (exit {proc.returncode}); see {log}", EXIT_INSTALL)
 
 
-def install(cfg: LabConfig) -> None:
-    """Install the pinned emulators; a stamp holding the lock files' digest makes a repeat install a no-op."""
-    lock = LAB_SRC / "requirements-localstack.lock"
-    stamp = cfg.localstack_venv / ".drctl-stamp"
+def _install_venv(cfg: LabConfig, venv: Path, lock: Path, what: str) -> None:
+    """A venv of its own, synced exactly to ``lock``; a stamp holding the lock's digest makes a repeat a no-op."""
+    stamp = venv / ".drctl-stamp"
     want = _digest(lock)
+    if stamp.exists() and stamp.read_text() == want:
+        return
     log = cfg.lab_dir / "logs" / "install.log"
-    if not (stamp.exists() and stamp.read_text() == want):
-        if not cfg.uv.exists():
-            raise LabError(f"uv not found at {cfg.uv}; run `make setup` first", EXIT_INSTALL)
-        env_python = sys.executable
-        _run_install_step(
-            [str(cfg.uv), "venv", "-q", "--allow-existing", "--python", env_python, str(cfg.localstack_venv)],
-            REPO,
-            "the LocalStack venv",
-            log,
-        )
-        _run_install_step(
-            [
-                str(cfg.uv),
-                "pip",
-                "sync",
-                "-q",
-                "--require-hashes",
-                "--compile-bytecode",  # PYTHONDONTWRITEBYTECODE may be set; compiled, LocalStack starts faster
-                "--python",
-                str(cfg.localstack_venv / "bin" / "python"),
-                str(lock),
-            ],
-            REPO,
-            "LocalStack",
-            log,
-        )
-        stamp.write_text(want)
+    if not cfg.uv.exists():
+        raise LabError(f"uv not found at {cfg.uv}; run `make setup` first", EXIT_INSTALL)
+    _run_install_step(
+        [str(cfg.uv), "venv", "-q", "--allow-existing", "--python", sys.executable, str(venv)],
+        REPO,
+        f"the {what} venv",
+        log,
+    )
+    _run_install_step(
+        [
+            str(cfg.uv),
+            "pip",
+            "sync",
+            "-q",
+            "--require-hashes",
+            "--compile-bytecode",  # PYTHONDONTWRITEBYTECODE may be set; compiled, LocalStack starts faster
+            "--python",
+            str(venv / "bin" / "python"),
+            str(lock),
+        ],
+        REPO,
+        what,
+        log,
+    )
+    stamp.write_text(want)
+
+
+def install(cfg: LabConfig) -> None:
+    """Install the pinned emulators and PostgreSQL; each is stamped with its lock's digest, so a repeat is a no-op."""
+    _install_venv(cfg, cfg.localstack_venv, LAB_SRC / "requirements-localstack.lock", "LocalStack")
+    _install_venv(cfg, cfg.postgres_venv, LAB_SRC / "requirements-postgres.lock", "PostgreSQL")
+    log = cfg.lab_dir / "logs" / "install.log"
 
     npm_lock = LAB_SRC / "package-lock.json"
     npm_stamp = LAB_SRC / "node_modules" / ".drctl-stamp"

