@@ -16,6 +16,8 @@ from orchestrator.actions import (
     compute_stop,
     compute_terminate,
     compute_wait_healthy,
+    db_check,
+    db_restore,
     dns_failback,
     dns_failover,
     http_check,
@@ -42,6 +44,8 @@ ACTION_MODULES: tuple[ModuleType, ...] = (
     compute_wait_healthy,
     dns_failover,
     dns_failback,
+    db_restore,
+    db_check,
 )
 
 

@@ -2,8 +2,9 @@
 
 A run's journal, events and output are read by people and kept for audits, so every text that might echo
 a secret (a command's output, an error message) passes through ``redact`` first. The secrets are the values
-of the environment variables a runbook reads through ``${env.X}`` (whatever their names) and of every
-variable whose name looks like a credential.
+of the environment variables a runbook reads through ``${env.X}`` (whatever their names), of those a step
+names as the holder of a secret (``password_env``, ``key_env``: whatever their names), and of every variable
+whose name looks like a credential.
 """
 
 from __future__ import annotations
@@ -38,6 +39,25 @@ def env_references(value: object) -> set[str]:
     elif isinstance(value, list | tuple):
         for v in value:
             names |= env_references(v)
+    return names
+
+
+SECRET_ENV_KEYS = frozenset({"password_env", "key_env"})
+"""Keys of a step's ``with`` whose value is the *name* of an environment variable that holds a secret."""
+
+
+def named_secret_envs(value: object) -> set[str]:
+    """Names of the environment variables ``value`` (dumped params) names under :data:`SECRET_ENV_KEYS`."""
+    names: set[str] = set()
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if k in SECRET_ENV_KEYS and isinstance(v, str):
+                names.add(v)
+            else:
+                names |= named_secret_envs(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            names |= named_secret_envs(v)
     return names
 
 

@@ -18,6 +18,8 @@ EXPECTED = {
     "backup.copy",
     "backup.verify",
     "backup.restore",
+    "db.restore",
+    "db.check",
     "wait",
     "http.check",
     "shell",
