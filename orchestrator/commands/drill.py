@@ -20,12 +20,13 @@ import signal
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from orchestrator.backup.journal import state_dir
-from orchestrator.commands.common import print_json
+from orchestrator.commands.common import add_disaster_at, parse_disaster_at, print_json
 from orchestrator.commands.run import lock_name, observer_for, print_diagnostics, run_lock, stack_of
 from orchestrator.drill.cleanup import Cleaner, Providers, Removal
 from orchestrator.drill.orphans import find_leftovers
@@ -34,6 +35,7 @@ from orchestrator.engine.executor import Executor, RunOptions, RunOutcome, new_r
 from orchestrator.engine.journal import RunJournal, journal_path
 from orchestrator.engine.lock import live_local_runs, locks_path
 from orchestrator.errors import ExitCode, InvalidInput, NotFound
+from orchestrator.report.markdown import disaster_instant, phases_line, rpo_method
 from orchestrator.report.model import RunbookFacts, RunReport, build_report, facts_of
 from orchestrator.runbook.loader import load_runbook
 from orchestrator.runbook.params import parse_assignments
@@ -103,6 +105,11 @@ def _summary(report: RunReport, removals: list[Removal], kept: bool) -> None:
     print(f"drill {report.run_id} of {report.runbook_name}: {report.status}{took}")
     for check in (report.rto, report.rpo):
         print(f"  {check.name.upper()}  {check.verdict.upper():<7} {check.detail}")
+        if check.name == "rto":
+            overlap = " (phases may overlap)" if report.rto_phases and report.rto_phases.window == "rto" else ""
+            print(f"       phases: {phases_line(report.rto_phases)}{overlap}")
+        else:
+            print(f"       method: {rpo_method(report)}; disaster instant: {disaster_instant(report)}")
     failed = [s for s in report.steps if s.status == "failed"]
     for step in failed:
         print(f"  failed step {step.step_id}: {step.error_line}")
@@ -120,8 +127,20 @@ def _outcome_doc(report: RunReport, removals: list[Removal], kept: bool) -> dict
     return {
         "run_id": report.run_id,
         "status": report.status,
-        "rto": {"verdict": report.rto.verdict, "seconds": report.rto.measured_seconds, "detail": report.rto.detail},
-        "rpo": {"verdict": report.rpo.verdict, "seconds": report.rpo.measured_seconds, "detail": report.rpo.detail},
+        "rto": {
+            "verdict": report.rto.verdict,
+            "seconds": report.rto.measured_seconds,
+            "detail": report.rto.detail,
+            "phases": asdict(report.rto_phases) if report.rto_phases else None,
+        },
+        "rpo": {
+            "verdict": report.rpo.verdict,
+            "seconds": report.rpo.measured_seconds,
+            "detail": report.rpo.detail,
+            "method": report.rpo_method,
+            "disaster_at": report.disaster_at,
+            "disaster_at_source": report.disaster_at_source,
+        },
         "kept": kept,
         "cleanup": [r.__dict__ for r in removals],
     }
@@ -151,9 +170,12 @@ def _finish(
 
 def _cmd_drill(args: argparse.Namespace) -> int:
     if args.cleanup is not None:
+        if args.disaster_at is not None:
+            raise InvalidInput("--disaster-at is for a drill run, not --cleanup: a run's instant is set when it starts")
         return _cmd_cleanup(args)
     if args.file is None:
         raise InvalidInput("drctl drill needs a RUNBOOK (or --cleanup RUN_ID, or --cleanup --orphans)")
+    disaster_at = parse_disaster_at(args.disaster_at)
     env = _env()
     stack = stack_of(args)
     path = Path(args.file)
@@ -174,7 +196,9 @@ def _cmd_drill(args: argparse.Namespace) -> int:
             try:
                 observer, view = observer_for(loaded, options)
                 with view:
-                    outcome = Executor(journal, env=env, observer=observer).run(loaded, path, options, run_id=run_id)
+                    outcome = Executor(journal, env=env, observer=observer).run(
+                        loaded, path, options, run_id=run_id, disaster_at=disaster_at
+                    )
             finally:
                 # Cleanup happens whatever ended the run: success, failure, Ctrl-C, or an error of drctl's own.
                 removals = [] if args.keep or journal.run(run_id) is None else clean_run(journal, run_id, regions, env)
@@ -250,6 +274,7 @@ def register(sub: Any) -> None:
     drill.add_argument("--min-age", default="1h", help="with --orphans: leave unknown drills younger than this (1h)")
     drill.add_argument("--region", action="append", metavar="REGION", help="also look in this AWS region")
     drill.add_argument("--keep", action="store_true", help="leave what the drill made, to inspect it")
+    add_disaster_at(drill)
     drill.add_argument("--parallel", type=int, default=4, help="steps running at once (default 4)")
     drill.add_argument("--stack-outputs", metavar="JSON", help="stack outputs file (the drill network and zone)")
     drill.add_argument("--json", action="store_true", help="print the outcome as JSON")

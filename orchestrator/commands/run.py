@@ -20,7 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from orchestrator.backup.journal import state_dir
-from orchestrator.commands.common import print_json
+from orchestrator.commands.common import add_disaster_at, parse_disaster_at, print_json
 from orchestrator.engine.events import PrintObserver, RunObserver
 from orchestrator.engine.executor import Executor, RunOptions, RunOutcome, exit_code_of, new_run_id
 from orchestrator.engine.journal import RunJournal, journal_path
@@ -144,6 +144,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.mode == "drill":
         # Only `drctl drill` removes what a drill made, whatever ends it; run here, its copies would stay.
         raise InvalidInput("drills run with `drctl drill RUNBOOK`, which also removes what they make")
+    disaster_at = parse_disaster_at(args.disaster_at)
     overrides = parse_assignments(args.param)
     stack = stack_of(args)
     path = Path(args.file)
@@ -163,7 +164,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             executor = Executor(journal, env=_env(), observer=observer, approver=_approver())
             with view:
-                outcome = executor.run(loaded, path, options, run_id=run_id)
+                outcome = executor.run(loaded, path, options, run_id=run_id, disaster_at=disaster_at)
         finally:
             journal.close()
     return _report(outcome, args.json)
@@ -271,6 +272,7 @@ def register(sub: Any) -> None:
     run.add_argument("file")
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="set a parameter")
     run.add_argument("--mode", choices=["failover", "drill"], default="failover")
+    add_disaster_at(run)
     _run_options(run)
     run.set_defaults(handler=_cmd_run)
 

@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ from orchestrator.drill.scope import DrillScope
 from orchestrator.engine.context import StepContext, StoreFactoryMaker, default_store_factory
 from orchestrator.engine.events import RunEvent, RunObserver, ignore
 from orchestrator.engine.journal import RunJournal, RunStatus, StepState
-from orchestrator.engine.redact import env_references, redact, secrets_of
+from orchestrator.engine.redact import env_references, named_secret_envs, redact, secrets_of
 from orchestrator.errors import DrError, ExitCode, InvalidInput, StateError, Transient
 from orchestrator.runbook.fields import format_duration
 from orchestrator.runbook.interpolate import ResolveContext, resolve_params
@@ -168,7 +168,17 @@ class Executor:
 
     # -- entry points ---------------------------------------------------------------------------------------
 
-    def run(self, loaded: LoadedRunbook, path: Path, options: RunOptions, run_id: str | None = None) -> RunOutcome:
+    def run(
+        self,
+        loaded: LoadedRunbook,
+        path: Path,
+        options: RunOptions,
+        run_id: str | None = None,
+        *,
+        disaster_at: datetime | None = None,
+    ) -> RunOutcome:
+        """``disaster_at`` (aware): when the disaster struck, if not at the run's start; only journaled, for
+        the report's RPO."""
         run_id = run_id or new_run_id()
         self._journal.start_run(
             run_id,
@@ -177,6 +187,7 @@ class Executor:
             loaded.runbook.metadata.name,
             loaded.parameters,
             options.mode,
+            disaster_at=None if disaster_at is None else disaster_at.isoformat(),
         )
         states = {s: StepState.PENDING for s in loaded.graph.steps}
         for step_id in states:
@@ -230,7 +241,8 @@ class Executor:
         calls += [s.compensate for s in loaded.runbook.spec.steps if s.compensate is not None]
         referenced: set[str] = set()
         for call in calls:
-            referenced |= env_references(call.with_.model_dump(by_alias=True))
+            dumped = call.with_.model_dump(by_alias=True)
+            referenced |= env_references(dumped) | named_secret_envs(dumped)
         return secrets_of(self._env, referenced)
 
     def _drill_scope(self, run: _Run) -> DrillScope:

@@ -21,8 +21,10 @@ from typing import Any
 
 from orchestrator.errors import StateError
 
-SCHEMA_VERSION = 2
-"""2 added ``drill_resources``; a version-1 journal gains the table when opened (CREATE IF NOT EXISTS)."""
+SCHEMA_VERSION = 3
+"""2 added ``drill_resources``; a version-1 journal gains the table when opened (CREATE IF NOT EXISTS).
+3 added ``runs.disaster_at`` (the instant a report measures RPO from, when ``--disaster-at`` gave one); an
+older journal gains the column, empty for its runs, when opened (``_add_missing_columns``)."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -33,7 +35,8 @@ CREATE TABLE IF NOT EXISTS runs (
     mode TEXT NOT NULL,
     status TEXT NOT NULL,
     started TEXT NOT NULL,
-    finished TEXT
+    finished TEXT,
+    disaster_at TEXT
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -78,6 +81,23 @@ CREATE TABLE IF NOT EXISTS drill_resources (
     UNIQUE (run_id, kind, location, resource_id)
 );
 """
+_ADDED_COLUMNS = (("runs", "disaster_at", "TEXT"),)
+"""Columns added after a table was first shipped: ``CREATE TABLE IF NOT EXISTS`` leaves an existing table as it
+was, so an older journal gains them with ``ALTER TABLE`` (nullable, so its rows read as before)."""
+# Columns named, not ``*``: an older journal that gained a column by ALTER TABLE has it last, whatever the order
+# of the CREATE above.
+_INSERT_RUN = (
+    "INSERT INTO runs (run_id, runbook_path, runbook_sha256, runbook_name, params, mode, status, started, finished, "
+    "disaster_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
+)
+_SELECT_RUN = (
+    "SELECT run_id, runbook_path, runbook_sha256, runbook_name, params, mode, status, started, finished, "
+    "disaster_at FROM runs WHERE run_id = ?"
+)
+_SELECT_RUNS = (
+    "SELECT run_id, runbook_path, runbook_sha256, runbook_name, params, mode, status, started, finished, "
+    "disaster_at FROM runs ORDER BY started DESC LIMIT ?"
+)
 
 
 class RunStatus(StrEnum):
@@ -108,6 +128,8 @@ class RunRecord:
     status: RunStatus
     started: str
     finished: str | None
+    disaster_at: str | None = None
+    """The disaster instant given with ``--disaster-at`` (ISO 8601, with its offset), or None: the run's start."""
 
 
 @dataclass(frozen=True)
@@ -170,10 +192,24 @@ class RunJournal:
                     f"{path} was written by a newer drctl (schema {version}, this one knows {SCHEMA_VERSION})"
                 )
             self._db.executescript(_SCHEMA)
+            self._add_missing_columns()
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as err:
             raise StateError(f"cannot open the run journal {path}: {err}") from err
         self._lock = threading.Lock()
+
+    def _columns(self, table: str) -> set[str]:
+        return {str(row[1]) for row in self._db.execute(f"PRAGMA table_info({table})")}
+
+    def _add_missing_columns(self) -> None:
+        for table, column, kind in _ADDED_COLUMNS:
+            if column in self._columns(table):
+                continue
+            try:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError:
+                if column not in self._columns(table):  # else another process added it first
+                    raise
 
     def close(self) -> None:
         with self._lock:
@@ -188,10 +224,31 @@ class RunJournal:
 
     # -- writes ---------------------------------------------------------------------------------------------
 
-    def start_run(self, run_id: str, path: str, sha256: str, name: str, params: Mapping[str, Any], mode: str) -> None:
+    def start_run(
+        self,
+        run_id: str,
+        path: str,
+        sha256: str,
+        name: str,
+        params: Mapping[str, Any],
+        mode: str,
+        *,
+        disaster_at: str | None = None,
+    ) -> None:
+        """``disaster_at``: when the disaster struck (ISO 8601 with an offset), if not at the run's start."""
         self._write(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-            (run_id, path, sha256, name, json.dumps(dict(params), sort_keys=True), mode, RunStatus.RUNNING, _now()),
+            _INSERT_RUN,
+            (
+                run_id,
+                path,
+                sha256,
+                name,
+                json.dumps(dict(params), sort_keys=True),
+                mode,
+                RunStatus.RUNNING,
+                _now(),
+                disaster_at,
+            ),
         )
 
     def reopen_run(self, run_id: str) -> None:
@@ -278,11 +335,11 @@ class RunJournal:
                 raise StateError(f"cannot read the run journal {self.path}: {err}") from err
 
     def run(self, run_id: str) -> RunRecord | None:
-        rows = self._rows("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        rows = self._rows(_SELECT_RUN, (run_id,))
         return _run_record(rows[0]) if rows else None
 
     def runs(self, limit: int = 20) -> list[RunRecord]:
-        return [_run_record(r) for r in self._rows("SELECT * FROM runs ORDER BY started DESC LIMIT ?", (limit,))]
+        return [_run_record(r) for r in self._rows(_SELECT_RUNS, (limit,))]
 
     def steps(self, run_id: str) -> dict[str, StepRecord]:
         rows = self._rows(
@@ -309,7 +366,7 @@ class RunJournal:
 
 
 def _run_record(r: tuple[Any, ...]) -> RunRecord:
-    return RunRecord(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], RunStatus(r[6]), r[7], r[8])
+    return RunRecord(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], RunStatus(r[6]), r[7], r[8], r[9])
 
 
 def journal_path(state: Path) -> Path:

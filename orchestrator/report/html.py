@@ -28,7 +28,7 @@ from orchestrator.report.html_text import (
     when_text,
 )
 from orchestrator.report.html_timeline import Timeline, by_tier, tier_name
-from orchestrator.report.markdown import VERDICT_WORD, duration
+from orchestrator.report.markdown import VERDICT_WORD, disaster_instant, duration, rpo_method, share, step_list
 from orchestrator.report.model import CleanupReport, ObjectiveCheck, RunReport, StepReport
 
 
@@ -73,7 +73,7 @@ def _summary(report: RunReport) -> str:
     )
 
 
-def _objective(check: ObjectiveCheck) -> str:
+def _objective(check: ObjectiveCheck, method: str = "") -> str:
     long_name = "recovery time" if check.name == "rto" else "recovery point"
     verdict = check.verdict if check.verdict in VERDICT_WORD else "unknown"
     measured = duration(check.measured_seconds) if check.measured_seconds is not None else "not measured"
@@ -93,7 +93,36 @@ def _objective(check: ObjectiveCheck) -> str:
         '<div class="figures">'
         f'<div><span class="label">Measured</span><span class="value measured">{esc(measured)}</span></div>'
         f'<div><span class="label">Objective</span><span class="value target">{esc(objective)}</span></div>'
-        f'</div>{gauge}<p class="detail">{esc(check.detail)}</p></article>'
+        f'</div>{gauge}<p class="detail">{esc(check.detail)}</p>{method}</article>'
+    )
+
+
+def _rpo_method(report: RunReport) -> str:
+    return (
+        f'<p class="detail method">Method: <strong>{esc(rpo_method(report))}</strong> · disaster instant: '
+        f"{esc(disaster_instant(report))}</p>"
+    )
+
+
+def _phases(report: RunReport) -> str:
+    phases = report.rto_phases
+    if phases is None:
+        body = '<p class="empty">Step actions are unknown (see notes): the time cannot be split into phases.</p>'
+        return f'<section id="phases"><h2>RTO by phase</h2>{body}</section>'
+    title = "RTO by phase" if phases.window == "rto" else "Run by phase (no RTO measured)"
+    rows = "".join(
+        f'<tr class="phase" data-phase="{esc(p.phase)}"><td>{esc(p.phase)}</td>'
+        f'<td class="num">{esc(duration(p.seconds))}</td><td class="num">{esc(share(p.share_of_rto))}</td>'
+        f'<td class="mono">{esc(step_list(p.steps))}</td></tr>'
+        for p in phases.phases
+    )
+    rows = rows or '<tr><td colspan="4" class="empty">No step ran.</td></tr>'
+    return (
+        f'<section id="phases"><h2>{esc(title)}</h2><div class="scroll"><table class="phases">'
+        "<thead><tr><th>Phase</th><th>Time</th><th>Share of RTO</th><th>Steps</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></div>"
+        f'<p class="detail phase-note">No step running: {esc(duration(phases.idle_seconds))}. '
+        f"Note: {esc(phases.note)}.</p></section>"
     )
 
 
@@ -232,7 +261,9 @@ def render(report: RunReport) -> str:
             f"<title>{esc(title)}</title><style>{CSS}</style></head>",
             f'<body class="mode-{slug(report.mode)}">',
             _summary(report),
-            f'<section class="objectives" id="objectives">{_objective(report.rto)}{_objective(report.rpo)}</section>',
+            '<section class="objectives" id="objectives">'
+            f"{_objective(report.rto)}{_objective(report.rpo, _rpo_method(report))}</section>",
+            _phases(report),
             _timeline_section(report),
             _steps_table(report),
             _cleanup(report),

@@ -119,6 +119,7 @@ details summary{cursor:pointer}
 details pre{white-space:pre-wrap;overflow-wrap:anywhere;background:var(--bg);border:1px solid var(--line);
 border-radius:6px;padding:8px;margin:6px 0 0;max-height:260px;overflow:auto}
 .empty{color:var(--muted);font-style:italic;margin:0}
+.method,.phase-note{margin-top:8px}
 .counts{color:var(--muted);margin:0 0 10px}
 ul.notes{margin:0;padding-left:20px}
 ul.notes li{margin:3px 0;overflow-wrap:anywhere}

@@ -1,8 +1,9 @@
 """A run report as JUnit XML, for CI dashboards: one testsuite per run, one testcase per step (``time`` its
 duration), a ``failure`` with the one-line error for a failed step, ``skipped`` for a skipped one, and two
 testcases ``objective.rto`` and ``objective.rpo`` that fail when the objective was missed (and are skipped
-when it cannot be measured). ElementTree escapes every text and attribute; characters XML cannot carry at
-all become U+FFFD."""
+when it cannot be measured). The suite's properties carry the RPO's method and disaster instant and, per
+phase, its time and share of the RTO (``rto_phase.restore.seconds``, ``rto_phase.restore.share``).
+ElementTree escapes every text and attribute; characters XML cannot carry at all become U+FFFD."""
 
 from __future__ import annotations
 
@@ -46,6 +47,22 @@ def _objective_case(suite: ET.Element, classname: str, check: ObjectiveCheck) ->
     return None
 
 
+def _measure_properties(report: RunReport) -> list[tuple[str, str]]:
+    out = [
+        ("rpo_method", report.rpo_method or ""),
+        ("disaster_at", report.disaster_at or ""),
+        ("disaster_at_source", report.disaster_at_source),
+    ]
+    phases = report.rto_phases
+    if phases is not None:
+        out.append(("rto_phases_window", phases.window))
+        for p in phases.phases:
+            out.append((f"rto_phase.{p.phase}.seconds", f"{p.seconds:.3f}"))
+            if p.share_of_rto is not None:
+                out.append((f"rto_phase.{p.phase}.share", f"{p.share_of_rto:.4f}"))
+    return out
+
+
 def render(report: RunReport) -> str:
     classname = f"drctl.{report.runbook_name}"
     suites = ET.Element("testsuites", name="drctl")
@@ -58,6 +75,8 @@ def render(report: RunReport) -> str:
     )
     props = ET.SubElement(suite, "properties")
     for name, value in (("run_id", report.run_id), ("mode", report.mode), ("status", report.status)):
+        ET.SubElement(props, "property", name=name, value=value)
+    for name, value in _measure_properties(report):
         ET.SubElement(props, "property", name=name, value=value)
     outcomes = [_step_case(suite, classname, s) for s in report.steps]
     outcomes += [_objective_case(suite, classname, c) for c in (report.rto, report.rpo)]

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from orchestrator.report.model import ObjectiveCheck, RunReport, StepReport
+from orchestrator.report.phases import PhaseBreakdown
 
 VERDICT_WORD = {"pass": "PASS", "fail": "FAIL", "unknown": "UNKNOWN"}
 
@@ -53,6 +54,58 @@ def _objective_row(check: ObjectiveCheck) -> list[object]:
     ]
 
 
+RPO_METHOD_TEXT = {"data": "data (newest restored row)", "recovery point age": "recovery point age"}
+
+
+def share(value: float | None) -> str:
+    """A share of the RTO as a whole percent; an em dash when there is none."""
+    return "—" if value is None else f"{value * 100:.0f}%"
+
+
+def rpo_method(report: RunReport) -> str:
+    """How RPO was measured, in words: ``data (newest restored row)``, ``recovery point age`` or ``unknown``."""
+    return RPO_METHOD_TEXT.get(report.rpo_method or "", "unknown")
+
+
+def disaster_instant(report: RunReport) -> str:
+    """``2026-...+00:00 (run start)`` or ``2026-...+00:00 (--disaster-at)``."""
+    return f"{report.disaster_at or report.started} ({report.disaster_at_source})"
+
+
+def phases_line(phases: PhaseBreakdown | None) -> str:
+    """``restore 2m00s (33%) · boot 3m00s (50%)``: each phase's time and share of the RTO, in one line."""
+    if phases is None or not phases.phases:
+        return "no step ran" if phases is not None else "unknown (step actions are unknown)"
+    parts = []
+    for p in phases.phases:
+        part = f"{p.phase} {duration(p.seconds)}"
+        parts.append(part + (f" ({share(p.share_of_rto)})" if p.share_of_rto is not None else ""))
+    return " · ".join(parts)
+
+
+def step_list(steps: Sequence[str], limit: int = 6) -> str:
+    """``a, b, c`` or, past ``limit``, ``a, b, ... (+12 more)``: a phase of a 200-step run stays one short cell."""
+    more = f", ... (+{len(steps) - limit} more)" if len(steps) > limit else ""
+    return ", ".join(steps[:limit]) + more
+
+
+def _phases(report: RunReport) -> list[str]:
+    phases = report.rto_phases
+    title = "## RTO by phase" if phases is None or phases.window == "rto" else "## Run by phase (no RTO measured)"
+    lines = ["", title, ""]
+    if phases is None:
+        return [*lines, "Step actions are unknown (see notes): the time cannot be split into phases."]
+    span = "the RTO" if phases.window == "rto" else "the run"
+    lines.append(f"From {cell(phases.start)} to {cell(phases.end)} ({span}, {duration(phases.seconds)}).")
+    lines.append("")
+    lines += table(
+        ["Phase", "Time", "Share of RTO", "Steps"],
+        [[p.phase, duration(p.seconds), share(p.share_of_rto), step_list(p.steps)] for p in phases.phases],
+    )
+    lines += ["", f"No step running: {duration(phases.idle_seconds)}. Note: {cell(phases.note)}."]
+    return lines
+
+
 def _attempts(step: StepReport) -> str:
     parts = []
     for a in step.attempts:
@@ -73,12 +126,15 @@ def render(report: RunReport) -> str:
             ["Finished", report.finished or "—"],
             ["Duration", duration(report.duration_seconds)],
             ["Parameters", ", ".join(f"{k}={v}" for k, v in sorted(report.params.items())) or "—"],
+            ["Disaster instant", disaster_instant(report)],
         ],
     )
     lines += ["", "## Objectives", ""]
     lines += table(
         ["Objective", "Target", "Measured", "Result", "Detail"], map(_objective_row, (report.rto, report.rpo))
     )
+    lines += ["", f"RPO method: {rpo_method(report)}; disaster instant: {cell(disaster_instant(report))}."]
+    lines += _phases(report)
     lines += ["", "## Steps", ""]
     ordered = sorted(report.steps, key=lambda s: (s.tier is None, s.tier or 0))
     lines += table(

@@ -6,10 +6,17 @@ validates on its own gives them from its text, unchecked; one that was moved or 
 them unknown. Either way the report covers every step and its notes say why.
 
 Measured RTO is the time from the run's start to the end of the last successful step of the highest tier
-that ran: the moment the last recovery step was healthy. Achieved RPO is the age of the restored recovery
-point at the run's start: run start minus the point's ``started`` time (``point_started`` in the outputs of a
-``backup.restore`` step). When only ``point_created`` is known, that gives a lower bound on the age: enough to
-say an objective was missed, never enough to say it was met.
+that ran: the moment the last recovery step was healthy. That time is split into phases (copy, verify, restore,
+boot, health, dns, other; see ``orchestrator.report.phases``).
+
+Achieved RPO is measured from the *disaster instant*: the run's start, or the time given with ``--disaster-at``
+(journaled with the run). When a step found the newest committed row of the restored data (a ``data_timestamp``
+output, e.g. of ``db.check``), RPO is the disaster instant minus that row's time (method ``data``); with several
+such steps, the last one in tier and end order counts: it checked the data as the recovery left it. Otherwise it
+is the age of the restored recovery point at the disaster instant: the instant minus the point's ``started``
+time (``point_started`` in the outputs of a ``backup.restore`` step; method ``recovery point age``). When only
+``point_created`` is known, that gives a lower bound on the age: enough to say an objective was missed, never
+enough to say it was met. RPO is never negative: data newer than the disaster instant means nothing was lost.
 """
 
 from __future__ import annotations
@@ -26,12 +33,18 @@ from orchestrator.engine.executor import param_overrides, runbook_sha256, skippe
 from orchestrator.engine.journal import RunJournal, RunStatus, StepRecord, StepState
 from orchestrator.engine.redact import redact
 from orchestrator.errors import DrError, NotFound
+from orchestrator.report.phases import Interval, PhaseBreakdown, breakdown
 from orchestrator.runbook.loader import LoadedRunbook, parse_runbook
 from orchestrator.runbook.problems import RunbookInvalid
 from orchestrator.runbook.yamlsource import YamlError, load_yaml
 
 Verdict = Literal["pass", "fail", "unknown"]
-RESTORE_ACTION = "backup.restore"
+RpoMethod = Literal["data", "recovery point age"]
+DisasterSource = Literal["run start", "--disaster-at"]
+DATA_OUTPUT = "data_timestamp"
+"""The step output that holds the newest committed row found in the restored data (ISO 8601 with an offset)."""
+RESTORE_ACTIONS = frozenset({"backup.restore", "db.restore"})
+"""Steps that restore a recovery point; their ``point_started``/``point_created`` outputs date it."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,14 @@ class RunReport:
     notes: tuple[str, ...] = ()
     cleanup: tuple[CleanupReport, ...] = ()
     """For a drill: what its cleanup removed (or failed to), in the order it acted."""
+    disaster_at: str | None = None
+    """The disaster instant RPO is measured from: ``--disaster-at`` when the run was given one, else its start."""
+    disaster_at_source: DisasterSource = "run start"
+    rpo_method: RpoMethod | None = None
+    """How RPO was measured: ``data`` (the newest restored row) or ``recovery point age``; None when neither
+    could be tried (step actions unknown and no step gave a ``data_timestamp``)."""
+    rto_phases: PhaseBreakdown | None = None
+    """The RTO (or, when none was measured, the run) by phase; None when step actions are unknown."""
 
     @property
     def duration_seconds(self) -> float | None:
@@ -140,6 +161,7 @@ class RunReport:
                 "rpo": ObjectiveCheck(**doc["rpo"]),
                 "notes": tuple(doc.get("notes", ())),
                 "cleanup": tuple(CleanupReport(**c) for c in doc.get("cleanup", ())),
+                "rto_phases": PhaseBreakdown.from_dict(doc["rto_phases"]) if doc.get("rto_phases") else None,
             }
         )
 
@@ -276,7 +298,11 @@ def build_report(journal: RunJournal, run_id: str, facts: RunbookFacts | None = 
     order += sorted((s for s in records if s not in order), key=lambda s: (records[s].started or "~", s))
     steps = tuple(_step(records[s], facts, attempts.get(s, ()), events) for s in order)
     rto = check_rto(record.started, record.status, steps, facts.rto if facts else None, facts is not None)
-    rpo = check_rpo(record.started, steps, facts.rpo if facts else None, facts is not None)
+    source: DisasterSource = "--disaster-at" if record.disaster_at else "run start"
+    disaster = record.disaster_at or record.started
+    rpo, method, rpo_notes = measure_rpo(disaster, source, steps, facts.rpo if facts else None, facts is not None)
+    notes += rpo_notes
+    phases = rto_phases(record.started, record.finished, rto, steps) if facts is not None else None
     cleanup = tuple(
         CleanupReport(r.kind, r.resource_id, r.location, r.outcome or "not yet removed", r.cleaned, r.note or "")
         for r in journal.resources(run_id)
@@ -296,6 +322,10 @@ def build_report(journal: RunJournal, run_id: str, facts: RunbookFacts | None = 
         rpo,
         tuple(notes),
         cleanup,
+        disaster,
+        source,
+        method,
+        phases,
     )
 
 
@@ -409,27 +439,30 @@ def check_rto(
 
 
 def check_rpo(
-    run_started: str, steps: tuple[StepReport, ...], objective: timedelta | None, known: bool
+    anchor: str, steps: tuple[StepReport, ...], objective: timedelta | None, known: bool, label: str = "run start"
 ) -> ObjectiveCheck:
-    """Run start minus the ``started`` time of the recovery point the last successful restore restored."""
+    """``anchor`` (the disaster instant: the run's start unless ``--disaster-at`` gave one, named by ``label``)
+    minus the ``started`` time of the recovery point the last successful restore restored."""
     obj = _objective(objective)
     if not known:
         return ObjectiveCheck("rpo", obj, None, "unknown", "step actions are unknown (see notes)")
-    restores = [s for s in steps if s.action == RESTORE_ACTION and s.status == StepState.SUCCEEDED]
+    restores = [s for s in steps if s.action in RESTORE_ACTIONS and s.status == StepState.SUCCEEDED]
     if not restores:
-        return ObjectiveCheck("rpo", obj, None, "unknown", f"no {RESTORE_ACTION} step succeeded in this run")
+        return ObjectiveCheck(
+            "rpo", obj, None, "unknown", "no backup.restore step (or db.restore step) succeeded in this run"
+        )
     last = max(restores, key=lambda s: s.finished or "")
     point = last.outputs.get("recovery_point", "?")
     started = last.outputs.get("point_started")
-    if isinstance(started, str) and (raw_age := _seconds(started, run_started)) is not None:
+    if isinstance(started, str) and (raw_age := _seconds(started, anchor)) is not None:
         # A point taken during the run itself (a drill that backs up first) has lost nothing: zero, not negative.
         age = max(raw_age, 0.0)
-        detail = f"{_compare(age, objective)}: age of recovery point {point} (restored by {last.step_id}) at run start"
+        detail = f"{_compare(age, objective)}: age of recovery point {point} (restored by {last.step_id}) at {label}"
         if objective is None:
             detail += "; the runbook sets no rpo objective"
         return ObjectiveCheck("rpo", obj, age, _verdict(age, objective), detail)
     created = last.outputs.get("point_created")
-    if isinstance(created, str) and (bound := _seconds(created, run_started)) is not None:
+    if isinstance(created, str) and (bound := _seconds(created, anchor)) is not None:
         gap = (
             f"{last.step_id} recorded only point_created for {point}, not point_started (when its data was read); "
             f"the point is at least {bound:g}s old"
@@ -438,3 +471,90 @@ def check_rpo(
             return ObjectiveCheck("rpo", obj, bound, "fail", gap + ", already over the objective")
         return ObjectiveCheck("rpo", obj, None, "unknown", gap + ", maybe more")
     return ObjectiveCheck("rpo", obj, None, "unknown", f"{last.step_id} recorded no recovery point time")
+
+
+def _end_order(step: StepReport) -> tuple[int, float]:
+    """Tier, then end time: the order in which steps left the data as the recovery found it."""
+    end = parse_time(step.finished)
+    return (step.tier if step.tier is not None else 0, end.timestamp() if end is not None else float("-inf"))
+
+
+def _aware(text: object) -> datetime | None:
+    value = parse_time(text) if isinstance(text, str) else None
+    return value if value is not None and value.utcoffset() is not None else None
+
+
+def measure_rpo(
+    disaster: str, source: DisasterSource, steps: tuple[StepReport, ...], objective: timedelta | None, known: bool
+) -> tuple[ObjectiveCheck, RpoMethod | None, list[str]]:
+    """RPO measured from the disaster instant, with the method that measured it and any notes for the report.
+
+    By data when a succeeded step gave a ``data_timestamp`` (the newest committed row it found in the restored
+    data): the last such step in tier and end order counts, since it saw the data as the recovery left it.
+    Otherwise by the restored recovery point's age (``check_rpo``)."""
+    label = "run start" if source == "run start" else f"the disaster instant (--disaster-at {disaster})"
+    checks = [s for s in steps if s.status == StepState.SUCCEEDED and DATA_OUTPUT in s.outputs]
+    if not checks:
+        if not known:
+            return check_rpo(disaster, steps, objective, known, label), None, []
+        return check_rpo(disaster, steps, objective, known, label), "recovery point age", []
+    obj = _objective(objective)
+    last = max(checks, key=_end_order)
+    raw = last.outputs[DATA_OUTPUT]
+    newest, instant = _aware(raw), _aware(disaster)
+    if newest is None:
+        why = f"{last.step_id} gave {DATA_OUTPUT} {raw!r}, not an ISO 8601 time with an offset"
+        return ObjectiveCheck("rpo", obj, None, "unknown", why), "data", []
+    if instant is None:
+        why = f"the disaster instant {disaster!r} is not a readable time"
+        return ObjectiveCheck("rpo", obj, None, "unknown", why), "data", []
+    lost = (instant - newest).total_seconds()
+    notes: list[str] = []
+    where = "run start" if source == "run start" else f"--disaster-at {disaster}"
+    detail = (
+        f"{_compare(max(lost, 0.0), objective)}: disaster instant ({where}) minus the newest restored row "
+        f"({newest.isoformat()}, found by {last.step_id})"
+    )
+    if lost < 0:
+        detail += "; that row is newer than the disaster instant, so RPO is 0 (see notes)"
+        hint = (
+            "expected when the disaster instant is the run's start and the primary kept writing; "
+            "--disaster-at gives the real instant"
+            if source == "run start"
+            else "the primary kept writing after the given --disaster-at"
+        )
+        notes.append(
+            f"RPO is 0: {last.step_id} found a row written at {newest.isoformat()}, {-lost:g}s after the "
+            f"disaster instant ({where}); {hint}"
+        )
+    if objective is None:
+        detail += "; the runbook sets no rpo objective"
+    measured = max(lost, 0.0)
+    return ObjectiveCheck("rpo", obj, measured, _verdict(measured, objective), detail), "data", notes
+
+
+def rto_phases(
+    run_started: str, run_finished: str | None, rto: ObjectiveCheck, steps: tuple[StepReport, ...]
+) -> PhaseBreakdown | None:
+    """The RTO window (run start to the RTO's end) by phase; when no RTO was measured, the run from its start to
+    its end (or to the last time the journal recorded, for a run still going). None when nothing can be
+    placed: unreadable times, or no step ran."""
+    start = _aware(run_started)
+    if start is None:
+        return None
+    intervals: list[Interval] = []
+    ends: list[datetime] = []
+    for s in steps:
+        begin = _aware(s.attempts[0].started if s.attempts else s.started)
+        if begin is None:
+            continue  # never ran (skipped, or refused at its gate)
+        end = _aware(s.finished)
+        intervals.append(Interval(s.step_id, s.action, begin, end))
+        ends += [begin] if end is None else [begin, end]
+    if not intervals:
+        return None
+    if rto.measured_seconds is not None:
+        return breakdown(intervals, start, start + timedelta(seconds=rto.measured_seconds), "rto")
+    finished = _aware(run_finished)
+    stop = finished if finished is not None else max(ends)
+    return breakdown(intervals, start, max(stop, start), "run")

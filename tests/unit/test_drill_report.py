@@ -15,6 +15,7 @@ import pytest
 
 from orchestrator.actions.base import ActionContext, ActionParams, ActionSpec, StepResult, StepStatus, Touch
 from orchestrator.actions.registry import REGISTRY
+from orchestrator.commands import drill as drill_command
 from orchestrator.engine.executor import Executor, RunOptions, RunOutcome
 from orchestrator.engine.journal import RunJournal, RunStatus, StepState
 from orchestrator.report import markdown
@@ -306,3 +307,28 @@ def test_an_unknown_run_field_is_malformed_at_load_time(runner: Runner, referenc
     expected = f"malformed reference '{reference}'; write ${{run.id}} or ${{run.mode}}"
     assert any(expected in m for m in messages), messages
     assert ECHOES.values == {}
+
+
+# -- the drill's summary: RTO by phase, RPO with its method ---------------------------------------------------------
+
+
+def test_a_failed_drill_summary_gives_the_runs_phases_without_shares(
+    runner: Runner, capsys: pytest.CaptureFixture[str]
+) -> None:
+    steps = [echo_step("t1", 1), echo_step("t2", 2, fail=True), echo_step("t3", 3)]
+    outcome = runner.run(steps, mode="drill", objectives={"rto": "1h", "rpo": "1h"})
+    assert outcome.status == RunStatus.FAILED
+    report = build_report(runner.journal, outcome.run_id)
+    phases = report.rto_phases
+    assert phases is not None
+    assert (phases.window, phases.end) == ("run", report.finished)
+    assert [(p.phase, p.steps, p.share_of_rto) for p in phases.phases] == [("other", ("t1", "t2"), None)]
+
+    drill_command._summary(report, [], kept=False)
+    lines = capsys.readouterr().out.splitlines()
+    (at_rto,) = [i for i, line in enumerate(lines) if line.startswith("  RTO  FAIL")]
+    assert lines[at_rto + 1].startswith("       phases: other ")
+    assert "%" not in lines[at_rto + 1]  # no RTO, no share of it
+    assert "(phases may overlap)" not in lines[at_rto + 1]
+    assert lines[at_rto + 3] == (f"       method: recovery point age; disaster instant: {report.started} (run start)")
+    assert "## Run by phase (no RTO measured)" in markdown.render(report)

@@ -44,3 +44,53 @@ def test_wal_and_schema_version(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StateError, match="newer drctl"):
         RunJournal(tmp_path / "runs.sqlite")
+
+
+V2_SCHEMA = """
+CREATE TABLE runs (run_id TEXT PRIMARY KEY, runbook_path TEXT NOT NULL, runbook_sha256 TEXT NOT NULL,
+    runbook_name TEXT NOT NULL, params TEXT NOT NULL, mode TEXT NOT NULL, status TEXT NOT NULL,
+    started TEXT NOT NULL, finished TEXT);
+INSERT INTO runs VALUES ('old', '/rb.yaml', 'ab', 'rb', '{}', 'drill', 'succeeded', '2026-01-01T00:00:00+00:00',
+    '2026-01-01T00:10:00+00:00');
+PRAGMA user_version=2;
+"""
+
+
+def test_the_disaster_instant_is_journaled_with_the_run(tmp_path: Path) -> None:
+    journal = RunJournal(tmp_path / "runs.sqlite")
+    journal.start_run("r1", "/rb.yaml", "ab" * 32, "rb", {}, "drill", disaster_at="2026-03-01T11:59:00+00:00")
+    journal.start_run("r2", "/rb.yaml", "ab" * 32, "rb", {}, "drill")
+    journal.close()
+    again = RunJournal(tmp_path / "runs.sqlite")
+    try:
+        r1, r2 = again.run("r1"), again.run("r2")
+        assert r1 is not None
+        assert r2 is not None
+        assert (r1.disaster_at, r2.disaster_at) == ("2026-03-01T11:59:00+00:00", None)
+        assert {r.run_id: r.disaster_at for r in again.runs()} == {"r1": "2026-03-01T11:59:00+00:00", "r2": None}
+    finally:
+        again.close()
+
+
+def test_a_schema_2_journal_gains_the_disaster_at_column_and_keeps_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(V2_SCHEMA)
+    db.close()
+
+    first, second = RunJournal(path), RunJournal(path)  # a second opener finds the column already there
+    try:
+        old = first.run("old")
+        assert old is not None
+        assert (old.status, old.finished, old.disaster_at) == (RunStatus.SUCCEEDED, "2026-01-01T00:10:00+00:00", None)
+        second.start_run("new", "/rb.yaml", "cd", "rb", {}, "failover", disaster_at="2026-01-02T00:00:00+00:00")
+        new = first.run("new")
+        assert new is not None
+        assert new.disaster_at == "2026-01-02T00:00:00+00:00"
+    finally:
+        first.close()
+        second.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert "disaster_at" in [row[1] for row in db.execute("PRAGMA table_info(runs)")]
+    db.close()

@@ -155,6 +155,17 @@ def test_json_round_trips_and_carries_the_verdicts(harness: Harness, wall: WallC
     assert (doc["rto"]["verdict"], doc["rto"]["measured_seconds"]) == ("fail", 360)
     assert (doc["rpo"]["verdict"], doc["rpo"]["measured_seconds"]) == ("pass", 1800)
     assert doc["steps"][2]["attempts"][0]["error"] == "503 from the health endpoint"
+    # New keys, next to the old ones: how RPO was measured, from when, and the RTO by phase.
+    assert (doc["rpo_method"], doc["disaster_at"], doc["disaster_at_source"]) == (
+        "recovery point age",
+        T0.isoformat(),
+        "run start",
+    )
+    assert doc["rto_phases"]["window"] == "rto"
+    assert [(p["phase"], p["seconds"], p["steps"]) for p in doc["rto_phases"]["phases"]] == [
+        ("restore", 120, ["restore"]),
+        ("other", 240, ["app", "check"]),
+    ]
 
 
 def failed_run(harness: Harness, wall: WallClock) -> RunReport:
@@ -204,6 +215,13 @@ def test_junit_has_a_testcase_per_step_and_objective_with_failures_marked(harnes
     assert "no step of tier 2 succeeded" in (rto_failure.get("message") or "")
     assert cases["objective.rpo"].find("skipped") is not None
     assert (suites[0].get("tests"), suites[0].get("failures"), suites[0].get("skipped")) == ("5", "2", "2")
+    suite_props = suites[0].find("properties")
+    assert suite_props is not None
+    props = {p.get("name"): p.get("value") for p in suite_props}
+    # No RTO: the phases cover the run (ok 10s, broken 5s, both "other"), with no share of an RTO.
+    assert (props["rto_phases_window"], props["rto_phase.other.seconds"]) == ("run", "15.000")
+    assert "rto_phase.other.share" not in props
+    assert (props["rpo_method"], props["disaster_at_source"]) == ("recovery point age", "run start")
 
 
 def test_junit_of_a_met_objective_passes(harness: Harness, wall: WallClock) -> None:
@@ -223,6 +241,10 @@ def test_markdown_has_the_summary_objectives_and_steps_tables(harness: Harness, 
     assert [r.split(" | ")[1] for r in rows] == ["app", "check"]
     assert "#1 failed: 503 from the health endpoint; #2 succeeded" in text
     assert "auto-approved (drill)" in text
+    assert "RPO method: recovery point age; disaster instant: 2026-03-01T12:00:00+00:00 (run start)." in text
+    phases = text.split("## RTO by phase\n", 1)[1].split("\n## ", 1)[0]
+    assert "| restore | 2m00s | 33% | restore |" in phases
+    assert "| other | 4m00s | 67% | app, check |" in phases
 
 
 def test_markdown_escapes_table_breaking_text(harness: Harness, wall: WallClock) -> None:

@@ -29,6 +29,7 @@ from orchestrator.report.model import (
     RunReport,
     StepReport,
     build_report,
+    rto_phases,
 )
 from tests.unit.test_executor import RECORDER, Harness, fake_action, harness, step
 from tests.unit.test_report import WallClock, fake_restore, recovery_run, takes, wall
@@ -450,6 +451,35 @@ def test_a_drill_lists_its_cleanup_and_says_when_there_is_none() -> None:
     assert '<section id="cleanup">' in empty
     assert "No cleanup records" in empty
     assert '<section id="cleanup">' not in html.render(sample_report(mode="failover", cleanup=()))
+
+
+def test_the_rto_is_split_into_phases_and_the_rpo_names_its_method() -> None:
+    report = sample_report()
+    phases = rto_phases(report.started, report.finished, report.rto, report.steps)
+    report = replace(
+        report,
+        rto_phases=phases,
+        rpo_method="recovery point age",
+        disaster_at=at(-60),
+        disaster_at_source="--disaster-at",
+    )
+    text = html.render(report)
+    section = re.search(r'<section id="phases">.*?</section>', text, re.DOTALL)
+    assert section is not None
+    page = Page(section.group(0))
+    seen = "".join(page.text)
+    assert [r["data-phase"] for r in page.find("tr", "phase")] == ["copy", "restore", "boot", "health", "other"]
+    # start-app waited 30s for a worker: its phase counts from its first attempt (150s to 300s), not from 120s.
+    assert "boot2m30s45%start-app" in seen
+    assert "restore2m00s36%restore-db" in seen
+    assert "migrate-&lt;b&gt;schema&lt;/b&gt;, switch-dns" in section.group(0)  # escaped like every run text
+    assert "No step running: 5.0s" in section.group(0)
+    assert "need not add up to 100%" in section.group(0)
+    rpo = objective_card(text, "rpo")
+    assert "Method: <strong>recovery point age</strong>" in rpo
+    assert f"disaster instant: {at(-60)} (--disaster-at)" in rpo
+    unknown = html.render(sample_report())  # no phases: step actions unknown
+    assert "the time cannot be split into phases" in unknown
 
 
 def test_notes_are_listed() -> None:
