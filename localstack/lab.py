@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shlex
 import signal
@@ -23,9 +24,14 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 LAB_SRC = REPO / "localstack"
+if not __package__:  # run as a script (`python localstack/lab.py`): make the `localstack` package importable
+    sys.path.insert(0, str(REPO))
+
+from localstack import pg  # noqa: E402 - needs the path set just above
 
 EXIT_USAGE = 2
 EXIT_INSTALL = 3
@@ -54,6 +60,8 @@ class LabConfig:
     aws_port: int
     azure_port: int
     uv: Path
+    runner: bool
+    boot_delay_s: float
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> LabConfig:
@@ -62,6 +70,8 @@ class LabConfig:
             aws_port=_port(env, "DRCTL_LAB_AWS_PORT", 4566),
             azure_port=_port(env, "DRCTL_LAB_AZURE_PORT", 10000),
             uv=Path(env.get("DRCTL_UV", str(REPO / ".tools" / "uv" / "bin" / "uv"))),
+            runner=_switch(env, "DRCTL_LAB_RUNNER"),
+            boot_delay_s=_seconds(env, "DRCTL_LAB_BOOT_DELAY", 3.0),
         )
 
     @property
@@ -79,6 +89,24 @@ class LabConfig:
     @property
     def postgres_venv(self) -> Path:
         return self.lab_dir / "postgres-venv"
+
+
+def _switch(env: dict[str, str], name: str) -> bool:
+    raw = env.get(name, "on").strip().lower()
+    if raw not in ("on", "off", "1", "0", "true", "false"):
+        raise LabError(f"{name}={raw!r} is not a switch; set it to on or off", EXIT_USAGE)
+    return raw in ("on", "1", "true")
+
+
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 600:
+        raise LabError(f"{name}={raw!r} is not a number of seconds from 0 to 600", EXIT_USAGE)
+    return value
 
 
 def _port(env: dict[str, str], name: str, default: int) -> int:
@@ -163,7 +191,7 @@ class Service:
     """One emulator: how to start it, where it listens, how to tell it is ready."""
 
     name: str
-    port: int
+    port: int | None  # None: a lab service that listens on no port of its own (the instance runner)
     argv: tuple[str, ...]
     env: dict[str, str]
     ready: Callable[[], bool]
@@ -183,7 +211,7 @@ def services(cfg: LabConfig) -> list[Service]:
         "LOCALSTACK_TELEMETRY": "0",
     }
     azurite_bin = LAB_SRC / "node_modules" / ".bin" / "azurite-blob"
-    return [
+    emulators = [
         Service(
             name="localstack",
             port=cfg.aws_port,
@@ -216,6 +244,42 @@ def services(cfg: LabConfig) -> list[Service]:
             stop_grace_s=2.0,
         ),
     ]
+    return [*emulators, runner_service(cfg)] if cfg.runner else emulators
+
+
+def runner_service(cfg: LabConfig) -> Service:
+    """The instance runner (``localstack/runner.py``): EC2 instances that opt in run their user data here. It
+    needs boto3, so it runs on the project's venv, after LocalStack; it is ready once it has polled EC2."""
+    return Service(
+        name="runner",
+        port=None,
+        argv=(str(REPO / ".venv" / "bin" / "python"), "-m", "localstack.runner"),
+        env={
+            **lab_env(cfg),
+            "DRCTL_LAB_DIR": str(cfg.lab_dir),
+            "DRCTL_LAB_BOOT_DELAY": str(cfg.boot_delay_s),
+            "PYTHONPATH": str(REPO),
+        },
+        ready=lambda: _runner_ready(cfg),
+        ready_timeout_s=60.0,
+        marker="localstack.runner",
+        # The runner stops every instance's processes before it exits (each gets a few seconds).
+        stop_grace_s=30.0,
+    )
+
+
+def runner_state(cfg: LabConfig) -> dict[str, Any] | None:
+    try:
+        state: dict[str, Any] = json.loads((cfg.lab_dir / "run" / "runner-state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return state
+
+
+def _runner_ready(cfg: LabConfig) -> bool:
+    # Ready when the runner has polled EC2 without error in the last few seconds (its loop runs twice a second).
+    state = runner_state(cfg)
+    return state is not None and state.get("error") is None and time.time() - float(state.get("polled_at", 0)) < 5
 
 
 def _http_status(url: str) -> int | None:
@@ -295,7 +359,7 @@ def start(cfg: LabConfig, svc: Service) -> bool:
     pid = _our_pid(cfg, svc)
     if pid is not None and svc.ready():
         return False
-    if pid is None and _port_open(svc.port):
+    if pid is None and svc.port is not None and _port_open(svc.port):
         env_name = "DRCTL_LAB_AWS_PORT" if svc.name == "localstack" else "DRCTL_LAB_AZURE_PORT"
         raise LabError(
             f"{svc.name}: port {svc.port} is already in use by a process this lab did not start; "
@@ -379,20 +443,25 @@ def lab_env(cfg: LabConfig) -> dict[str, str]:
         f"AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
         f"BlobEndpoint={cfg.azure_blob_endpoint};"
     )
-    return {
+    env = {
         "AWS_ENDPOINT_URL": cfg.aws_endpoint,
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_DEFAULT_REGION": LAB_AWS_REGION,
         "AZURE_STORAGE_CONNECTION_STRING": conn,
     }
+    # The lab database's password (random per lab) and the PostgreSQL client tools db.restore runs, once installed.
+    with contextlib.suppress(pg.PgError):
+        env["DRCTL_PG_BIN"] = str(pg.pg_bin(cfg.lab_dir))
+        env[pg.PASSWORD_VAR] = pg.lab_password(cfg.lab_dir)
+    return env
 
 
 def _select(cfg: LabConfig, names: Sequence[str]) -> list[Service]:
     known = services(cfg)
     unknown = sorted(set(names) - {s.name for s in known})
     if unknown:
-        raise LabError(f"unknown service {', '.join(unknown)}; use localstack or azurite", EXIT_USAGE)
+        raise LabError(f"unknown service {', '.join(unknown)}; use localstack, azurite or runner", EXIT_USAGE)
     return [s for s in known if not names or s.name in names]
 
 
@@ -403,7 +472,7 @@ def up(cfg: LabConfig, names: Sequence[str] = ()) -> list[Service]:
             verb = "started" if start(cfg, svc) else "reused"
             if verb == "started":
                 started.append(svc)
-            print(f"lab: {svc.name} {verb} on 127.0.0.1:{svc.port}", file=sys.stderr)
+            print(f"lab: {svc.name} {verb}{_where(svc)}", file=sys.stderr)
     except LabError:
         for svc in started:
             stop(cfg, svc)
@@ -411,8 +480,25 @@ def up(cfg: LabConfig, names: Sequence[str] = ()) -> list[Service]:
     return started
 
 
+def _where(svc: Service) -> str:
+    return f" on 127.0.0.1:{svc.port}" if svc.port is not None else ""
+
+
+def instance_lines(cfg: LabConfig) -> list[str]:
+    """One line per lab instance whose program the runner started and that is still alive."""
+    state = runner_state(cfg)
+    if state is None:
+        return []
+    lines = []
+    for iid, inst in sorted(state.get("instances", {}).items()):
+        if _alive(int(inst["pid"])):
+            lines.append(f"  instance {iid} pid {inst['pid']} {inst['private_ip']} ({inst['region']})")
+    return lines
+
+
 def down(cfg: LabConfig, only: Sequence[Service] | None = None) -> None:
-    for svc in only if only is not None else services(cfg):
+    # Reverse order: the runner stops its instances while LocalStack still answers.
+    for svc in reversed(only if only is not None else services(cfg)):
         if stop(cfg, svc):
             print(f"lab: {svc.name} stopped", file=sys.stderr)
 
@@ -424,7 +510,11 @@ def status(cfg: LabConfig, which: Sequence[Service]) -> int:
         healthy = pid is not None and svc.ready()
         all_up = all_up and healthy
         state = f"running (pid {pid})" if healthy else ("unhealthy" if pid is not None else "stopped")
-        print(f"{svc.name:<11} {state:<22} 127.0.0.1:{svc.port}  log: {_log_file(cfg, svc)}")
+        print(f"{svc.name:<11} {state:<22}{_where(svc)}  log: {_log_file(cfg, svc)}")
+    if not cfg.runner:
+        print("runner      off (DRCTL_LAB_RUNNER=off): lab instances run nothing")
+    for line in instance_lines(cfg):
+        print(line)
     return 0 if all_up else 1
 
 

@@ -39,6 +39,7 @@ class Clients:
     s3_primary: S3Client
     s3_recovery: S3Client
     ec2: EC2Client  # the recovery region: networks, images and standby live there
+    ec2_primary: EC2Client  # the primary region: the lab's stand-in for production runs there
     route53: Route53Client
     iam: Any  # boto3-stubs has no IAM extra installed in this project
     sts: STSClient
@@ -79,6 +80,7 @@ def connect(env: Mapping[str, str], aws: AwsConfig) -> Clients:
         s3_primary=session.client("s3", region_name=aws.region, endpoint_url=endpoint, config=config),
         s3_recovery=session.client("s3", region_name=aws.recovery_region, endpoint_url=endpoint, config=config),
         ec2=session.client("ec2", region_name=aws.recovery_region, endpoint_url=endpoint, config=config),
+        ec2_primary=session.client("ec2", region_name=aws.region, endpoint_url=endpoint, config=config),
         route53=session.client("route53", region_name=aws.region, endpoint_url=endpoint, config=config),
         iam=session.client("iam", region_name=aws.region, endpoint_url=endpoint, config=config),
         sts=session.client("sts", region_name=aws.region, endpoint_url=endpoint, config=config),

@@ -9,6 +9,7 @@ from localstack.seed.clients import poll
 from localstack.seed.errors import SeedError
 from localstack.seed.network import first_id, named, tag_spec
 from localstack.seed.outputs import Names, NetworkIds
+from localstack.seed.workload import WORKLOAD_TAG, template_user_data
 from stacks.config import AwsConfig, StackConfig, TierConfig
 from stacks.naming import tags
 
@@ -67,19 +68,40 @@ def find_instance(ec2: EC2Client, name: str) -> str | None:
     return first_id([i["InstanceId"] for r in reservations for i in r["Instances"]])
 
 
-def launch_standby(
-    ec2: EC2Client, name: str, tier: TierConfig, image_id: str, subnet_id: str, group_id: str, labels: Mapping[str, str]
+def ensure_template(
+    ec2: EC2Client, config: StackConfig, names: Names, tier: TierConfig, image_id: str, labels: Mapping[str, str]
 ) -> str:
-    """One standby host exactly as ``StandbyCompute`` declares it: private, IMDSv2 only, encrypted root."""
+    """The tier's launch template: image, type, IMDSv2 only, encrypted root, and the user data that runs the
+    tier's program. Instances launched from it carry ``aws:ec2launchtemplate:id``, so a drill copies a
+    standby from the same template, user data included."""
+    name = names.standby(tier.name, 0).rsplit("-", 1)[0]
+    found = ec2.describe_launch_templates(Filters=[{"Name": "launch-template-name", "Values": [name]}])
+    if found["LaunchTemplates"]:
+        return found["LaunchTemplates"][0]["LaunchTemplateId"]
+    created = ec2.create_launch_template(
+        LaunchTemplateName=name,
+        LaunchTemplateData={
+            "ImageId": image_id,
+            "InstanceType": tier.instance_type,  # type: ignore[typeddict-item]  # a config string, checked by EC2
+            "MetadataOptions": {"HttpTokens": "required"},
+            "BlockDeviceMappings": [root_volume(ec2, image_id)],  # type: ignore[list-item]
+            "UserData": template_user_data(config, tier.name, "standby", names.app_data),
+        },
+        TagSpecifications=tag_spec("launch-template", name, labels),
+    )
+    return created["LaunchTemplate"]["LaunchTemplateId"]
+
+
+def launch_standby(
+    ec2: EC2Client, name: str, template: str, subnet_id: str, group_id: str, labels: Mapping[str, str]
+) -> str:
+    """One standby host from its tier's template, as ``StandbyCompute`` declares it, opted in to the runner."""
     reservation = ec2.run_instances(
-        ImageId=image_id,
-        InstanceType=tier.instance_type,  # type: ignore[arg-type]  # a config string, checked by EC2
+        LaunchTemplate={"LaunchTemplateId": template},
         MinCount=1,
         MaxCount=1,
         SubnetId=subnet_id,
         SecurityGroupIds=[group_id],
-        MetadataOptions={"HttpTokens": "required"},
-        BlockDeviceMappings=[root_volume(ec2, image_id)],
         TagSpecifications=[*tag_spec("instance", name, labels), *tag_spec("volume", name, labels)],
     )
     return reservation["Instances"][0]["InstanceId"]
@@ -98,16 +120,17 @@ def ensure_standby(
     ids: dict[str, list[str]] = {}
     for tier in config.tiers:
         ids[tier.name] = []
+        labels = tags(base, "standby", tier.name)
+        template = ensure_template(ec2, config, names, tier, images[tier.name], labels)
         for n in range(tier.count):
             name = names.standby(tier.name, n)
             found = find_instance(ec2, name) or launch_standby(
                 ec2,
                 name,
-                tier,
-                images[tier.name],
+                template,
                 subnets[n % len(subnets)],
                 network.security_group_ids[tier.name],
-                tags(base, "standby", tier.name),
+                {**labels, WORKLOAD_TAG: tier.name},
             )
             ids[tier.name].append(found)
     return ids

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,32 @@ def load_lab_config(name_prefix: str | None = None, path: Path = LAB_STACK_FILE)
     if name_prefix is not None:
         check_prefix(name_prefix)
         raw["name_prefix"] = name_prefix
+        if name_prefix != DEFAULT_PREFIX:
+            own_networks(raw, name_prefix)
     try:
         config = parse_config(raw)
     except ConfigError as err:
         raise SeedError(str(err), ExitCode.INVALID_INPUT) from None
     require_aws(config)
     return config
+
+
+def network_octet(prefix: str) -> int:
+    """The second octet of the estate's production network; recovery and drill networks take the next two.
+    The default estate keeps 127.59-61; any other prefix gets three of its own from 127.66-245, so estates
+    that live side by side (a test's beside ``make drill``'s) never share a loopback address."""
+    if prefix == DEFAULT_PREFIX:
+        return 59
+    return 66 + 3 * (zlib.crc32(prefix.encode()) % 60)
+
+
+def own_networks(raw: dict[str, Any], prefix: str) -> None:
+    octet = network_octet(prefix)
+    network = dict(raw.get("network") or {})
+    network["recovery_cidr"] = f"127.{octet + 1}.0.0/16"
+    network["drill_cidr"] = f"127.{octet + 2}.0.0/16"
+    raw["network"] = network
+    raw["dns"] = {**(raw.get("dns") or {}), "drill_endpoint": f"127.{octet + 2}.128.10"}
 
 
 def check_prefix(prefix: str) -> None:

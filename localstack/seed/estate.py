@@ -12,6 +12,7 @@ from localstack.seed.dns import ensure_dns
 from localstack.seed.identity import ensure_orchestrator_role, ensure_replication_role
 from localstack.seed.network import ensure_drill_network, ensure_recovery_network
 from localstack.seed.outputs import Names, NetworkIds, SeededEstate
+from localstack.seed.production import ensure_production
 from localstack.seed.sample_app import ensure_recovery_points, ensure_vault_point
 from localstack.seed.storage import (
     encrypt_and_close,
@@ -45,6 +46,8 @@ def seed_storage(clients: Clients, config: StackConfig, names: Names, base: Mapp
     ensure_bucket(clients.s3_primary, names.app_data, aws.region)
     encrypt_and_close(clients.s3_primary, names.app_data, config.storage.aws_encryption, tags(base, "app-data"))
     ensure_vault(clients.blobs, names.vault)
+    # Production writes the database dumps the backup sets are made of: it runs before the first point is taken.
+    ensure_production(clients, config, names, base)
     points = ensure_recovery_points(clients, names)
     ensure_vault_point(clients, names)
     return points

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,46 +23,14 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 POINTS_WANTED = 3
-CUSTOMERS = 20_000
-ORDERS = 48_000
-ORDERS_ADDED_BY_GENERATION_1 = 4_000
 AVATARS = 5
+PRODUCTION_PREFIX = "db/"
+"""Production's own objects (its scheduled database dumps): the sample files never overwrite or delete them."""
 
 
 def _token(*parts: object) -> str:
     """A short deterministic hex token, so the sample data is identical on every machine and every run."""
     return hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=6).hexdigest()
-
-
-def _customer_rows() -> Iterator[str]:
-    for i in range(1, CUSTOMERS + 1):
-        created = f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}"
-        yield f"{i}\tcustomer-{i:05d}\tc{i:05d}@example.test\t{_token('key', i)}\t{created}\n"
-
-
-def _order_rows(count: int) -> Iterator[str]:
-    for i in range(1, count + 1):
-        cents = int(_token("amount", i), 16) % 100_000
-        status = ("paid", "shipped", "open")[i % 3]
-        yield f"{i}\t{1 + i % CUSTOMERS}\t{cents}\t{status}\tord-{_token('ord', i)}\n"
-
-
-def sql_dump(generation: int) -> bytes:
-    """A few MiB in ``pg_dump``'s plain format; generation 1 adds orders, as a day of business would."""
-    orders = ORDERS + (ORDERS_ADDED_BY_GENERATION_1 if generation >= 1 else 0)
-    parts = [
-        "-- drctl demo shop: PostgreSQL database dump of 'shop'\n",
-        "CREATE TABLE customers (id integer PRIMARY KEY, name text, email text, api_key text, created date);\n",
-        "CREATE TABLE orders (id integer PRIMARY KEY, customer_id integer REFERENCES customers,"
-        " amount_cents integer, status text, reference text);\n",
-        "COPY customers (id, name, email, api_key, created) FROM stdin;\n",
-        *_customer_rows(),
-        "\\.\n",
-        "COPY orders (id, customer_id, amount_cents, status, reference) FROM stdin;\n",
-        *_order_rows(orders),
-        "\\.\n",
-    ]
-    return "".join(parts).encode()
 
 
 def _binary(name: str, size: int) -> bytes:
@@ -75,10 +43,10 @@ def _invoice_csv(month: int) -> bytes:
 
 
 def app_data(generation: int) -> dict[str, bytes]:
-    """The sample application's objects at a point in its life: 0, then 1 and 2 with some objects changed."""
+    """The sample application's files at a point in its life: 0, then 1 and 2 with some objects changed. Its
+    database is not among them: production's db instance dumps it under ``db/`` on its own schedule."""
     release = ("1.4.0", "1.4.0", "1.5.0")[generation]
     objects = {
-        "db/shop.sql": sql_dump(generation),
         "config/app.yaml": f"release: {release}\ndatabase: shop\nreplicas: 2\n".encode(),
     }
     for i in range(AVATARS - (1 if generation >= 2 else 0)):  # generation 2: a user deleted their avatar
@@ -93,10 +61,17 @@ def _md5(data: bytes) -> str:
 
 
 def sync_source(s3: S3Client, bucket: str, wanted: Mapping[str, bytes]) -> None:
-    """Make the bucket hold exactly ``wanted``; unchanged objects are not rewritten, so their etags stay put."""
+    """Make the bucket hold exactly ``wanted`` beside production's dumps; unchanged objects are not rewritten,
+    so their etags stay put."""
     current: dict[str, str] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        current.update({o["Key"]: o["ETag"].strip('"') for o in page.get("Contents", [])})
+        current.update(
+            {
+                o["Key"]: o["ETag"].strip('"')
+                for o in page.get("Contents", [])
+                if not o["Key"].startswith(PRODUCTION_PREFIX)
+            }
+        )
     for key, data in wanted.items():
         if current.get(key) != _md5(data):
             s3.put_object(Bucket=bucket, Key=key, Body=data)

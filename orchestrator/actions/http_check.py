@@ -3,7 +3,8 @@ retrying every ``interval`` until ``timeout``.
 
 ``expect_json`` asserts values of a JSON body by dotted path (``orders.count``, ``items.0.id``: integer parts
 index lists): each assertion gives one of ``equals`` (the value equals this; ``true`` is not ``1``), ``min`` (the
-value is a number at least this) or ``exists: true``. A body that is not JSON, or a path that is missing, fails
+value is a number at least this) or ``exists: true``; ``equals: null`` is refused (use ``exists``), because a
+null is how an unset field comes back. A body that is not JSON, or a path that is missing, fails
 naming the path; the ``checked`` output counts the assertions that passed.
 
 Idempotent: it only sends GET requests, which change nothing on a well-behaved server.
@@ -42,14 +43,15 @@ class JsonAssertion(Strict):
     def _one_expectation(self) -> Self:
         if any(part == "" for part in self.path.split(".")):
             raise drctl_error(f"{self.path!r} is not a dotted path, e.g. orders.count or items.0.id", key="path")
-        given = [k for k in ("equals", "min", "exists") if k in self.model_fields_set]
+        # Unset and null are one: the executor re-validates resolved parameters with every field present.
+        given = [k for k in ("equals", "min", "exists") if getattr(self, k) is not None]
         if len(given) != 1:
             which = " and ".join(given) if given else "none"
             raise drctl_error(f"assertion on {self.path!r} gives {which}: give one of equals, min or exists: true")
         return self
 
     def expectation(self) -> str:
-        if "equals" in self.model_fields_set:
+        if self.equals is not None:
             return f"= {json.dumps(self.equals)}"
         if self.min is not None:
             return f">= {self.min}"
@@ -96,7 +98,7 @@ def assert_json(body: str, assertions: tuple[JsonAssertion, ...]) -> tuple[int, 
         if value is MISSING:
             problems.append(f"{a.path} is missing from the JSON body")
             continue
-        if "equals" in a.model_fields_set:
+        if a.equals is not None:
             ok = _same(value, a.equals)
         elif a.min is not None:
             ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= a.min

@@ -1,5 +1,6 @@
-"""Drill copies of standby instances: one new instance per standby, from the same image and instance type,
-in the drill network, tagged with the drill's run id and the instance it copies.
+"""Drill copies of standby instances: one new instance per standby, from the same launch template (when
+the standby came from one), image and instance type, in the drill network, tagged with the drill's run id
+and the instance it copies.
 
 A drill must not start the real standby instances: they sit in the recovery network, next to production's
 replicas, and a drill that fails halfway would leave them running. A copy proves the same thing (the image
@@ -46,10 +47,17 @@ def copy_tags(source: InstanceInfo, scope: DrillScope) -> dict[str, str]:
     return {**tags, **scope.tags(), TAG_SOURCE: source.id}
 
 
+TEMPLATE_TAG = "aws:ec2launchtemplate:id"
+"""EC2 tags every instance launched from a launch template with the template's id."""
+
+
 def copy_spec(source: InstanceInfo, index: int, scope: DrillScope) -> LaunchSpec:
+    """A copy launches from the standby's launch template when it came from one (so it boots with the same
+    user data, metadata options and disks), with the standby's image and type, into the drill network."""
     if source.image is None:
         raise Permanent(f"instance {source.id} reports no image, so a drill cannot copy it; check it still exists")
     return LaunchSpec(
+        template=source.tags.get(TEMPLATE_TAG),
         image=source.image,
         instance_type=source.instance_type,
         subnet=scope.subnet(index),
