@@ -40,7 +40,8 @@ setup: $(VENV)/.drctl-stamp lab-install
 lab-install: $(UV)
 	@$(LAB) install
 
-lab-up: lab-install
+# The instance runner (a lab service) runs on the project's venv, so lab-up needs the whole setup.
+lab-up: setup
 	@$(LAB) up
 
 lab-down:

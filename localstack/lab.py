@@ -450,6 +450,8 @@ def lab_env(cfg: LabConfig) -> dict[str, str]:
         "AWS_DEFAULT_REGION": LAB_AWS_REGION,
         "AZURE_STORAGE_CONNECTION_STRING": conn,
     }
+    # Whether lab instances run anything (the seeder does not wait for production's database without the runner).
+    env["DRCTL_LAB_RUNNER"] = "on" if cfg.runner else "off"
     # The lab database's password (random per lab) and the PostgreSQL client tools db.restore runs, once installed.
     with contextlib.suppress(pg.PgError):
         env["DRCTL_PG_BIN"] = str(pg.pg_bin(cfg.lab_dir))

@@ -128,6 +128,24 @@ def init_cluster(bin_dir: Path, data: Path, password: str, who: RunAs) -> bool:
     return True
 
 
+def create_app_role(bin_dir: Path, data: Path, password: str, who: RunAs) -> None:
+    """The application's role and database, made in single-user mode before the server first listens: a
+    client that can connect can log in, so a port that answers means a database that is ready."""
+    quoted = password.replace("'", "''")
+    script = f"CREATE ROLE {DB_USER} LOGIN PASSWORD '{quoted}';\n\nCREATE DATABASE {DB_NAME} OWNER {DB_USER};\n\n"
+    done = subprocess.run(
+        [str(bin_dir / "postgres"), "--single", "-j", "-D", str(data), "postgres"],
+        input=script,
+        capture_output=True,
+        text=True,
+        check=False,
+        user=who.uid,
+        group=who.gid,
+    )
+    if done.returncode != 0 or "ERROR" in done.stderr:
+        raise PgError(f"creating the {DB_USER} role and database failed: {done.stderr.strip()[-300:]}")
+
+
 def start_server(bin_dir: Path, data: Path, host: str, port: int, who: RunAs, log: Path) -> Server:
     """Start ``postgres`` in the foreground of a child process (its parent owns its life), listening on
     ``host:port`` only, with no Unix socket (the default directory is not the lab user's)."""

@@ -61,7 +61,10 @@ def run(out: Path, name_prefix: str, environ: Mapping[str, str]) -> int:
     env = lab_environment(environ)
     clients = connect(env, require_aws(config))
     account = preflight(clients, env)
-    report = seed(clients, config, account)
+    runner_on = environ.get("DRCTL_LAB_RUNNER", "on").lower() not in ("off", "0", "false")
+    if not runner_on:
+        print("seed: the instance runner is off: production runs nothing and dumps no database", file=sys.stderr)
+    report = seed(clients, config, account, runner_on)
     outputs = validated(build_outputs(config, report.estate))
     write_outputs(out, outputs)
     print(summary(report, outputs, out, time.monotonic() - started), file=sys.stderr)

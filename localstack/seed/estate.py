@@ -35,7 +35,9 @@ class SeedReport:
     set_url: str
 
 
-def seed_storage(clients: Clients, config: StackConfig, names: Names, base: Mapping[str, str]) -> list[str]:
+def seed_storage(
+    clients: Clients, config: StackConfig, names: Names, base: Mapping[str, str], runner_on: bool
+) -> list[str]:
     aws = require_aws(config)
     backup_labels = tags(base, "backup")
     ensure_bucket(clients.s3_primary, names.backups, aws.region)
@@ -47,7 +49,7 @@ def seed_storage(clients: Clients, config: StackConfig, names: Names, base: Mapp
     encrypt_and_close(clients.s3_primary, names.app_data, config.storage.aws_encryption, tags(base, "app-data"))
     ensure_vault(clients.blobs, names.vault)
     # Production writes the database dumps the backup sets are made of: it runs before the first point is taken.
-    ensure_production(clients, config, names, base)
+    ensure_production(clients, config, names, base, runner_on)
     points = ensure_recovery_points(clients, names)
     ensure_vault_point(clients, names)
     return points
@@ -63,11 +65,12 @@ def seed_compute(
     return images, standby
 
 
-def seed(clients: Clients, config: StackConfig, account: str) -> SeedReport:
-    """Create (or find) every resource of the estate, in dependency order."""
+def seed(clients: Clients, config: StackConfig, account: str, runner_on: bool = True) -> SeedReport:
+    """Create (or find) every resource of the estate, in dependency order. ``runner_on`` says whether the lab's
+    instance runner plays the instances (``DRCTL_LAB_RUNNER``)."""
     names = Names(config.name_prefix)
     base = base_tags(config, names.prefix)
-    points = seed_storage(clients, config, names, base)
+    points = seed_storage(clients, config, names, base, runner_on)
     recovery = ensure_recovery_network(clients.ec2, config, names.prefix, base)
     drill = ensure_drill_network(clients.ec2, config, names.prefix, base)
     images, standby = seed_compute(clients, config, names, recovery, base)

@@ -34,8 +34,12 @@ def production_cidr(prefix: str) -> str:
     return f"127.{network_octet(prefix)}.0.0/16"
 
 
-def ensure_production(clients: Clients, config: StackConfig, names: Names, base: Mapping[str, str]) -> dict[str, str]:
-    """Production's instances by tier, running; returns once its first database dump is in the bucket."""
+def ensure_production(
+    clients: Clients, config: StackConfig, names: Names, base: Mapping[str, str], runner_on: bool
+) -> dict[str, str]:
+    """Production's instances by tier, running; returns once its first database dump is in the bucket. Without
+    the lab's instance runner nothing runs them, so there is no dump to wait for: the estate then has no
+    database to recover, and a drill fails at its first health check, as it should."""
     ec2 = clients.ec2_primary
     name, labels = f"{names.prefix}-production", tags(base, "production")
     cidr = production_cidr(names.prefix)
@@ -44,7 +48,8 @@ def ensure_production(clients: Clients, config: StackConfig, names: Names, base:
     subnet = ensure_subnet(ec2, name, vpc, cidr.replace(".0.0/16", ".1.0/24"), zone, labels)
     group = ensure_security_group(ec2, name, vpc, "drctl lab production", labels)
     ids = {tier.name: ensure_running(ec2, config, names, tier.name, subnet, group, base) for tier in config.tiers}
-    wait_for_first_dump(clients, names)
+    if runner_on:
+        wait_for_first_dump(clients, names)
     return ids
 
 

@@ -12,9 +12,20 @@ from urllib.parse import urlparse
 
 import boto3
 import psycopg
-from psycopg import sql
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from localstack.pg import DB_NAME, DB_USER, PASSWORD_VAR, init_cluster, run_as, start_server, stop_server, wait_ready
+from localstack.pg import (
+    DB_NAME,
+    DB_USER,
+    PASSWORD_VAR,
+    create_app_role,
+    init_cluster,
+    run_as,
+    start_server,
+    stop_server,
+    wait_ready,
+)
 from localstack.workload.identity import Identity
 
 PORT = 5432
@@ -30,20 +41,6 @@ CREATE INDEX IF NOT EXISTS orders_committed_at ON orders (committed_at);
 OPENING_ORDERS = 500
 """Orders the primary starts with, spread over the hour before it first booted: a restore has rows to count
 even when the writer has only just started."""
-
-
-def ensure_app_database(me: Identity, password: str) -> None:
-    """The shop's role and database, owned by that role (idempotent)."""
-    with psycopg.connect(
-        host=me.private_ip, port=PORT, user="postgres", password=password, dbname="postgres", autocommit=True
-    ) as conn:
-        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DB_USER,)).fetchone() is None:
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(DB_USER)))
-        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(DB_USER), sql.Literal(password)))
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone() is None:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(DB_NAME), sql.Identifier(DB_USER))
-            )
 
 
 def ensure_schema(me: Identity, password: str) -> None:
@@ -76,10 +73,15 @@ def dump_loop(me: Identity, password: str, pg_bin: Path, target: str, every_s: f
                 check=False,
             )
             if done.returncode == 0:
-                # One PUT of the whole file: S3 never shows a half-written dump under the key.
-                s3.upload_file(spool.name, where.netloc, where.path.lstrip("/"))
-                size = Path(spool.name).stat().st_size
-                print(f"db: dumped {size} bytes to {target} in {time.monotonic() - started:.2f}s", flush=True)
+                try:
+                    # One PUT of the whole file: S3 never shows a half-written dump under the key.
+                    s3.upload_file(spool.name, where.netloc, where.path.lstrip("/"))
+                except (BotoCoreError, ClientError, S3UploadFailedError) as err:
+                    # The schedule outlives a failed upload (a bucket being replaced, S3 busy): the next one retries.
+                    print(f"db: uploading the dump to {target} failed: {err}", flush=True)
+                else:
+                    size = Path(spool.name).stat().st_size
+                    print(f"db: dumped {size} bytes to {target} in {time.monotonic() - started:.2f}s", flush=True)
             else:
                 print(f"db: pg_dump failed: {done.stderr.strip()}", flush=True)
         stop.wait(max(0.1, every_s - (time.monotonic() - started)))
@@ -92,10 +94,11 @@ def serve(primary: bool, dump_to: str | None, dump_every_s: float, stop: threadi
     data = Path(me.disk) / "pgdata"
     who = run_as()  # PostgreSQL refuses to run as root
     fresh = init_cluster(pg_bin, data, password, who)
+    if fresh:
+        create_app_role(pg_bin, data, password, who)
     server = start_server(pg_bin, data, me.private_ip, PORT, who, Path(me.disk) / "postgres.log")
     try:
         wait_ready(pg_bin, server)
-        ensure_app_database(me, password)
         if primary:
             ensure_schema(me, password)
         print(f"db: {'new' if fresh else 'existing'} cluster serving on {me.private_ip}:{PORT}", flush=True)

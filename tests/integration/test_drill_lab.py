@@ -323,12 +323,15 @@ def assert_no_secret(lab: DrillLab, state: Path, output: str) -> None:
 
 
 def add_standby(lab: DrillLab, tier: str, count: int) -> list[str]:
-    """More stopped standby instances in ``tier``, like the seeder's, so one tier has several to copy."""
+    """More stopped standby instances in ``tier``, like the seeder's (from the tier's launch template, so their
+    drill copies run the tier's program too), so one tier has several to copy."""
     seeded = instances(lab, ("instance-id", lab.outputs.standby_instance_ids[tier]))
     model = next(iter(seeded.values()))
+    template = next(t["Value"] for t in model["Tags"] if t["Key"] == "aws:ec2launchtemplate:id")
     tags: Any = [{"Key": t["Key"], "Value": t["Value"]} for t in model["Tags"] if not t["Key"].startswith("aws:")]
     tags.append({"Key": "drctl:test", "Value": uuid.uuid4().hex[:8]})
     answer = lab.lab.ec2.run_instances(
+        LaunchTemplate={"LaunchTemplateId": template},
         ImageId=model["ImageId"],
         InstanceType=model["InstanceType"],
         SubnetId=model["SubnetId"],

@@ -93,7 +93,7 @@ def _drop(path: str) -> Edit:
         ("lab", _drop("aws"), "drctl:aws is required because a cloud is aws"),
         ("lab", _set("network.admin_cidrs", ["0.0.0.0/0"]), "0.0.0.0/0 opens SSH/RDP to the internet"),
         ("lab", _set("network.admin_cidrs", ["10.0.0.300/8"]), "drctl:network.admin_cidrs"),
-        ("lab", _set("network.drill_cidr", "10.60.128.0/17"), "drill_cidr must not overlap recovery_cidr"),
+        ("lab", _set("network.drill_cidr", "127.60.128.0/17"), "drill_cidr must not overlap recovery_cidr"),
         ("lab", _set("dns.drill_endpoint", "203.0.113.10"), "drctl:dns.drill_endpoint 203.0.113.10 is outside"),
         ("lab", _set("dns.recovery_endpoint", "dr.example.com"), "both be IPv4 addresses or both host names"),
         ("lab", _set("dns.provider", "traffic_manager"), "traffic_manager needs azure as a cloud"),
@@ -131,7 +131,7 @@ def test_unset_sections_take_documented_defaults() -> None:
 
 def test_plain_strings_and_json_values_are_both_understood() -> None:
     raw = stack_config("lab")
-    raw["drctl:network"] = '{"admin_cidrs": ["10.9.0.0/16"], "az_count": "3"}'
+    raw["drctl:network"] = '{"admin_cidrs": ["10.9.0.0/16"], "az_count": "3", "drill_cidr": "127.61.0.0/16"}'
     config = load_config("lab", lambda key: raw.get(f"drctl:{key}"))
     assert config.primary_cloud == "aws"
     assert config.network.admin_cidrs == ("10.9.0.0/16",)

@@ -24,6 +24,9 @@ LAB_VARS = (
     "AWS_DEFAULT_REGION",
     "AZURE_STORAGE_CONNECTION_STRING",
 )
+OPTIONAL_LAB_VARS = ("DRCTL_PG_BIN", "DRCTL_LAB_DB_PASSWORD", "DRCTL_LAB_RUNNER")
+"""What `lab.py env` adds once PostgreSQL is installed: the client tools db.restore runs, the lab databases'
+password, and whether the instance runner is on."""
 NOT_RUNNING = (
     'the local lab is not running: run the suite with `make test`, or `make lab-up` then `eval "$(make -s lab-env)"`'
 )
@@ -33,7 +36,7 @@ def lab_settings() -> dict[str, str] | None:
     """The lab's settings from the environment, or None when the lab was not brought up for this run."""
     if not all(os.environ.get(v) for v in LAB_VARS):
         return None
-    return {v: os.environ[v] for v in LAB_VARS}
+    return {v: os.environ[v] for v in (*LAB_VARS, *OPTIONAL_LAB_VARS) if v in os.environ}
 
 
 def unique_name(kind: str) -> str:
