@@ -14,10 +14,10 @@ PY := $(VENV)/bin/python
 LAB := $(PYTHON) localstack/lab.py
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup lab-install lab-up lab-down lab-status lab-env test test-unit drill bench bench-drill lint browser
+.PHONY: help setup lab-install lab-up lab-down lab-status lab-env test test-unit drill failover bench bench-drill lint browser
 
 help:
-	@echo "make drill | test | setup | lab-up | lab-down | lab-status | lab-env | bench | bench-drill | lint | browser"
+	@echo "make drill | failover | test | setup | lab-up | lab-down | lab-status | lab-env | bench | bench-drill | lint | browser"
 
 $(UV): requirements-bootstrap.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --require-hashes --target .tools/uv \
@@ -69,6 +69,10 @@ test-unit: $(VENV)/.drctl-stamp
 # Extra drill options: make drill DRILL_ARGS="-p inject_failure=true"
 drill: setup
 	@$(LAB) run -- $(PY) -m localstack.lab_drill $(DRILL_ARGS)
+
+# A real failover of the lab's shop (production stopped, standby restored and serving) and its failback.
+failover: setup
+	@$(LAB) run -- $(PY) -m localstack.lab_failover
 
 bench: setup
 	@if [ -f tests/bench/run.py ]; then $(LAB) run -- $(PY) -m tests.bench.run; \

@@ -461,10 +461,21 @@ def lab_env(cfg: LabConfig) -> dict[str, str]:
 
 def _select(cfg: LabConfig, names: Sequence[str]) -> list[Service]:
     known = services(cfg)
+    if not cfg.runner and "runner" in names:
+        raise LabError("the instance runner is off (DRCTL_LAB_RUNNER=off); unset it to use the runner", EXIT_USAGE)
     unknown = sorted(set(names) - {s.name for s in known})
     if unknown:
         raise LabError(f"unknown service {', '.join(unknown)}; use localstack, azurite or runner", EXIT_USAGE)
     return [s for s in known if not names or s.name in names]
+
+
+def _select_to_stop(cfg: LabConfig, names: Sequence[str]) -> list[Service]:
+    """What ``down`` stops: the runner too, even with DRCTL_LAB_RUNNER=off, should one started earlier still run."""
+    every = [*services(cfg), *([] if cfg.runner else [runner_service(cfg)])]
+    unknown = sorted(set(names) - {s.name for s in every})
+    if unknown:
+        raise LabError(f"unknown service {', '.join(unknown)}; use localstack, azurite or runner", EXIT_USAGE)
+    return [s for s in every if not names or s.name in names]
 
 
 def up(cfg: LabConfig, names: Sequence[str] = ()) -> list[Service]:
@@ -493,14 +504,14 @@ def instance_lines(cfg: LabConfig) -> list[str]:
         return []
     lines = []
     for iid, inst in sorted(state.get("instances", {}).items()):
-        if _alive(int(inst["pid"])):
+        if inst.get("alive") and _alive(int(inst["pid"])):
             lines.append(f"  instance {iid} pid {inst['pid']} {inst['private_ip']} ({inst['region']})")
     return lines
 
 
 def down(cfg: LabConfig, only: Sequence[Service] | None = None) -> None:
     # Reverse order: the runner stops its instances while LocalStack still answers.
-    for svc in reversed(only if only is not None else services(cfg)):
+    for svc in reversed(only if only is not None else _select_to_stop(cfg, ())):
         if stop(cfg, svc):
             print(f"lab: {svc.name} stopped", file=sys.stderr)
 
@@ -551,7 +562,7 @@ def _dispatch(cfg: LabConfig, cmd: str, rest: list[str]) -> int:
     elif cmd == "up":
         up(cfg, rest)
     elif cmd == "down":
-        down(cfg, _select(cfg, rest))
+        down(cfg, _select_to_stop(cfg, rest))
     elif cmd == "status":
         return status(cfg, _select(cfg, rest))
     elif cmd == "env":

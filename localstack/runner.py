@@ -14,7 +14,8 @@ that gap for the lab, so that a drill boots real programs and its health checks 
 - **Stop, terminate.** Any other state (stopping, stopped, terminated, gone) kills the process group; a
   terminated instance's disk (``<lab>/instances/<id>``) is removed, a stopped one's is kept, as EBS keeps it.
 - **Reboot** is not seen: LocalStack 4.13.1 keeps a rebooted instance ``running`` with the same launch time,
-  so nothing in the API tells the runner it happened.
+  so nothing in the API tells the runner it happened. For the same reason a stop and a start that both fall
+  between two polls (half a second) go unseen, and the old process keeps running.
 - A program that exits on its own is not restarted: its instance stays ``running`` and unhealthy, as a VM
   whose service crashed would.
 
@@ -123,9 +124,11 @@ class Runner:
             state = seen[iid][1]["State"]["Name"] if iid in seen else "gone"
             if state != "running":
                 self.halt(iid, state)
+            if state == "gone":  # vanished from the API (LocalStack restarted): nothing will ever boot it again
+                self.forget_disk(iid)
         for iid, (region, inst) in seen.items():
             state = inst["State"]["Name"]
-            if state in ("terminated", "gone") or (state == "shutting-down"):
+            if state in ("terminated", "shutting-down"):
                 self.forget_disk(iid)
             if state != "running" or iid in self.booted:
                 if state != "running":
@@ -222,17 +225,32 @@ def _on_loopback(ip: str) -> bool:
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the instance's whole session, then SIGKILL after a grace period: a VM that stops stops everything."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(STOP_GRACE_S)
-    # Children may outlive a leader that exited: the group is killed whatever the leader did.
+    """SIGTERM the instance's whole session, then SIGKILL what is left after a grace period: a VM that stops
+    stops everything. The group is signalled even when its leader (the user-data shell) already exited, since
+    a program it started in the background must get its clean shutdown too."""
+    group = process.pid
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+        os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while time.monotonic() < deadline and _group_alive(process):
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(STOP_GRACE_S)
+
+
+def _group_alive(process: subprocess.Popen[bytes]) -> bool:
+    # Linux keeps a group's id reserved while any member lives, so this cannot reach another group while ours
+    # has members; the leader is reaped (poll) so that, once everyone is gone, ESRCH says so.
+    process.poll()
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _say(message: str) -> None:

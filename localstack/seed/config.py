@@ -35,6 +35,9 @@ def load_lab_config(name_prefix: str | None = None, path: Path = LAB_STACK_FILE)
         raw["name_prefix"] = name_prefix
         if name_prefix != DEFAULT_PREFIX:
             own_networks(raw, name_prefix)
+            # A stack of its own too: runbooks select instances by `drctl:stack`, and an estate's failover must
+            # never start another estate's standbys (their programs would run).
+            raw["stack"] = name_prefix
     try:
         config = parse_config(raw)
     except ConfigError as err:
