@@ -50,7 +50,8 @@ def run_seed(out: Path, prefix: str, env: Mapping[str, str]) -> subprocess.Compl
 class Lab:
     s3_primary: S3Client
     s3_recovery: S3Client
-    ec2: EC2Client
+    ec2: EC2Client  # the recovery region
+    ec2_primary: EC2Client  # the primary region, where the estate's production runs
     route53: Route53Client
     iam: Any  # no IAM stubs in this project
     blobs: BlobServiceClient
@@ -65,6 +66,7 @@ def lab_clients(lab_env: Mapping[str, str]) -> Lab:
         s3_primary=session.client("s3", region_name=PRIMARY, endpoint_url=url),
         s3_recovery=session.client("s3", region_name=RECOVERY, endpoint_url=url),
         ec2=session.client("ec2", region_name=RECOVERY, endpoint_url=url),
+        ec2_primary=session.client("ec2", region_name=PRIMARY, endpoint_url=url),
         route53=session.client("route53", region_name=PRIMARY, endpoint_url=url),
         iam=session.client("iam", region_name=PRIMARY, endpoint_url=url),
         blobs=BlobServiceClient.from_connection_string(lab_env["AZURE_STORAGE_CONNECTION_STRING"]),
@@ -169,6 +171,13 @@ def delete_networks(ec2: EC2Client, prefix: str) -> None:
         ec2.delete_vpc(VpcId=vpc["VpcId"])
 
 
+def delete_templates(ec2: EC2Client, prefix: str) -> None:
+    """The standby tiers' launch templates (named after the estate's standby instances)."""
+    by_name: FilterTypeDef = {"Name": "launch-template-name", "Values": [f"{prefix}-standby-*"]}
+    for template in ec2.describe_launch_templates(Filters=[by_name])["LaunchTemplates"]:
+        ec2.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])
+
+
 def delete_dns(r53: Route53Client, prefix: str) -> None:
     for zone in own_zones(r53, prefix):
         for record in r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]:
@@ -196,8 +205,12 @@ def delete_estate(lab: Lab, prefix: str) -> None:
     """Remove everything the seeder made under ``prefix``; every step runs, and any failure is reported after."""
     names = Names(prefix)
     steps: list[Callable[[], None]] = [
+        # Production first: its db dumps into the app-data bucket deleted below, and its programs run until then.
+        lambda: delete_instances_and_images(lab.ec2_primary, prefix),
+        lambda: delete_networks(lab.ec2_primary, prefix),
         lambda: delete_instances_and_images(lab.ec2, prefix),
         lambda: delete_networks(lab.ec2, prefix),
+        lambda: delete_templates(lab.ec2, prefix),
         lambda: delete_dns(lab.route53, prefix),
         lambda: empty_and_delete_bucket(lab.s3_primary, names.backups),
         lambda: empty_and_delete_bucket(lab.s3_recovery, names.replica),
@@ -214,6 +227,9 @@ def delete_estate(lab: Lab, prefix: str) -> None:
         except Exception as err:
             failures.append(f"{type(err).__name__}: {err}")
     leftovers = {kind: ids for kind, ids in estate_inventory(lab, prefix).items() if ids}
+    production = live_instances(lab.ec2_primary, prefix)
+    if production:
+        leftovers["production instances"] = production
     if leftovers:
         failures.append(f"still present: {leftovers}")
     assert not failures, f"cleaning up seeded estate {prefix} failed: {failures}"
