@@ -35,6 +35,7 @@ from orchestrator.engine.executor import Executor, RunOptions, RunOutcome, new_r
 from orchestrator.engine.journal import RunJournal, journal_path
 from orchestrator.engine.lock import live_local_runs, locks_path
 from orchestrator.errors import ExitCode, InvalidInput, NotFound
+from orchestrator.report.findings import findings
 from orchestrator.report.markdown import disaster_instant, phases_line, rpo_method
 from orchestrator.report.model import RunbookFacts, RunReport, build_report, facts_of
 from orchestrator.runbook.loader import load_runbook
@@ -110,6 +111,8 @@ def _summary(report: RunReport, removals: list[Removal], kept: bool) -> None:
             print(f"       phases: {phases_line(report.rto_phases)}{overlap}")
         else:
             print(f"       method: {rpo_method(report)}; disaster instant: {disaster_instant(report)}")
+    for finding in findings(report.steps):
+        print(f"  found  {finding.step_id}: {finding.text}")
     failed = [s for s in report.steps if s.status == "failed"]
     for step in failed:
         print(f"  failed step {step.step_id}: {step.error_line}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from orchestrator.report.findings import findings
 from orchestrator.report.model import ObjectiveCheck, RunReport, StepReport
 from orchestrator.report.phases import PhaseBreakdown
 
@@ -135,6 +136,10 @@ def render(report: RunReport) -> str:
     )
     lines += ["", f"RPO method: {rpo_method(report)}; disaster instant: {cell(disaster_instant(report))}."]
     lines += _phases(report)
+    found = findings(report.steps)
+    if found:
+        lines += ["", "## What the recovery found", ""]
+        lines += table(["Step", "Action", "Found"], [[f.step_id, f.action, f.text] for f in found])
     lines += ["", "## Steps", ""]
     ordered = sorted(report.steps, key=lambda s: (s.tier is None, s.tier or 0))
     lines += table(
