@@ -11,7 +11,7 @@ from localstack.seed.network import first_id, named, tag_spec
 from localstack.seed.outputs import Names, NetworkIds
 from localstack.seed.workload import WORKLOAD_TAG, template_user_data
 from stacks.config import AwsConfig, StackConfig, TierConfig
-from stacks.naming import tags
+from stacks.naming import TIER_TAG, tags
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -86,6 +86,13 @@ def ensure_template(
             "MetadataOptions": {"HttpTokens": "required"},
             "BlockDeviceMappings": [root_volume(ec2, image_id)],  # type: ignore[list-item]
             "UserData": template_user_data(config, tier.name, "standby", names.app_data),
+            # Whatever is launched from the template runs the tier's program on the lab, and says its tier.
+            "TagSpecifications": [
+                {
+                    "ResourceType": "instance",
+                    "Tags": [{"Key": WORKLOAD_TAG, "Value": tier.name}, {"Key": TIER_TAG, "Value": tier.name}],
+                }
+            ],
         },
         TagSpecifications=tag_spec("launch-template", name, labels),
     )

@@ -27,7 +27,15 @@ from orchestrator.actions.base import (
     StepStatus,
     Touch,
 )
-from orchestrator.actions.compute_start import compute_in, deadline_of, find_live, joined, placement, sleeper
+from orchestrator.actions.compute_start import (
+    addresses_of,
+    compute_in,
+    deadline_of,
+    find_live,
+    joined,
+    placement,
+    sleeper,
+)
 from orchestrator.drill.copies import TIER_TAG
 from orchestrator.errors import Permanent
 from orchestrator.providers.compute import LaunchSpec, wait_for_state
@@ -124,10 +132,14 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     result = wait_for_state(compute, ids, "running", deadline, sleep=sleeper(ctx), missing_ok=True)
     if not p.wait:
         return StepResult(StepStatus.SUCCEEDED, {**outputs, "states": joined(dict(result.states)), "elapsed_s": 0.0})
+    addresses = addresses_of(result, ids) if result.reached else ()
     final: dict[str, OutputValue] = {
         **outputs,
         "states": joined(dict(result.states)),
         "elapsed_s": round(time.monotonic() - started, 3),
+        # As compute.start's: the first instance's address (for a health check or a DNS step), then all of them.
+        "private_ips": ",".join(addresses),
+        "private_ip": addresses[0] if addresses else "",
     }
     if not result.reached:
         message = f"launched instances not all running within {format_duration(p.timeout)} ({final['states']})"
@@ -141,6 +153,8 @@ SPEC = ActionSpec(
     description="launch tagged instances from a template or image, only those not already running",
     touches=_touches,
     idempotent=True,
-    outputs=frozenset({"instance_ids", "launched", "reused", "count", "states", "elapsed_s"}),
+    outputs=frozenset(
+        {"instance_ids", "launched", "reused", "count", "states", "elapsed_s", "private_ips", "private_ip"}
+    ),
     run=run,
 )

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.cli import process_env
-from tests.support.estate import REPO, lab_clients
+from tests.support.cli import drctl, process_env
+from tests.support.estate import REPO, lab_clients, run_seed
 
 pytestmark = pytest.mark.lab
 
@@ -93,3 +93,29 @@ def test_failover_serves_from_the_standby_and_failback_brings_production_home(
     assert doc["rpo_method"] == "data"
     assert doc["disaster_at_source"] == "--disaster-at"
     assert doc["status"] == "succeeded"
+
+
+def test_azure_to_aws_recovers_from_the_vault_onto_instances_launched_from_templates(
+    lab_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**process_env(lab_env), "DRCTL_STATE_DIR": str(tmp_path / "state")}
+    outputs = tmp_path / "stack-outputs.json"
+    seeded = run_seed(outputs, PREFIX, env)
+    assert seeded.returncode == 0, seeded.stderr
+    runbook = str(REPO / "runbooks" / "failover-azure-to-aws.yaml")
+    drill = drctl("drill", runbook, "--stack-outputs", str(outputs), "--json", env=env, timeout=300)
+    assert "Traceback" not in drill.stderr, drill.stderr[-3000:]
+    assert drill.returncode == 0, drill.stderr[-3000:]
+    doc = json.loads(drill.stdout)
+    assert doc["status"] == "succeeded"
+    report = drctl("report", doc["run_id"], "--format", "json", env=env)
+    assert report.returncode == 0, report.stderr
+    steps = {s["step_id"]: s for s in json.loads(report.stdout)["steps"]}
+    # The instances came from the templates (no standby was started), and the database from the vault.
+    launched = [steps[s]["outputs"] for s in ("launch-db", "launch-app", "launch-web")]
+    assert [o["launched"] for o in launched] == [1, 1, 1]
+    assert json.loads(steps["check-db"]["outputs"]["values"])["orders"] != "0"
+    assert "copy-to-vault" not in steps  # nothing is read from the lost side
+    assert json.loads(report.stdout)["rpo_method"] == "data"
+    gone = {c["outcome"] for c in doc["cleanup"] if c["kind"] == "instance"}
+    assert gone == {"removed"}

@@ -141,6 +141,8 @@ def test_launch_twice_launches_once(lab: Lab) -> None:
     assert first.outputs["instance_ids"] == second.outputs["instance_ids"]
     assert lab.compute.find(tags) == tuple(str(first.outputs["instance_ids"]).split(","))
     assert set(first.outputs) == compute_launch.SPEC.outputs
+    assert first.outputs["private_ip"]
+    assert str(first.outputs["private_ip"]) in str(first.outputs["private_ips"]).split(",")
 
 
 @pytest.mark.lab
