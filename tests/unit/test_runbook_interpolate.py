@@ -106,7 +106,10 @@ def test_stack_references_are_checked_against_the_contract(text: str, problem: s
     ("text", "problem"),
     [
         ("${stack.image_ids.web}", None),
-        ("${stack.image_ids.cache}", "stack output 'image_ids' of stack 'lab' has no key 'cache' (it has: db, web)"),
+        (
+            "${stack.image_ids.cache}",
+            "stack output 'image_ids' of stack 'lab' has no key 'cache' (it has: app, db, web)",
+        ),
         ("${stack.drill_subnet_ids.3}", "stack output 'drill_subnet_ids' of stack 'lab' has 1 items"),
         ("${stack.vault_account}", "stack output 'vault_account' is null in stack 'lab'"),
     ],
