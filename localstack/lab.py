@@ -567,7 +567,12 @@ def _dispatch(cfg: LabConfig, cmd: str, rest: list[str]) -> int:
         return status(cfg, _select(cfg, rest))
     elif cmd == "env":
         for key, value in lab_env(cfg).items():
-            print(f"export {key}={shlex.quote(value)}")
+            if key == pg.PASSWORD_VAR:
+                # Read from its private file when the line runs: the password itself is never printed.
+                secret_file = shlex.quote(str(cfg.lab_dir / "secrets" / "db-password"))
+                print(f'export {key}="$(cat {secret_file})"')
+            else:
+                print(f"export {key}={shlex.quote(value)}")
     elif cmd == "run":
         return run_with_lab(cfg, rest[1:] if rest[:1] == ["--"] else rest)
     else:

@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from localstack.seed.clients import SEED_TAG
 from localstack.seed.config import load_lab_config
@@ -85,6 +87,33 @@ def _shop_summary(address: str, port: int) -> dict[str, Any] | None:
     return None
 
 
+def _run_id(stdout: str) -> str | None:
+    """The run id from ``drctl run --json``'s outcome; None when there is none (the run did not start)."""
+    try:
+        outcome = json.loads(stdout or "{}")
+    except ValueError:
+        return None
+    run_id = outcome.get("run_id") if isinstance(outcome, dict) else None
+    return str(run_id) if run_id else None
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _until(done: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if done():
+            return True
+        time.sleep(0.1)
+    return done()
+
+
 def _say_shop(where: str, address: str, port: int) -> bool:
     summary = _shop_summary(address, port)
     if summary is None:
@@ -99,6 +128,20 @@ def _say_shop(where: str, address: str, port: int) -> bool:
 
 
 def main(argv: Sequence[str]) -> int:
+    try:
+        return failover_and_back(argv)
+    except (BotoCoreError, ClientError) as err:
+        print(
+            f"make failover: the lab's EC2 did not answer ({' '.join(str(err).split())}); is the lab up?",
+            file=sys.stderr,
+        )
+        return 6
+    except KeyError as err:
+        print(f"make failover: the estate has no {err} tier instance; run the seeder again", file=sys.stderr)
+        return 1
+
+
+def failover_and_back(argv: Sequence[str]) -> int:
     lab_dir = Path(os.environ.get("DRCTL_LAB_DIR", str(REPO / ".lab"))).resolve()
     env = dict(os.environ)
     env.setdefault("DRCTL_STATE_DIR", str(lab_dir / "state"))
@@ -121,6 +164,12 @@ def main(argv: Sequence[str]) -> int:
     _stage(f"the disaster: production's instances in {aws.region} stop")
     ec2: Any = boto3.client("ec2", region_name=aws.region)
     ec2.stop_instances(InstanceIds=[i["InstanceId"] for i in production.values()])
+    # The disaster is the moment the database stopped answering (the runner stops its process within about a
+    # second of the API call), not the API call: a dump taken in between would make the RPO look better.
+    db = production["db"]["PrivateIpAddress"]
+    if not _until(lambda: not _port_open(db, 5432)):
+        print(f"make failover: production's database at {db} still answers after it was stopped", file=sys.stderr)
+        return 1
     disaster = datetime.now(UTC).isoformat()
     print(f"production stopped at {disaster}: {', '.join(sorted(production))}")
 
@@ -140,8 +189,7 @@ def main(argv: Sequence[str]) -> int:
         ],
         env,
     )
-    outcome = json.loads(failover.stdout or "{}")
-    run_id = outcome.get("run_id")
+    run_id = _run_id(failover.stdout)
     if failover.returncode != 0 or not run_id:
         print(f"make failover: the failover failed (exit {failover.returncode}; see above)", file=sys.stderr)
         return failover.returncode or 1
@@ -173,7 +221,7 @@ def main(argv: Sequence[str]) -> int:
         ],
         env,
     )
-    back_id = json.loads(back.stdout or "{}").get("run_id")
+    back_id = _run_id(back.stdout)
     if back.returncode != 0 or not back_id:
         print(f"make failover: the failback failed (exit {back.returncode}; see above)", file=sys.stderr)
         return back.returncode or 1

@@ -13,6 +13,7 @@ import contextlib
 import os
 import pwd
 import secrets
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from pathlib import Path
 LAB_USER = "drctl-lab"
 DB_USER = "shop"
 DB_NAME = "shop"
+READY_MARK = "drctl-ready"
+"""Written into a data directory once its first boot finished (cluster, role and database all made)."""
 PASSWORD_VAR = "DRCTL_LAB_DB_PASSWORD"  # noqa: S105 - a variable name, not a password
 """The environment variable that carries the lab database's password (its name marks it secret to drctl)."""
 
@@ -43,9 +46,18 @@ def lab_password(lab_dir: Path) -> str:
     with contextlib.suppress(FileNotFoundError):
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Written whole under a private name, then linked into place: a second lab process racing this one either
+    # wins (and both read its password) or finds the file complete, never empty.
+    tmp = path.with_name(f".db-password.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(secrets.token_urlsafe(24))
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
     return path.read_text().strip()
 
 
@@ -95,15 +107,21 @@ class Server:
 
 
 def init_cluster(bin_dir: Path, data: Path, password: str, who: RunAs) -> bool:
-    """``initdb`` the data directory unless it already holds a cluster; password logins only, from loopback.
-    Returns True when it made a new cluster."""
-    if (data / "PG_VERSION").exists():
+    """``initdb`` the data directory unless it already holds a finished cluster (:func:`mark_ready`); password
+    logins only, from loopback. Returns True when it made a new cluster."""
+    if (data / READY_MARK).exists():
         return False
+    if data.exists():
+        # A first boot cut short (the instance stopped during initdb or before the role was made) left a
+        # cluster that would never get its role: make it again, as a fresh disk would be.
+        shutil.rmtree(data)
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     who.own(data)
     pwfile = data.parent / ".pwfile"
-    pwfile.write_text(password + "\n")
-    pwfile.chmod(0o600)
+    pwfile.unlink(missing_ok=True)
+    fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(password + "\n")
     who.own(pwfile)
     try:
         _run(
@@ -143,7 +161,10 @@ def create_app_role(bin_dir: Path, data: Path, password: str, who: RunAs) -> Non
         group=who.gid,
     )
     if done.returncode != 0 or "ERROR" in done.stderr:
-        raise PgError(f"creating the {DB_USER} role and database failed: {done.stderr.strip()[-300:]}")
+        # The server echoes a failing statement, password included: never let it into the message.
+        detail = done.stderr.replace(quoted, "***").replace(password, "***").strip()[-300:]
+        raise PgError(f"creating the {DB_USER} role and database failed: {detail}")
+    (data / READY_MARK).write_text("the cluster, its role and its database are made\n")
 
 
 def start_server(bin_dir: Path, data: Path, host: str, port: int, who: RunAs, log: Path) -> Server:

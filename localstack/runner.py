@@ -192,8 +192,18 @@ class Runner:
             shutil.rmtree(disk, ignore_errors=True)
 
     def halt_all(self) -> None:
-        for iid in list(self.booted):
-            self.halt(iid, "runner stopping")
+        """Every instance at once: SIGTERM all groups, then one shared grace period, then SIGKILL what is left.
+        One by one, a lab of many instances would outlast ``lab.py``'s patience with the runner itself."""
+        booted, self.booted = list(self.booted.values()), {}
+        for b in booted:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(b.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < deadline and any(_group_alive(b.process) for b in booted):
+            time.sleep(0.05)
+        for b in booted:
+            _kill_group(b.process, grace_s=0.0)
+        _say(f"stopped the processes of {len(booted)} instance(s)")
 
     def write_state(self, error: str | None) -> None:
         state = {
@@ -224,14 +234,14 @@ def _on_loopback(ip: str) -> bool:
         return False
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
+def _kill_group(process: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> None:
     """SIGTERM the instance's whole session, then SIGKILL what is left after a grace period: a VM that stops
     stops everything. The group is signalled even when its leader (the user-data shell) already exited, since
     a program it started in the background must get its clean shutdown too."""
     group = process.pid
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(group, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
+    deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and _group_alive(process):
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError, PermissionError):

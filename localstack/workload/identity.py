@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 TIER_TAG = "drctl:tier"
 DRILL_TAG = "drctl:drill-run"
@@ -40,7 +41,8 @@ class Identity:
 def peer_address(me: Identity, tier: str) -> str | None:
     """The private address of a running instance of ``tier`` in this VPC and this drill (or, outside a drill,
     not of any drill); the newest one when several match. None when there is none yet."""
-    ec2: Any = boto3.client(
+    # A session per lookup: boto3's default session is not safe to share between the HTTP server's threads.
+    ec2: Any = boto3.session.Session().client(
         "ec2", region_name=me.region, config=Config(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=5)
     )
     filters: list[dict[str, Any]] = [
@@ -54,7 +56,13 @@ def peer_address(me: Identity, tier: str) -> str | None:
     if drill:
         filters.append({"Name": f"tag:{DRILL_TAG}", "Values": [drill]})
     found = []
-    for reservation in ec2.describe_instances(Filters=filters)["Reservations"]:
+    try:
+        reservations = ec2.describe_instances(Filters=filters)["Reservations"]
+    except (BotoCoreError, ClientError) as err:
+        # EC2 busy or restarting: no peer known yet; the caller answers 503 and asks again next time.
+        print(f"looking up the {tier} tier failed: {err}", flush=True)
+        return None
+    for reservation in reservations:
         for inst in reservation["Instances"]:
             tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
             if drill is None and DRILL_TAG in tags:
