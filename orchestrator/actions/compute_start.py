@@ -32,7 +32,7 @@ from orchestrator.drill.copies import launch_copies, standby_sources
 from orchestrator.drill.scope import TAG_RUN
 from orchestrator.engine.context import pause
 from orchestrator.errors import NotFound, Permanent
-from orchestrator.providers import aws_ec2
+from orchestrator.providers.choice import compute_service
 from orchestrator.providers.compute import Compute, WaitResult
 from orchestrator.runbook.fields import Duration, drctl_error, format_duration
 
@@ -85,20 +85,12 @@ def placement(cloud: str, resource_group: str | None, ctx: ActionContext) -> dic
 
 
 def compute_in(ctx: ActionContext, cloud: str, region: str | None, resource_group: str | None) -> Compute:
-    """EC2 in ``region``, or the Azure VMs of ``resource_group`` in location ``region``."""
+    """EC2 in ``region``, or the Azure VMs of ``resource_group`` in location ``region`` (defaults: the stack's
+    resource group and recovery region); :mod:`orchestrator.providers.choice` picks the provider."""
     if cloud != "azure":
-        return aws_ec2.compute_for(ctx.env, region)
-    group = azure_group(resource_group, ctx)
+        return compute_service(ctx.env, "aws", region)
     location = region or (ctx.stack.recovery_region if ctx.stack else None)
-    if group is None or location is None:
-        raise Permanent(
-            "an Azure compute step needs resource_group and region, or --stack-outputs with "
-            "azure_resource_group and recovery_region"
-        )
-    # Imported here: azure-mgmt-compute adds ~0.15 s to every command that loads a runbook, Azure or not.
-    from orchestrator.providers.azure_compute import azure_compute_for
-
-    return azure_compute_for(ctx.env, group, location)
+    return compute_service(ctx.env, "azure", location, azure_group(resource_group, ctx))
 
 
 def selection_tags(p: Selection, ctx: ActionContext) -> dict[str, str]:

@@ -13,7 +13,6 @@ out fails as not retryable, naming the change.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Literal, Self
 
@@ -31,24 +30,13 @@ from orchestrator.actions.base import (
 from orchestrator.drill.scope import DrillScope
 from orchestrator.engine.context import StepContext, pause
 from orchestrator.errors import NotFound, Permanent
+from orchestrator.providers.choice import DnsProvider, dns_service
 from orchestrator.providers.dns import ChangeResult, Dns, fqdn, wait_insync
-from orchestrator.providers.route53 import Route53Dns, route53_client
 from orchestrator.runbook.fields import Duration, drctl_error, format_duration
 
 RecordType = Literal["A", "AAAA", "CNAME", "TXT", "MX", "SRV", "PTR", "NS", "CAA"]
 DEFAULT_TTL = 60
 OUTPUTS = frozenset({"change_id", "changed", "previous", "new", "insync_s"})
-
-
-def route53_for(ctx: ActionContext) -> Dns:
-    """Route53 reached with the step's AWS variables (``AWS_ENDPOINT_URL`` for the lab)."""
-    return Route53Dns(route53_client(ctx.env))
-
-
-open_dns: Callable[[ActionContext], Dns] = route53_for
-"""How both DNS actions reach Route53; tests replace it with an in-memory ``Dns``."""
-
-DnsProvider = Literal["route53", "azure_dns", "traffic_manager"]
 
 
 def provider_of(p: SwitchParams, ctx: ActionContext) -> DnsProvider:
@@ -57,22 +45,9 @@ def provider_of(p: SwitchParams, ctx: ActionContext) -> DnsProvider:
 
 
 def dns_for(p: SwitchParams, ctx: ActionContext) -> Dns:
-    """The DNS service the step names. Azure DNS and Traffic Manager live in a resource group: the step's, else
-    the stack's ``azure_resource_group``."""
-    provider = provider_of(p, ctx)
-    if provider == "route53":
-        return open_dns(ctx)
-    group = azure_group(p.resource_group, ctx)
-    if group is None:
-        raise Permanent(f"{provider} needs resource_group, or --stack-outputs with azure_resource_group")
-    # Imported here, as the Azure management SDKs are only needed by runbooks that use them.
-    if provider == "azure_dns":
-        from orchestrator.providers.azure_dns import azure_dns_for
-
-        return azure_dns_for(ctx.env, group)
-    from orchestrator.providers.azure_traffic_manager import traffic_manager_for
-
-    return traffic_manager_for(ctx.env, group)
+    """The DNS service the step names (:mod:`orchestrator.providers.choice` picks it). Azure DNS and Traffic
+    Manager live in a resource group: the step's, else the stack's ``azure_resource_group``."""
+    return dns_service(ctx.env, provider_of(p, ctx), azure_group(p.resource_group, ctx))
 
 
 class SwitchParams(ActionParams):

@@ -27,7 +27,7 @@ from orchestrator.actions.base import (
 from orchestrator.actions.compute_start import deadline_of
 from orchestrator.engine.context import pause
 from orchestrator.errors import Permanent
-from orchestrator.providers import aws_ec2
+from orchestrator.providers.choice import ec2_service
 from orchestrator.runbook.fields import Duration, format_duration
 
 POLL_INTERVAL_S = 15.0
@@ -59,7 +59,7 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     """Use the image if the recovery region already has it (same id, or a copy called ``name``), else copy
     it; then wait for ``available``. Idempotent because the copy is found by its name on a repeat."""
     started = time.monotonic()
-    dest = aws_ec2.compute_for(ctx.env, p.region)
+    dest = ec2_service(ctx.env, p.region)
     copied = False
     if dest.image_exists(p.image):
         image_id = p.image

@@ -20,11 +20,10 @@ from typing import Any, Protocol
 from orchestrator.drill.scope import TAG_RUN
 from orchestrator.engine.journal import DrillResource, RunJournal
 from orchestrator.errors import DrError, NotFound, Permanent
-from orchestrator.providers import aws_ec2
+from orchestrator.providers.choice import compute_service, dns_service, ec2_service
 from orchestrator.providers.compute import Compute, InstanceInfo
 from orchestrator.providers.dns import Dns
 from orchestrator.providers.factory import StoreFactory
-from orchestrator.providers.route53 import Route53Dns, route53_client
 
 TERMINATE_WAIT_S = 300.0
 """How long the cleanup waits for its instances to reach ``terminated`` before it calls them removed anyway
@@ -73,23 +72,13 @@ class Providers:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Providers:
-        # The Azure management SDKs are imported only when a drill made something in Azure (import time).
-        def vms(group: str, location: str) -> Compute:
-            from orchestrator.providers.azure_compute import azure_compute_for
-
-            return azure_compute_for(env, group, location)
-
-        def zones(group: str) -> Dns:
-            from orchestrator.providers.azure_dns import azure_dns_for
-
-            return azure_dns_for(env, group)
-
+        # The providers are chosen in one place; Azure's SDKs load only when a drill made something in Azure.
         return cls(
-            compute=lambda region: aws_ec2.compute_for(env, region),
-            dns=lambda: Route53Dns(route53_client(env)),
+            compute=lambda region: ec2_service(env, region),
+            dns=lambda: dns_service(env, "route53"),
             stores=lambda: StoreFactory(dict(env)),
-            azure_compute=vms,
-            azure_dns=zones,
+            azure_compute=lambda group, location: compute_service(env, "azure", location, group),
+            azure_dns=lambda group: dns_service(env, "azure_dns", group),
         )
 
 

@@ -15,6 +15,7 @@ from orchestrator.actions import dns_failback, dns_failover
 from orchestrator.actions.base import StepStatus
 from orchestrator.engine.context import StepContext
 from orchestrator.errors import AuthError, NotFound, Permanent, PermissionDenied, ProviderError, Transient
+from orchestrator.providers import choice
 from orchestrator.providers.dns import ChangeResult, ChangeStatus, Dns, RecordSet, fqdn, wait_insync
 from orchestrator.providers.route53 import translate_route53_error
 
@@ -120,7 +121,7 @@ def context(fake_time: FakeTime, deadline: float | None = None) -> StepContext:
 @pytest.fixture
 def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
     fake = FakeDns({(fqdn(NAME), "A"): failover_pair()})
-    monkeypatch.setattr(dns_failover, "open_dns", lambda ctx: fake)
+    monkeypatch.setattr(choice, "route53_service", lambda env: fake)
     return fake
 
 

@@ -30,7 +30,7 @@ from orchestrator.engine.context import StepContext
 from orchestrator.engine.executor import Executor, RunOptions
 from orchestrator.engine.journal import RunJournal, RunStatus
 from orchestrator.errors import NotFound, Permanent
-from orchestrator.providers import aws_ec2
+from orchestrator.providers import aws_ec2, choice
 from orchestrator.providers.compute import LaunchSpec
 from orchestrator.providers.dns import ChangeResult, RecordSet, fqdn
 from orchestrator.providers.factory import StoreFactory
@@ -427,7 +427,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> DnsWorld:
         },
         log=ledger.order,
     )
-    monkeypatch.setattr(dns_failover, "open_dns", lambda ctx: dns)
+    monkeypatch.setattr(choice, "route53_service", lambda env: dns)
     return DnsWorld(dns, ledger)
 
 
