@@ -141,15 +141,21 @@ def render(report: RunReport) -> str:
         lines += ["", "## What the recovery found", ""]
         lines += table(["Step", "Action", "Found"], [[f.step_id, f.action, f.text] for f in found])
     lines += ["", "## Steps", ""]
+    lines += [
+        "Verified: `lab`, exercised on the emulators by drctl's suite; `unit`, only against fakes (no emulator "
+        "exists); `unverified`, neither.",
+        "",
+    ]
     ordered = sorted(report.steps, key=lambda s: (s.tier is None, s.tier or 0))
     lines += table(
-        ["Tier", "Step", "Action", "Status", "Attempts", "Duration", "Started", "Finished", "Notes"],
+        ["Tier", "Step", "Action", "Status", "Verified", "Attempts", "Duration", "Started", "Finished", "Notes"],
         [
             [
                 "?" if s.tier is None else s.tier,
                 s.step_id,
                 s.action or "?",
                 s.status,
+                s.verified,
                 _attempts(s),
                 duration(s.duration_seconds),
                 s.started or "—",

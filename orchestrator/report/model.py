@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -34,6 +34,7 @@ from orchestrator.engine.journal import RunJournal, RunStatus, StepRecord, StepS
 from orchestrator.engine.redact import redact
 from orchestrator.errors import DrError, NotFound
 from orchestrator.report.phases import Interval, PhaseBreakdown, breakdown
+from orchestrator.report.verification import verification
 from orchestrator.runbook.loader import LoadedRunbook, parse_runbook
 from orchestrator.runbook.problems import RunbookInvalid
 from orchestrator.runbook.yamlsource import YamlError, load_yaml
@@ -74,6 +75,8 @@ class StepReport:
     """How a gated step was approved ("auto-approved (drill)", "approved by --approve-all"), else None."""
     skip_reason: str | None = None
     """Why a skipped step did not run ("needs 'x', which did not succeed"), from the run's events."""
+    verified: str = "unverified"
+    """How this step's path has been verified: lab, unit or unverified (``orchestrator.report.verification``)."""
 
     @property
     def error_line(self) -> str:
@@ -217,6 +220,8 @@ class RunbookFacts:
     steps: Mapping[str, tuple[str, int]]
     rto: timedelta | None
     rpo: timedelta | None
+    places: Mapping[str, str] = field(default_factory=dict)
+    """Where a step acts, when it says or its stack does: its ``cloud`` (compute) or DNS ``provider``."""
 
 
 def runbook_facts(path: Path, params: Mapping[str, Any], sha256: str) -> tuple[RunbookFacts | None, str | None]:
@@ -244,7 +249,16 @@ def runbook_facts(path: Path, params: Mapping[str, Any], sha256: str) -> tuple[R
 def facts_of(loaded: LoadedRunbook) -> RunbookFacts:
     """The facts of a runbook already loaded, as the command that ran it has it."""
     spec = loaded.runbook.spec
-    return RunbookFacts({s.id: (s.action, s.tier) for s in spec.steps}, spec.objectives.rto, spec.objectives.rpo)
+    places: dict[str, str] = {}
+    for s in spec.steps:
+        given = s.with_.model_dump()
+        place = given.get("cloud") or given.get("provider")
+        if place is None and s.action.startswith("dns.") and loaded.stack is not None:
+            place = loaded.stack.dns_provider  # what the DNS actions default to
+        if isinstance(place, str):
+            places[s.id] = place
+    steps = {s.id: (s.action, s.tier) for s in spec.steps}
+    return RunbookFacts(steps, spec.objectives.rto, spec.objectives.rpo, places)
 
 
 def _raw_facts(text: str) -> RunbookFacts | None:
@@ -258,6 +272,7 @@ def _raw_facts(text: str) -> RunbookFacts | None:
     if not isinstance(spec, dict) or not isinstance(steps, list):
         return None
     facts: dict[str, tuple[str, int]] = {}
+    places: dict[str, str] = {}
     for item in steps:
         if not isinstance(item, dict):
             return None
@@ -265,6 +280,10 @@ def _raw_facts(text: str) -> RunbookFacts | None:
         if not isinstance(step_id, str) or not isinstance(action, str) or type(tier) is not int:
             return None
         facts[step_id] = (action, tier)
+        given = item.get("with")
+        place = (given.get("cloud") or given.get("provider")) if isinstance(given, dict) else None
+        if isinstance(place, str) and "${" not in place:
+            places[step_id] = place
     objectives = spec.get("objectives", {})
     if not isinstance(objectives, dict):
         return None
@@ -275,7 +294,7 @@ def _raw_facts(text: str) -> RunbookFacts | None:
             durations.append(parse_duration(value) if isinstance(value, str) else None)
         except DrError:
             durations.append(None)
-    return RunbookFacts(facts, durations[0], durations[1])
+    return RunbookFacts(facts, durations[0], durations[1], places)
 
 
 def build_report(journal: RunJournal, run_id: str, facts: RunbookFacts | None = None) -> RunReport:
@@ -368,6 +387,7 @@ def _step(
         rec.error,
         approvals[-1] if approvals else None,
         skips[-1] if skips and rec.status == StepState.SKIPPED else None,
+        verification(action, facts.places.get(rec.step_id) if facts else None),
     )
 
 

@@ -250,7 +250,7 @@ def test_markdown_has_the_summary_objectives_and_steps_tables(harness: Harness, 
 def test_markdown_escapes_table_breaking_text(harness: Harness, wall: WallClock) -> None:
     text = markdown.render(failed_run(harness, wall))
     row = next(line for line in text.splitlines() if "| broken |" in line)
-    assert row.count(" | ") == 8  # nine cells: nothing in the error opened a new one
+    assert row.count(" | ") == 9  # ten cells: nothing in the error opened a new one
     assert 'bad &lt;tag&gt; &amp; "quote" ]]&gt;' in row  # shown as text, never as HTML
     assert "\x1b" not in text
     skipped = next(line for line in text.splitlines() if "| after |" in line)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from orchestrator.report.findings import findings
 from orchestrator.report.markdown import render
-from orchestrator.report.model import ObjectiveCheck, RunReport, StepReport
+from orchestrator.report.model import ObjectiveCheck, RunReport, StepReport, facts_of
+from orchestrator.report.verification import verification
+from orchestrator.runbook.loader import load_runbook
+from orchestrator.stack_outputs import load_stack_outputs
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def step(step_id: str, action: str, outputs: dict[str, Any], status: str = "succeeded") -> StepReport:
@@ -63,3 +69,24 @@ def test_the_markdown_report_has_a_findings_section_only_when_something_was_foun
     text = render(run_report([step("check-db", "db.check", {"values": '{"orders":"809"}'})]))
     assert "## What the recovery found" in text
     assert "| check-db | db.check | orders = 809 |" in text
+
+
+def test_each_step_says_how_its_path_was_verified() -> None:
+    assert verification("db.restore", None) == "lab"
+    assert verification("compute.start", None) == "lab"
+    assert verification("compute.start", "azure") == "unit"
+    assert verification("dns.failover", "route53") == "lab"
+    assert verification("dns.failover", "traffic_manager") == "unit"
+    assert verification("some.plugin", None) == "unverified"
+    assert verification(None, None) == "unverified"
+    text = render(run_report([step("check-db", "db.check", {"values": "{}"})]))
+    assert "| Verified |" in text
+
+
+def test_a_dns_step_is_labelled_by_the_provider_its_stack_uses() -> None:
+    runbooks = REPO / "runbooks"
+    outputs = REPO / "tests" / "runbooks" / "stack-outputs"
+    azure = facts_of(load_runbook(runbooks / "drill.yaml", {}, load_stack_outputs(outputs / "aws-to-azure.json")))
+    lab = facts_of(load_runbook(runbooks / "drill.yaml", {}, load_stack_outputs(outputs / "lab.json")))
+    assert verification("dns.failover", azure.places.get("switch-dns")) == "unit"
+    assert verification("dns.failover", lab.places.get("switch-dns")) == "lab"
