@@ -68,6 +68,8 @@ class Booted:
     process: subprocess.Popen[bytes]
     started: float
     exit_noted: bool = False
+    group_gone: bool = False
+    """Its leader exited and no member is left: the group id is free for reuse, so it is never signalled again."""
 
 
 @dataclass
@@ -145,6 +147,8 @@ class Runner:
             if code is not None and not booted.exit_noted:
                 booted.exit_noted = True
                 _say(f"{booted.id}: its program exited with {code}; the instance stays running, unhealthy")
+            if code is not None and not booted.group_gone:
+                booted.group_gone = not _group_alive(booted.process)
 
     def boot(self, iid: str, region: str, inst: Mapping[str, Any]) -> None:
         self.due.pop(iid, None)
@@ -183,7 +187,8 @@ class Runner:
 
     def halt(self, iid: str, state: str) -> None:
         booted = self.booted.pop(iid)
-        _kill_group(booted.process)
+        if not booted.group_gone:
+            _kill_group(booted.process)
         _say(f"{iid}: {state}, its processes are stopped")
 
     def forget_disk(self, iid: str) -> None:
@@ -194,7 +199,8 @@ class Runner:
     def halt_all(self) -> None:
         """Every instance at once: SIGTERM all groups, then one shared grace period, then SIGKILL what is left.
         One by one, a lab of many instances would outlast ``lab.py``'s patience with the runner itself."""
-        booted, self.booted = list(self.booted.values()), {}
+        booted = [b for b in self.booted.values() if not b.group_gone]
+        self.booted = {}
         for b in booted:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(b.process.pid, signal.SIGTERM)
