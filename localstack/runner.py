@@ -44,7 +44,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from localstack.pg import PASSWORD_VAR, PgError, lab_password, pg_bin
+from localstack.pg import PASSWORD_VAR, PgError, ensure_reachable, lab_password, pg_bin
 
 REPO = Path(__file__).resolve().parent.parent
 WORKLOAD_TAG = "drctl-lab:workload"
@@ -305,6 +305,8 @@ def main() -> int:
     except (ValueError, PgError) as err:
         _say(f"error: {err}")
         return 2
+    for directory in ensure_reachable(lab_dir):
+        _say(f"made {directory} searchable (o+x) so the lab user's PostgreSQL can reach the lab")
 
     def stop(signum: int, _frame: object) -> None:
         runner.stopping = True

@@ -95,6 +95,7 @@ def unused_loopback() -> str:
 def postgres_server() -> Iterator[PgServer]:
     """Start a fresh server (initdb, start, bounded readiness wait on ``pg_isready``), yield it, stop it."""
     bin_dir = pg_bin_or_skip()
+    pg.ensure_reachable(bin_dir)
     who = pg.run_as()
     password = secrets.token_urlsafe(18)
     # Under /tmp itself, not pytest's tmp_path: as root the server runs as the lab user, who cannot enter
