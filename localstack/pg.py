@@ -121,10 +121,6 @@ class Server:
     port: int
     process: subprocess.Popen[bytes]
 
-    def dsn(self, password: str | None = None, database: str = DB_NAME, user: str = DB_USER) -> str:
-        secret = f":{password}" if password else ""
-        return f"postgresql://{user}{secret}@{self.host}:{self.port}/{database}"
-
 
 def init_cluster(bin_dir: Path, data: Path, password: str, who: RunAs) -> bool:
     """``initdb`` the data directory unless it already holds a finished cluster (:func:`mark_ready`); password
