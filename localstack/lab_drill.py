@@ -32,11 +32,11 @@ def _env(lab_dir: Path) -> dict[str, str]:
     return env
 
 
-def _stage(title: str) -> None:
+def stage(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def _drctl(args: Sequence[str], env: dict[str, str], *, capture: bool = False) -> subprocess.CompletedProcess[str]:
+def drctl(args: Sequence[str], env: dict[str, str], *, capture: bool = False) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", *args],
         cwd=REPO,
@@ -48,7 +48,7 @@ def _drctl(args: Sequence[str], env: dict[str, str], *, capture: bool = False) -
 
 
 def _latest_run(env: dict[str, str]) -> str | None:
-    listing = _drctl(["status", "--json"], env, capture=True)
+    listing = drctl(["status", "--json"], env, capture=True)
     if listing.returncode != 0:
         return None
     runs = json.loads(listing.stdout or "[]")
@@ -62,30 +62,30 @@ def main(argv: Sequence[str]) -> int:
     outputs = lab_dir / "stack-outputs.json"
     extra = list(argv)
 
-    _stage("seed the lab estate (idempotent)")
+    stage("seed the lab estate (idempotent)")
     seeded = subprocess.run([sys.executable, "-m", "localstack.seed", "--out", str(outputs)], cwd=REPO, check=False)
     if seeded.returncode != 0:
         print("make drill: seeding the lab failed (see above); nothing was drilled", file=sys.stderr)
         return seeded.returncode
 
-    _stage(f"drill {RUNBOOK}")
+    stage(f"drill {RUNBOOK}")
     before = _latest_run(env)
-    drill = _drctl(["drill", RUNBOOK, "--stack-outputs", str(outputs), *extra], env)
+    drill = drctl(["drill", RUNBOOK, "--stack-outputs", str(outputs), *extra], env)
     run_id = _latest_run(env)
     if run_id is None or run_id == before:
         print("make drill: the drill did not start (see above)", file=sys.stderr)
         return drill.returncode or 1
 
-    _stage(f"report of drill {run_id}")
-    _drctl(["report", run_id, "--format", "markdown"], env)
+    stage(f"report of drill {run_id}")
+    drctl(["report", run_id, "--format", "markdown"], env)
     reports = lab_dir / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     html = reports / f"drill-{run_id}.html"
-    if _drctl(["report", run_id, "--format", "html", "--out", str(html)], env).returncode == 0:
+    if drctl(["report", run_id, "--format", "html", "--out", str(html)], env).returncode == 0:
         print(f"HTML report: {html}")
 
-    _stage("sweep the lab for leftovers of earlier drills")
-    sweep = _drctl(["drill", "--cleanup", "--orphans", "--min-age", "0s", "--stack-outputs", str(outputs)], env)
+    stage("sweep the lab for leftovers of earlier drills")
+    sweep = drctl(["drill", "--cleanup", "--orphans", "--min-age", "0s", "--stack-outputs", str(outputs)], env)
 
     print(f"\nmake drill: drill {run_id} exited {drill.returncode}; journal in {env['DRCTL_STATE_DIR']}")
     print(f"  DRCTL_STATE_DIR={env['DRCTL_STATE_DIR']} drctl report {run_id}  shows it again")

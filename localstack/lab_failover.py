@@ -31,6 +31,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from localstack.lab_drill import drctl, stage
 from localstack.seed.clients import SEED_TAG
 from localstack.seed.config import load_lab_config
 from localstack.seed.workload import WORKLOAD_TAG
@@ -39,21 +40,6 @@ REPO = Path(__file__).resolve().parent.parent
 FAILOVER = "runbooks/failover-aws-to-azure.yaml"
 FAILBACK = "runbooks/failback.yaml"
 ANSWER_WAIT_S = 60.0
-
-
-def _stage(title: str) -> None:
-    print(f"\n== {title}", flush=True)
-
-
-def _drctl(args: Sequence[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        cwd=REPO,
-        env=env,
-        check=False,
-        text=True,
-        stdout=subprocess.PIPE,
-    )
 
 
 def _tier_instances(region: str, role: str, prefix: str) -> dict[str, dict[str, Any]]:
@@ -151,7 +137,7 @@ def failover_and_back(argv: Sequence[str]) -> int:
     assert aws is not None  # load_lab_config refuses a config without AWS
     web_port = next(t.port for t in config.tiers if t.name == "web")
 
-    _stage("seed the lab estate (idempotent): production runs in the primary region")
+    stage("seed the lab estate (idempotent): production runs in the primary region")
     if subprocess.run(
         [sys.executable, "-m", "localstack.seed", "--out", str(outputs)], cwd=REPO, check=False
     ).returncode:
@@ -161,7 +147,7 @@ def failover_and_back(argv: Sequence[str]) -> int:
     if "web" in production and not _say_shop("production", production["web"]["PrivateIpAddress"], web_port):
         return 1
 
-    _stage(f"the disaster: production's instances in {aws.region} stop")
+    stage(f"the disaster: production's instances in {aws.region} stop")
     ec2: Any = boto3.client("ec2", region_name=aws.region)
     ec2.stop_instances(InstanceIds=[i["InstanceId"] for i in production.values()])
     # The disaster is the moment the database stopped answering (the runner stops its process within about a
@@ -173,8 +159,8 @@ def failover_and_back(argv: Sequence[str]) -> int:
     disaster = datetime.now(UTC).isoformat()
     print(f"production stopped at {disaster}: {', '.join(sorted(production))}")
 
-    _stage(f"fail over: drctl run {FAILOVER}")
-    failover = _drctl(
+    stage(f"fail over: drctl run {FAILOVER}")
+    failover = drctl(
         [
             "run",
             FAILOVER,
@@ -188,24 +174,20 @@ def failover_and_back(argv: Sequence[str]) -> int:
             *argv,
         ],
         env,
+        capture=True,
     )
     run_id = _run_id(failover.stdout)
     if failover.returncode != 0 or not run_id:
         print(f"make failover: the failover failed (exit {failover.returncode}; see above)", file=sys.stderr)
         return failover.returncode or 1
-    subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "report", run_id, "--format", "markdown"],
-        env=env,
-        cwd=REPO,
-        check=False,
-    )
+    drctl(["report", run_id, "--format", "markdown"], env)
     standby = _tier_instances(aws.recovery_region, "standby", config.name_prefix)
     if not _say_shop("the standby", standby["web"]["PrivateIpAddress"], web_port):
         return 1
 
-    _stage(f"fail back: drctl run {FAILBACK}")
+    stage(f"fail back: drctl run {FAILBACK}")
     vault = f"az://{config.name_prefix}-vault/"
-    back = _drctl(
+    back = drctl(
         [
             "run",
             FAILBACK,
@@ -220,6 +202,7 @@ def failover_and_back(argv: Sequence[str]) -> int:
             f"vault={vault}",
         ],
         env,
+        capture=True,
     )
     back_id = _run_id(back.stdout)
     if back.returncode != 0 or not back_id:

@@ -26,6 +26,7 @@ import pytest
 
 from localstack.lab import LabConfig, runner_state
 from localstack.runner import WORKLOAD_TAG
+from tests.integration.test_lab import alive
 from tests.support.estate import wait_for
 
 if TYPE_CHECKING:
@@ -82,14 +83,6 @@ EXITS_ONCE_SCRIPT = '#!/bin/sh\necho boot >> "$DRCTL_INSTANCE_DISK/count"\nexit 
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def answer(ip: str, port: int) -> str | None:
