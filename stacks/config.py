@@ -103,7 +103,7 @@ class NetworkConfig:
 @dataclass(frozen=True, config=_SECTION)
 class ComputeConfig:
     aws_mode: Literal["stopped_instances", "launch_templates"] = "stopped_instances"
-    azure_mode: Literal["vmss", "vm"] = "vmss"
+    azure_mode: Literal["vmss", "vm"] = "vm"
 
 
 @dataclass(frozen=True, config=_SECTION)
@@ -233,6 +233,13 @@ def consistency_problems(config: StackConfig) -> list[str]:
     problems += _dns_problems(config)
     problems += _drill_endpoint_problems(config)
     problems += _image_problems(config)
+    if config.recovery_cloud == "azure" and config.compute.azure_mode == "vmss":
+        # The stack and the actions must agree: compute.start starts (and compute.stop deallocates) VMs, and
+        # no action scales a scale set yet, so a failover could never bring a capacity-0 scale set up.
+        problems.append(
+            "drctl:compute.azure_mode vmss: no drctl action scales a scale set yet, so a failover could not start "
+            "the standby; use vm (deallocated VMs, which compute.start starts)"
+        )
     return problems
 
 

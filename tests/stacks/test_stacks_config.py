@@ -31,7 +31,7 @@ def test_aws_to_azure_recovers_on_azure_behind_traffic_manager() -> None:
     assert config.aws.localstack_endpoint is None
     assert config.azure is not None
     assert config.dns.provider == "traffic_manager"
-    assert config.compute.azure_mode == "vmss"
+    assert config.compute.azure_mode == "vm"
     assert config.recovery_region == config.azure.recovery_location
 
 
@@ -103,6 +103,7 @@ def _drop(path: str) -> Edit:
         ("lab", _set("name_prefix", "Has Spaces"), "drctl:name_prefix"),
         ("lab", _set("storage.ia_after_days", 7), "drctl:storage.ia_after_days"),
         ("aws-to-azure", _set("storage.azure_sku", "Standard_LRS"), "drctl:storage.azure_sku"),
+        ("aws-to-azure", _set("compute.azure_mode", "vmss"), "no drctl action scales a scale set yet"),
         (
             "aws-to-azure",
             _set("tiers", [{"name": "db", "port": 1433, "ingress_from": "internet", "os_type": "windows"}]),

@@ -46,7 +46,9 @@ def test_aws_to_azure_outputs_name_both_vaults_and_azure_standby() -> None:
     assert outputs.vault_container == "backups"
     assert outputs.vault_blob_endpoint == f"https://{outputs.vault_account}.blob.core.windows.net/"
     assert outputs.azure_resource_group is not None
-    assert outputs.standby_mode == "vmss"
-    assert set(outputs.standby_template_ids) == {"db", "app", "web"}
+    # Deallocated VMs, which compute.start starts by name: every tier has its own.
+    assert outputs.standby_mode == "vm"
+    assert set(outputs.standby_instance_ids) == {"db", "app", "web"}
+    assert all(outputs.standby_instance_ids.values())
     assert outputs.dns_provider == "traffic_manager"
     assert outputs.recovery_region == "eastus2"

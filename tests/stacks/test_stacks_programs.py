@@ -84,13 +84,15 @@ def test_non_lab_providers_use_ambient_credentials() -> None:
             assert "endpoints" not in provider.inputs
 
 
-def test_aws_to_azure_recovers_into_scale_sets_behind_traffic_manager() -> None:
+def test_aws_to_azure_recovers_into_deallocated_vms_behind_traffic_manager() -> None:
     result = run_stack("aws-to-azure")
     assert result.of_type("aws:ec2/instance:Instance") == []
     assert result.of_type("aws:ec2/vpc:Vpc") == []
-    sets = result.of_type("azure-native:compute:VirtualMachineScaleSet")
-    assert {s.inputs["sku"]["capacity"] for s in sets} == {0}
-    assert len(sets) == 3
+    # Standby VMs (one per tier here), tagged to be deallocated; no scale set, which no action could scale.
+    assert result.of_type("azure-native:compute:VirtualMachineScaleSet") == []
+    vms = result.of_type("azure-native:compute:VirtualMachine")
+    assert len(vms) == 3
+    assert {v.inputs["tags"]["drctl:standby-state"] for v in vms} == {"deallocated"}
     (profile,) = result.of_type("azure-native:trafficmanager:Profile")
     assert profile.inputs["trafficRoutingMethod"] == "Priority"
     (account,) = result.of_type("azure-native:storage:StorageAccount")

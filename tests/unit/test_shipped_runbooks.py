@@ -40,3 +40,26 @@ def test_every_production_dns_step_declares_where_a_drill_points(path: Path) -> 
     for step in loaded.runbook.spec.steps:
         if step.action in ("dns.failover", "dns.failback") and step.runs_in("drill"):
             assert step.with_.model_dump().get("drill_endpoint"), f"{path.name}: {step.id} has no drill_endpoint"
+
+
+MAINTENANCE = sorted((REPO / "runbooks" / "maintenance").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", MAINTENANCE, ids=lambda p: p.name)
+def test_a_maintenance_runbook_loads_and_plans_against_an_azure_recovery_stack(path: Path) -> None:
+    azure = next(p for p in OUTPUTS if p.stem == "aws-to-azure")
+    plan = make_plan(load_runbook(path, {}, load_stack_outputs(azure)))
+    assert plan.tiers
+
+
+def test_parking_the_azure_standby_deallocates_the_vms_the_stack_tags_for_it() -> None:
+    (park,) = (p for p in MAINTENANCE if p.name == "park-azure-standby.yaml")
+    loaded = load_runbook(park, {}, load_stack_outputs(next(p for p in OUTPUTS if p.stem == "aws-to-azure")))
+    (step,) = loaded.runbook.spec.steps
+    given = step.with_.model_dump()
+    # The tag the stack's standby VMs carry (stacks/components/standby_compute.py), and Azure as the cloud.
+    assert (step.action, given["cloud"], given["tags"]["drctl:standby-state"]) == (
+        "compute.stop",
+        "azure",
+        "deallocated",
+    )
