@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -582,3 +583,26 @@ def _no_real_network(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a real HTTP connection was attempted")
 
     monkeypatch.setattr(HTTPAdapter, "send", refuse)
+
+
+# -- recorded ARM answers ------------------------------------------------------------------------------------------
+
+SPEC_EXAMPLE = Path(__file__).parent / "data" / "arm" / "VirtualMachine_Get_InstanceView.json"
+"""The response of Azure's own example ``VirtualMachine_Get_InstanceView.json`` (Azure/azure-rest-api-specs,
+specification/compute/resource-manager/Microsoft.Compute/ComputeRP/stable/2024-07-01/examples/
+virtualMachineExamples/, commit ba16d1ab3479ee43b0db0da3dbc19cc2306a221e), with the patch-status and
+boot-diagnostics sections left out: a real instance view as the API documents it."""
+
+
+def test_a_documented_instance_view_reads_as_running_with_its_agent_ready(rig: Rig) -> None:
+    view = json.loads(SPEC_EXAMPLE.read_text())["responses"]["200"]["body"]
+    body = vm_json("myVM", None, agent=None)
+    body["properties"]["instanceView"] = view
+    rig.vm("myVM", ok(body))
+    assert rig.compute.describe(["myVM"])["myVM"].state == "running"
+    assert rig.compute.status_ok(["myVM"]) == {"myVM": True}
+    # The same view with the VM deallocated, as the Deallocate example leaves it, is a stopped standby.
+    stopped = json.loads(json.dumps(view).replace("PowerState/running", "PowerState/deallocated"))
+    body["properties"]["instanceView"] = stopped
+    rig.vm("myVM", ok(body))
+    assert rig.compute.describe(["myVM"])["myVM"].state == "stopped"
