@@ -14,7 +14,6 @@ Idempotent: it only reads, in read-only transactions.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -23,9 +22,9 @@ from typing import Any, Self
 import psycopg
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
-from orchestrator.actions.base import ActionContext, ActionSpec, OutputValue, StepResult, StepStatus, Touch
+from orchestrator.actions.base import ActionContext, ActionSpec, OutputValue, StepResult, Touch
 from orchestrator.actions.pg_target import PgTarget, PgTargetParams, connect, translate
-from orchestrator.engine.context import pause
+from orchestrator.actions.polling import poll_until_passed
 from orchestrator.errors import Transient
 from orchestrator.runbook.fields import Duration, Name, Strict, drctl_error
 
@@ -223,28 +222,18 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     raised as ``Transient`` for the step's own retry. Wrong credentials fail at once."""
     target = p.target()
     password = p.password(ctx.env)
-    started = time.monotonic()
-    budget = p.timeout.total_seconds()
-    while True:
-        left = budget - (time.monotonic() - started)
+
+    def attempt(left: float) -> tuple[dict[str, OutputValue], str]:
         try:
             outcomes = run_checks(p, target, password, left)
         except Transient as err:
             if p.interval is None:
                 raise
-            outputs: dict[str, OutputValue] = {"values": "{}", "passed": 0, "failed": len(p.checks)}
-            problem = str(err)
-        else:
-            outputs = outputs_of(p, outcomes)
-            if not outputs["failed"]:
-                return StepResult(StepStatus.SUCCEEDED, outputs)
-            problem = describe_failures(p, target, outcomes)
-        ctx.log(problem)
-        left = budget - (time.monotonic() - started)
-        if p.interval is None or left <= 0 or ctx.cancelled():
-            return StepResult(StepStatus.FAILED, outputs, problem)
-        if not pause(ctx, min(p.interval.total_seconds(), left)):
-            return StepResult(StepStatus.FAILED, outputs, f"{problem} (stopped waiting)")
+            return {"values": "{}", "passed": 0, "failed": len(p.checks)}, str(err)
+        outputs = outputs_of(p, outcomes)
+        return outputs, describe_failures(p, target, outcomes) if outputs["failed"] else ""
+
+    return poll_until_passed(ctx, p.interval, p.timeout, attempt)
 
 
 SPEC = ActionSpec(

@@ -21,8 +21,8 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, JsonValue, StrictFloat, StrictInt, StrictStr, model_validator
 
-from orchestrator.actions.base import ActionContext, ActionParams, ActionSpec, StepResult, StepStatus, Touch
-from orchestrator.engine.context import pause
+from orchestrator.actions.base import ActionContext, ActionParams, ActionSpec, OutputValue, StepResult, Touch
+from orchestrator.actions.polling import poll_until_passed
 from orchestrator.runbook.fields import Duration, HttpUrlText, Strict, drctl_error
 
 MISSING = object()
@@ -152,20 +152,14 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     """GET until the answer passes, every ``interval`` up to ``timeout`` (one request without ``interval``).
     A check that never passes fails with the last reason, not retryable: the polling already was the retry."""
     started = time.monotonic()
-    budget = p.timeout.total_seconds()
-    while True:
-        elapsed = time.monotonic() - started
-        status, problem, checked = _probe(p, budget - elapsed)
+
+    def attempt(left: float) -> tuple[dict[str, OutputValue], str]:
+        status, problem, checked = _probe(p, left)
         elapsed_ms = int((time.monotonic() - started) * 1000)
-        outputs = {"status": status or 0, "elapsed_ms": elapsed_ms, "checked": checked}
-        if not problem:
-            return StepResult(StepStatus.SUCCEEDED, outputs)
-        ctx.log(f"GET {p.url}: {problem}")
-        left = budget - (time.monotonic() - started)
-        if p.interval is None or left <= 0 or ctx.cancelled():
-            return StepResult(StepStatus.FAILED, outputs, f"GET {p.url}: {problem}")
-        if not pause(ctx, min(p.interval.total_seconds(), left)):
-            return StepResult(StepStatus.FAILED, outputs, f"GET {p.url}: {problem} (stopped waiting)")
+        outputs: dict[str, OutputValue] = {"status": status or 0, "elapsed_ms": elapsed_ms, "checked": checked}
+        return outputs, f"GET {p.url}: {problem}" if problem else ""
+
+    return poll_until_passed(ctx, p.interval, p.timeout, attempt)
 
 
 SPEC = ActionSpec(
