@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from orchestrator import __version__
@@ -426,7 +426,7 @@ def _seal_point(
             )
     point_id = new_point_id(created)
     # Entries this run wrote name the run in the journal; in the manifest they name the point.
-    objects = tuple(replace(e, written_by=point_id) if e.written_by == run.run_id else e for e in objects)
+    objects = tuple(e.model_copy(update={"written_by": point_id}) if e.written_by == run.run_id else e for e in objects)
     point = RecoveryPoint(
         id=point_id,
         started=plan.started,

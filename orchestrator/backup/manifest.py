@@ -1,9 +1,15 @@
-"""The recovery point (manifest) and set settings documents, typed and checked on every load.
+"""The recovery point (manifest), set settings and journal entry documents: pydantic models, checked on every load.
 
 A recovery point lists the complete state of the source at the time it was taken: every object with its
 size, SHA-256 of the plaintext, source etag/version and the blob that holds it. Restoring any point therefore
 needs only that manifest and the blobs it names; ``parent`` records the chain the point was computed against.
 Each manifest carries a digest of its own canonical body, so a manifest edited by hand is refused.
+
+drctl writes these documents and reads them back, so the models are strict (the same library as the runbooks,
+without its coercion): anything that is not exactly what drctl writes (a missing or unknown key, a number as a
+string, a bool as a count, another timestamp form) is refused with a ``DocumentError`` naming the field.
+Serialising stays explicit (``moment_to_json`` and ``json.dumps``): every manifest so far was written in that
+form and its digest covers the bytes.
 """
 
 from __future__ import annotations
@@ -11,170 +17,138 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass, fields
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from orchestrator.backup.strict_json import HEX64, DocumentError, Fields, moment_to_json, parse_json
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic_core import ErrorDetails, PydanticCustomError
+
 from orchestrator.errors import IntegrityError
 
 Mode = Literal["full", "incremental", "differential"]
 CopyPath = Literal["streamed", "server-side", "unchanged"]
 KeyScheme = Literal["local-aes-256-gcm"]
 FORMAT: Literal[1] = 1
-MODES: tuple[Mode, ...] = ("full", "incremental", "differential")
-COPY_PATHS: tuple[CopyPath, ...] = ("streamed", "server-side", "unchanged")
-KEY_SCHEMES: tuple[KeyScheme, ...] = ("local-aes-256-gcm",)
-# The values a closed field may take, as the tuples the reader checks against.
-_AES_GCM: tuple[Literal["AES-256-GCM"]] = ("AES-256-GCM",)
-_ZSTD: tuple[Literal["zstd"]] = ("zstd",)
+
+# The form drctl writes (``moment_to_json``). pydantic's own datetime parsing would also take unix numbers,
+# dates without a time and other separators, and ``datetime.fromisoformat`` week dates, basic format and
+# hour-only times: none of which drctl writes.
+_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})?")
 
 
-@dataclass(frozen=True, slots=True)
-class EncryptionSettings:
+class DocumentError(ValueError):
+    """A document that is not the shape drctl writes; the message names the field."""
+
+
+def moment_to_json(value: datetime) -> str:
+    """ISO 8601 with ``Z`` for UTC: the form every manifest so far was written in (its digest covers it)."""
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _moment(value: object) -> object:
+    if isinstance(value, datetime):  # built in code rather than read from a document
+        return value
+    if isinstance(value, str) and _MOMENT.fullmatch(value):
+        # A month 13 or an hour 25 raises ValueError, which pydantic reports against the field.
+        return datetime.fromisoformat(value)
+    raise PydanticCustomError("moment", "expected an ISO 8601 date and time such as 2026-11-26T14:31:05Z")
+
+
+def _format_number(value: object) -> object:
+    # A Literal of an int takes true and 1.0 even in strict mode; drctl writes neither.
+    if type(value) is not int:
+        raise PydanticCustomError("format", "expected format {format}", {"format": FORMAT})
+    return value
+
+
+Moment = Annotated[datetime, BeforeValidator(_moment), PlainSerializer(moment_to_json, when_used="json")]
+Format = Annotated[Literal[1], BeforeValidator(_format_number)]
+Count = Annotated[int, Field(ge=0)]
+Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class _Document(BaseModel):
+    """Frozen, compared by value, no unknown keys and no coercion. Fields are declared in the order drctl
+    writes them: ``to_doc`` follows it, and documents not written with sorted keys depend on it."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    def to_doc(self) -> dict[str, object]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def _read(cls, raw: str | bytes, root: str) -> Self:
+        """Raises ``DocumentError`` (a ValueError) naming the first field that is not as drctl writes it."""
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise _document_error(exc, root) from exc
+
+
+class EncryptionSettings(_Document):
+    algorithm: Literal["AES-256-GCM"] = "AES-256-GCM"
+    key_wrapping: KeyScheme = "local-aes-256-gcm"
+    """How the data key is wrapped (KMS or Key Vault would add schemes)."""
     wrapped_key: str
     """The set's data key, AES-256-GCM-wrapped by the key-encryption key, base64."""
     kek_id: str
     """A fingerprint of the key-encryption key, to name the key a set needs."""
-    algorithm: Literal["AES-256-GCM"] = "AES-256-GCM"
-    key_wrapping: KeyScheme = "local-aes-256-gcm"
-    """How the data key is wrapped (KMS or Key Vault would add schemes)."""
-
-    def to_doc(self) -> dict[str, object]:
-        return {
-            "algorithm": self.algorithm,
-            "key_wrapping": self.key_wrapping,
-            "wrapped_key": self.wrapped_key,
-            "kek_id": self.kek_id,
-        }
-
-    @classmethod
-    def from_fields(cls, f: Fields) -> EncryptionSettings:
-        return cls(
-            algorithm=f.choice("algorithm", _AES_GCM, default="AES-256-GCM"),
-            key_wrapping=f.choice("key_wrapping", KEY_SCHEMES, default="local-aes-256-gcm"),
-            wrapped_key=f.text("wrapped_key"),
-            kek_id=f.text("kek_id"),
-        )
 
 
-@dataclass(frozen=True, slots=True)
-class SetConfig:
-    created: datetime
+class SetConfig(_Document):
+    format: Format = FORMAT
+    created: Moment
     compression: Literal["zstd"] | None = None
     encryption: EncryptionSettings | None = None
-    format: Literal[1] = FORMAT
 
     def to_json(self) -> bytes:
-        doc = {
-            "format": self.format,
-            "created": moment_to_json(self.created),
-            "compression": self.compression,
-            "encryption": self.encryption.to_doc() if self.encryption else None,
-        }
-        return json.dumps(doc, indent=1).encode()
+        return json.dumps(self.to_doc(), indent=1).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> SetConfig:
-        """Raises ``DocumentError`` (a ValueError) naming the first field that is not as drctl writes it."""
-        f = Fields(parse_json(raw, "settings"), "settings", _KEYS[SetConfig])
-        f.format_version("format", FORMAT)
-        encryption = f.nested("encryption", _KEYS[EncryptionSettings])
-        return cls(
-            created=f.moment("created"),
-            compression=f.choice_or_none("compression", _ZSTD),
-            encryption=EncryptionSettings.from_fields(encryption) if encryption else None,
-        )
+        return cls._read(raw, "settings")
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectEntry:
+class ObjectEntry(_Document):
     key: str
-    size: int
-    sha256: str
-    blob: str
-    stored_size: int
-    source_modified: datetime
-    written_by: str
-    """The id of the recovery point whose run wrote the blob."""
+    size: Count
+    sha256: Hex64
+    blob: Hex64
+    stored_size: Count
     source_etag: str | None = None
     source_version: str | None = None
+    source_modified: Moment
     source_md5: str | None = None
-
-    def to_doc(self) -> dict[str, object]:
-        return {
-            "key": self.key,
-            "size": self.size,
-            "sha256": self.sha256,
-            "blob": self.blob,
-            "stored_size": self.stored_size,
-            "source_etag": self.source_etag,
-            "source_version": self.source_version,
-            "source_modified": moment_to_json(self.source_modified),
-            "source_md5": self.source_md5,
-            "written_by": self.written_by,
-        }
+    written_by: str
+    """The id of the recovery point whose run wrote the blob (in the journal: the run's id)."""
 
     def to_json(self) -> str:
         return json.dumps(self.to_doc(), separators=(",", ":"))
 
     @classmethod
-    def from_doc(cls, doc: object, where: str) -> ObjectEntry:
-        f = Fields(doc, where, _KEYS[ObjectEntry])
-        return cls(
-            key=f.text("key"),
-            size=f.integer("size", minimum=0),
-            sha256=f.text("sha256", pattern=HEX64),
-            blob=f.text("blob", pattern=HEX64),
-            stored_size=f.integer("stored_size", minimum=0),
-            source_etag=f.text_or_none("source_etag"),
-            source_version=f.text_or_none("source_version"),
-            source_modified=f.moment("source_modified"),
-            source_md5=f.text_or_none("source_md5"),
-            written_by=f.text("written_by"),
-        )
-
-    @classmethod
     def from_json(cls, raw: str | bytes) -> ObjectEntry:
-        return cls.from_doc(parse_json(raw, "entry"), "entry")
+        return cls._read(raw, "entry")
 
 
-@dataclass(frozen=True, slots=True)
-class Totals:
+class Totals(_Document):
     objects: int
     bytes: int
     objects_transferred: int
     bytes_transferred: int
     objects_unchanged: int
 
-    def to_doc(self) -> dict[str, object]:
-        return {
-            "objects": self.objects,
-            "bytes": self.bytes,
-            "objects_transferred": self.objects_transferred,
-            "bytes_transferred": self.bytes_transferred,
-            "objects_unchanged": self.objects_unchanged,
-        }
 
-    @classmethod
-    def from_fields(cls, f: Fields) -> Totals:
-        return cls(
-            objects=f.integer("objects"),
-            bytes=f.integer("bytes"),
-            objects_transferred=f.integer("objects_transferred"),
-            bytes_transferred=f.integer("bytes_transferred"),
-            objects_unchanged=f.integer("objects_unchanged"),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class RecoveryPoint:
+class RecoveryPoint(_Document):
+    format: Format = FORMAT
     id: str
-    started: datetime
+    started: Moment
     """When the source was listed: the data is at least this recent."""
-    created: datetime
+    created: Moment
     """When the point was sealed; it exists in the set from then on."""
     mode: Mode
+    # Required even when null: a point always states whether it has a parent, compression and encryption.
     parent: str | None
     source: str
     drctl_version: str
@@ -183,54 +157,58 @@ class RecoveryPoint:
     objects: tuple[ObjectEntry, ...]
     totals: Totals
     paths: dict[CopyPath, int]
-    format: Literal[1] = FORMAT
-
-    def to_doc(self) -> dict[str, object]:
-        return {
-            "format": self.format,
-            "id": self.id,
-            "started": moment_to_json(self.started),
-            "created": moment_to_json(self.created),
-            "mode": self.mode,
-            "parent": self.parent,
-            "source": self.source,
-            "drctl_version": self.drctl_version,
-            "compression": self.compression,
-            "encryption": self.encryption,
-            "objects": [o.to_doc() for o in self.objects],
-            "totals": self.totals.to_doc(),
-            "paths": dict(self.paths),
-        }
 
     @classmethod
-    def from_doc(cls, doc: object) -> RecoveryPoint:
-        f = Fields(doc, "point", _KEYS[RecoveryPoint])
-        f.format_version("format", FORMAT)
-        where = f.where("objects")
-        return cls(
-            id=f.text("id"),
-            started=f.moment("started"),
-            created=f.moment("created"),
-            mode=f.choice("mode", MODES),
-            parent=f.text_or_none("parent", required=True),
-            source=f.text("source"),
-            drctl_version=f.text("drctl_version"),
-            compression=f.choice_or_none("compression", _ZSTD, required=True),
-            encryption=f.choice_or_none("encryption", _AES_GCM, required=True),
-            objects=tuple(ObjectEntry.from_doc(o, f"{where}[{i}]") for i, o in enumerate(f.array("objects"))),
-            totals=Totals.from_fields(f.nested_required("totals", _KEYS[Totals])),
-            paths=f.counts("paths", COPY_PATHS),
-        )
+    def from_json(cls, raw: str | bytes) -> RecoveryPoint:
+        """The point document alone, as embedded in a sealed manifest."""
+        return cls._read(raw, "point")
 
 
-# A document's keys are its class's field names.
-_KEYS: dict[type, frozenset[str]] = {
-    doc_class: frozenset(f.name for f in fields(doc_class))
-    for doc_class in (EncryptionSettings, SetConfig, ObjectEntry, Totals, RecoveryPoint)
-}
+class _Sealed(_Document):
+    """A manifest as another tool may have re-encoded it: the digest is then checked over the rebuilt body."""
+
+    digest: str
+    point: RecoveryPoint
 
 
-_ENVELOPE = frozenset({"digest", "point"})
+# -- errors -------------------------------------------------------------------------------------------------
+
+
+def _document_error(exc: ValidationError, root: str) -> DocumentError:
+    error = exc.errors(include_url=False)[0]
+    loc, kind = error["loc"], error["type"]
+    if root == "manifest" and len(loc) > 1 and loc[0] == "point":
+        # Inside a manifest the point is named as in one read as written, whichever way it was read.
+        root, loc = "point", loc[1:]
+    if kind in ("json_invalid", "string_unicode") and not loc:
+        return DocumentError(f"{root}: not UTF-8 JSON ({error['msg']})")
+    if kind == "extra_forbidden":
+        return DocumentError(f"{_where(root, loc[:-1])}: unknown field {loc[-1]!r}")
+    if kind == "missing":
+        return DocumentError(f"{_where(root, loc)}: missing")
+    if loc[-1:] == ("[key]",):
+        return DocumentError(f"{_where(root, loc[:-2])}: unknown key {loc[-2]!r}: {error['msg']}")
+    return DocumentError(f"{_where(root, loc)}: {error['msg']}, found {_kind(error)}")
+
+
+def _where(root: str, loc: tuple[int | str, ...]) -> str:
+    return root + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+
+
+def _kind(error: ErrorDetails) -> str:
+    value = error["input"]
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    return "an array" if isinstance(value, list | tuple) else "an object"
+
+
+# -- sealing ------------------------------------------------------------------------------------------------
 
 
 def _body(point: RecoveryPoint) -> bytes:
@@ -273,18 +251,16 @@ def unseal(raw: bytes, name: str, mac_key: bytes | None) -> RecoveryPoint:
         # The bytes are the canonical body the digest was made over: checking them as they are spares
         # re-encoding a manifest of many thousand objects just to hash it again.
         try:
-            return RecoveryPoint.from_doc(parse_json(sealed[1], "point"))
+            return RecoveryPoint.from_json(sealed[1])
         except DocumentError as exc:
             raise malformed(str(exc)) from exc
     try:
-        envelope = Fields(parse_json(raw, "manifest"), "manifest", _ENVELOPE)
-        digest = envelope.text("digest")
-        point = RecoveryPoint.from_doc(envelope.value("point"))
+        envelope = _Sealed._read(raw, "manifest")
     except DocumentError as exc:
         raise malformed(str(exc)) from exc
-    if not hmac.compare_digest(_digest(_body(point), mac_key), digest):
+    if not hmac.compare_digest(_digest(_body(envelope.point), mac_key), envelope.digest):
         raise IntegrityError(
             f"recovery point {name} fails its checksum: it was edited or corrupted after it was written; "
             "restore it from a copy, or remove it and take a new backup"
         )
-    return point
+    return envelope.point
