@@ -11,6 +11,8 @@ from azure.storage.blob import BlobServiceClient
 
 from orchestrator.providers.factory import StoreFactory
 from orchestrator.retry import RetryPolicy
+from tests.support.fake_s3 import fake_s3  # noqa: F401 - a fixture, shared by every test that asks for it
+from tests.support.forward_proxy import forward_proxy  # noqa: F401 - a fixture, as above
 from tests.support.lab import NOT_RUNNING, lab_settings, temporary_bucket, temporary_container
 
 

@@ -18,7 +18,7 @@ from orchestrator.backup.progress import ProgressSink, QuietProgress
 from orchestrator.backup.sets import BackupSet
 from orchestrator.backup.verify import read_verified
 from orchestrator.errors import IntegrityError, InvalidInput, NotFound
-from orchestrator.providers.base import CreatableRoot, ObjectStore, ensure_or_create_root
+from orchestrator.providers.base import CreatableRoot, KeyRules, ObjectStore, ensure_or_create_root
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,16 @@ def _unsafe(key: str) -> bool:
     return not key or key.startswith("/") or "\\" in key or "\0" in key or any(p in ("", ".", "..") for p in parts)
 
 
+def _refusal(key: str, target: ObjectStore, to_directory: bool) -> str | None:
+    """Why ``key`` cannot be restored into ``target`` as itself, checked for every key before anything is
+    written."""
+    if to_directory and _unsafe(key):
+        return "would escape the target"
+    if isinstance(target, KeyRules):
+        return target.key_problem(key)
+    return None
+
+
 def restore_point(
     bset: BackupSet,
     point: RecoveryPoint,
@@ -73,11 +83,13 @@ def restore_point(
     to_directory = isinstance(target, CreatableRoot)
     if to_directory:
         entries = [e for e in entries if not (e.key.endswith("/") and e.size == 0)]
-    bad = [e.key for e in entries if to_directory and _unsafe(e.key)]
-    if bad:
-        raise InvalidInput(
-            f"recovery point {point.id} holds key {bad[0]!r}, which would escape the target; nothing restored"
-        )
+    for e in entries:
+        problem = _refusal(e.key, target, to_directory)
+        if problem:
+            raise InvalidInput(
+                f"recovery point {point.id} holds key {e.key!r}, which {problem}; nothing restored "
+                "(restore into an S3 location, or leave the key out with --exclude)"
+            )
     present = bset.blob_sizes()
     for e in entries:
         if present.get(e.blob) != e.stored_size:

@@ -3,12 +3,15 @@
 Settings come from the conventional variables in the ``env`` passed in: ``AWS_ENDPOINT_URL_<SERVICE>`` or
 ``AWS_ENDPOINT_URL`` (the lab), the credential chain (keys, ``AWS_PROFILE``, roles) and the region. The SDK's
 own retries are off so that tenacity is the only retry layer, and unusable settings are one-line errors.
+Everything else (partitions, S3 region redirects, proxies from ``HTTPS_PROXY``/``NO_PROXY``, the CA bundle) is
+botocore's own behaviour, unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from orchestrator.errors import AuthError, InvalidInput
 from orchestrator.providers.base import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
@@ -19,7 +22,40 @@ def aws_region(env: Mapping[str, str], region: str | None = None) -> str:
 
 
 def aws_endpoint(env: Mapping[str, str], service: str) -> str | None:
-    return env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or env.get("AWS_ENDPOINT_URL") or None
+    """The endpoint set for ``service`` (None: the SDK's own endpoint rules decide). A user name, password or
+    query in it is refused: botocore would send the userinfo as part of the Host header and every message
+    naming the endpoint would print it."""
+    name = f"AWS_ENDPOINT_URL_{service.upper()}"
+    if not env.get(name):
+        name = "AWS_ENDPOINT_URL"
+    endpoint = env.get(name) or None
+    if endpoint is None:
+        return None
+    parts = urlsplit(endpoint.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"{name} must be an http(s) URL such as http://127.0.0.1:4566")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise InvalidInput(
+            f"{name} must not carry a user name, password or query; give credentials through "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or a role"
+        )
+    return endpoint.strip()
+
+
+def _endpoint_switches(env: Mapping[str, str]) -> dict[str, Any]:
+    """FIPS and dual-stack endpoints as the AWS CLI reads them, from the ``env`` given (botocore alone would
+    read only the process environment)."""
+    switches: dict[str, Any] = {}
+    for variable, option in (
+        ("AWS_USE_FIPS_ENDPOINT", "use_fips_endpoint"),
+        ("AWS_USE_DUALSTACK_ENDPOINT", "use_dualstack_endpoint"),
+    ):
+        value = env.get(variable, "").strip().lower()
+        if value in ("true", "false"):
+            switches[option] = value == "true"
+        elif value:
+            raise InvalidInput(f"{variable} must be true or false, not {value[:20]!r}")
+    return switches
 
 
 def aws_client(env: Mapping[str, str], service: str, region: str | None = None, **config: Any) -> Any:
@@ -38,6 +74,7 @@ def aws_client(env: Mapping[str, str], service: str, region: str | None = None, 
         retries={"total_max_attempts": 1, "mode": "standard"},
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
+        **_endpoint_switches(env),
         **config,
     )
     try:

@@ -1,43 +1,32 @@
 """Azure Blob Storage (and Azurite) as an ``ObjectStore``, with server-side copy within one account.
 
-The ``ContainerClient`` is passed in, built by ``providers.factory`` with the SDK's own retries off. The calls a
-backup makes (list, stat, read, write, delete) go through ``azure_rest``'s lean client when it can sign with the
-container's credential (a shared key or SAS); metadata updates, server-side copies and every call under an Azure
-identity use the SDK."""
+The ``ContainerClient`` is passed in, built by ``providers.factory`` with the SDK's own retries off. Every call
+goes through the SDK, whatever signs for the container (a shared key, a SAS or an Azure identity), so the lab
+tests the same request path that production identities take."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
-
-import urllib3
+from urllib.parse import urlsplit, urlunsplit
 
 from orchestrator.errors import (
     AuthError,
     DrError,
     IntegrityError,
+    InvalidInput,
     NotFound,
     Permanent,
     PermissionDenied,
     Transient,
-)
-from orchestrator.providers.azure_rest import (
-    LEAN_ERRORS,
-    BlobConnectError,
-    BlobHttpError,
-    LeanBlobClient,
-    ListedBlob,
-    http_date,
 )
 from orchestrator.providers.base import (
     DEFAULT_PART_CONCURRENCY,
@@ -48,14 +37,12 @@ from orchestrator.providers.base import (
     ObjectReader,
     ObjectStore,
     Readable,
+    has_dot_segment,
 )
-from orchestrator.providers.lazy import LazyClient
-from orchestrator.providers.lean_http import ca_bundle, http_pool
 from orchestrator.providers.streams import IteratorReader, read_full
 from orchestrator.retry import RetryPolicy
 
-# The SDK takes about a tenth of a second to import; a store with a lean client only imports it for the
-# calls the lean client does not make.
+# The SDK takes about a tenth of a second to import; a command that never opens a container never loads it.
 if TYPE_CHECKING:
     from azure.storage.blob import BlobProperties, ContainerClient
 
@@ -74,30 +61,22 @@ def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
 
 
-def lean_pool() -> urllib3.PoolManager:
-    # The CAs the SDK's transport (requests) trusts, so both paths accept and refuse the same endpoints.
-    return http_pool(ca_bundle(os.environ, "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"))
+def _sdk_errors() -> tuple[type[Exception], ...]:
+    # Imported when the first call is made, by which time azure-core is loaded anyway.
+    from azure.core.exceptions import AzureError
+
+    return (AzureError,)
 
 
-def _properties_info(
-    key: str, props: Mapping[str, str], version_id: str | None, metadata: Mapping[str, str] | None = None
-) -> ObjectInfo:
-    """A blob's properties as List Blobs names them, or as Get Blob Properties' headers (looked up without
-    regard to case there, so ``Etag`` finds ``ETag``)."""
-    md5 = props.get("Content-MD5")
-    return ObjectInfo(
-        key=key,
-        size=int(props.get("Content-Length") or 0),
-        modified=http_date(props.get("Last-Modified")) or datetime.fromtimestamp(0, UTC),
-        etag=props["Etag"].strip('"') if props.get("Etag") else None,
-        version_id=version_id,
-        hashes={"md5": base64.b64decode(md5).hex()} if md5 else {},
-        metadata=dict(metadata or {}),
-    )
-
-
-def _listed_info(key: str, blob: ListedBlob) -> ObjectInfo:
-    return _properties_info(key, blob.properties, blob.version_id)
+def container_endpoint(container_url: str) -> str:
+    """The account's blob endpoint of a container URL, without its query: a SAS in the query (whose
+    signature may contain ``/``) must never reach a message."""
+    parts = urlsplit(container_url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    path = parts.path.rstrip("/").rsplit("/", 1)[0]
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
 
 
 def _check_claim(name: str, md5: bytes, claimed: bytes | None) -> None:
@@ -105,22 +84,8 @@ def _check_claim(name: str, md5: bytes, claimed: bytes | None) -> None:
         raise IntegrityError(_MD5_MISMATCH.format(name=name))
 
 
-def _sdk_errors() -> tuple[type[Exception], ...]:
-    # Imported when an SDK call is made, by which time azure-core is loaded anyway; the lean path never needs it.
-    from azure.core.exceptions import AzureError
-
-    return (AzureError,)
-
-
 def translate_azure_error(exc: Exception, what: str, endpoint: str) -> DrError:
-    """Map a lean client's or azure-core's error to the project's tree; ``what`` names the container or blob,
-    never a secret."""
-    if isinstance(exc, BlobConnectError):
-        return _unreachable(what, endpoint)
-    if isinstance(exc, BlobHttpError):
-        status, code = exc.status_code, exc.error_code
-        return _refused(what, status, code, not_found=status == 404, auth=status == 401)
-    # Only an SDK call raises anything else, so azure-core is already loaded.
+    """Map azure-core's errors to the project's tree; ``what`` names the container or blob, never a secret."""
     from azure.core.exceptions import (
         AzureError,
         ClientAuthenticationError,
@@ -135,6 +100,7 @@ def translate_azure_error(exc: Exception, what: str, endpoint: str) -> DrError:
     if isinstance(exc, HttpResponseError):
         raw_code = getattr(exc, "error_code", None) or ""
         code = str(raw_code.value if isinstance(raw_code, Enum) else raw_code)
+        # ClientAuthenticationError is also how an Azure identity that could get no token is raised.
         not_found, auth = isinstance(exc, ResourceNotFoundError), isinstance(exc, ClientAuthenticationError)
         return _refused(what, exc.status_code or 0, code, not_found=not_found, auth=auth)
     if isinstance(exc, AzureError):
@@ -172,49 +138,23 @@ def _refused(what: str, status: int, code: str, *, not_found: bool, auth: bool) 
     return Permanent(f"Azure Blob refused the request for {what} ({code or status})")
 
 
-@dataclass(frozen=True)
-class BlobAddress:
-    """Where a container is, for a store whose SDK client is only made when needed."""
-
-    account: str
-    container: str
-    endpoint: str
-
-
 class AzureBlobStore:
     """Blobs under ``az://container/prefix`` in one storage account."""
 
     def __init__(
         self,
-        container: ContainerClient | Callable[[], ContainerClient],
+        container: ContainerClient,
         prefix: str = "",
         *,
         retry: RetryPolicy | None = None,
         part_size: int = DEFAULT_PART_SIZE,
         part_concurrency: int = DEFAULT_PART_CONCURRENCY,
         sleep: Callable[[float], None] = time.sleep,
-        lean: bool | LeanBlobClient = True,
-        address: BlobAddress | None = None,
     ) -> None:
-        """``container`` is an SDK client, or a function making one on first use together with a ready
-        ``lean`` client and the ``address``: then a backup's calls never import the SDK."""
-        self._sdk: LazyClient[ContainerClient] = LazyClient(container)
-        if callable(container):  # SDK clients are not callable
-            if address is None or not isinstance(lean, LeanBlobClient):
-                raise TypeError("a container made on demand needs a lean client and the container's address")
-            self._address = address
-            self._lean: LeanBlobClient | None = lean
-        else:
-            self._address = BlobAddress(
-                str(container.account_name),
-                str(container.container_name),
-                str(container.primary_endpoint).rsplit("/", 1)[0],
-            )
-            # A backup's calls go through the lean client when it can sign for this container; see azure_rest.
-            if isinstance(lean, LeanBlobClient):
-                self._lean = lean
-            else:
-                self._lean = LeanBlobClient.for_container(container, lean_pool()) if lean else None
+        self._container = container
+        self._container_name = str(container.container_name)
+        self._account = str(container.account_name)
+        self._endpoint = container_endpoint(str(container.url))
         self.prefix = prefix
         self._retry = retry or RetryPolicy()
         self._part_size = part_size
@@ -222,38 +162,41 @@ class AzureBlobStore:
         self._sleep = sleep
 
     @property
-    def _container(self) -> ContainerClient:
-        return self._sdk.get()
-
-    @property
     def url(self) -> str:
-        return f"az://{self._address.container}/{self.prefix}"
+        return f"az://{self._container_name}/{self.prefix}"
 
     @property
     def account(self) -> str:
-        return self._address.account
+        return self._account
 
     @property
     def endpoint(self) -> str:
-        return self._address.endpoint
+        return self._endpoint
 
     @property
     def native_hashes(self) -> frozenset[HashType]:
         return frozenset({"md5"})
 
     def _name(self, key: str) -> str:
-        return f"az://{self._address.container}/{self.prefix}{key}"
+        return f"az://{self._container_name}/{self.prefix}{key}"
+
+    def key_problem(self, key: str) -> str | None:
+        # The service resolves dot segments in a blob's URL (``a/../b`` is stored as ``b``): writing such a key
+        # would silently replace another blob, so it is refused instead.
+        if has_dot_segment(self.prefix + key):
+            return "has a '.' or '..' segment, which Azure Blob Storage resolves onto another blob name"
+        return None
+
+    def _writable(self, key: str) -> str:
+        problem = self.key_problem(key)
+        if problem:
+            raise InvalidInput(f"cannot write {self._name(key)}: the key {problem}; rename it or write it to S3")
+        return self.prefix + key
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         """Run an SDK call under the retry policy, its errors translated."""
         return self._retry.call_translating(
             fn, _sdk_errors(), lambda exc: translate_azure_error(exc, what, self.endpoint)
-        )
-
-    def _lean_call(self, what: str, fn: Callable[[], T]) -> T:
-        """``_call`` for a lean client's call."""
-        return self._retry.call_translating(
-            fn, LEAN_ERRORS, lambda exc: translate_azure_error(exc, what, self.endpoint)
         )
 
     def _info(self, key: str, props: BlobProperties) -> ObjectInfo:
@@ -275,24 +218,16 @@ class AzureBlobStore:
     # -- ObjectStore ------------------------------------------------------------------------------------------
 
     def ensure_root(self) -> None:
-        what = f"container az://{self._address.container}"
-
+        what = f"container az://{self._container_name}"
         # One page of a listing, not Get Container Properties: a container-scoped SAS may list but is never
         # allowed to read the container's properties.
-        lean = self._lean
         try:
-            if lean is not None:
-                self._lean_call(what, lambda: lean.list_page("", None, max_results=1))
-            else:
-                self._call(what, lambda: next(self._container.list_blobs(results_per_page=1).by_page(), None))
+            self._call(what, lambda: next(self._container.list_blobs(results_per_page=1).by_page(), None))
         except NotFound as exc:
             raise NotFound(f"{what} does not exist; create it or fix the location") from exc
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         full = self.prefix + prefix
-        if self._lean is not None:
-            yield from self._lean_list(self._lean, full)
-            return
         token: str | None = None
         while True:
 
@@ -308,23 +243,7 @@ class AzureBlobStore:
             if not token:
                 return
 
-    def _lean_list(self, lean: LeanBlobClient, full: str) -> Iterator[ObjectInfo]:
-        marker: str | None = None
-        while True:
-            # One page per call, restartable from its marker, so a retry repeats one page.
-            page = self._lean_call(self.url, lambda m=marker: lean.list_page(full, m))  # type: ignore[misc]
-            for blob in page.blobs:
-                yield _listed_info(blob.name[len(self.prefix) :], blob)
-            if not page.next_marker:
-                return
-            marker = page.next_marker
-
     def stat(self, key: str) -> ObjectInfo:
-        if self._lean is not None:
-            lean = self._lean
-            headers = self._lean_call(self._name(key), lambda: lean.get_properties(self.prefix + key))
-            meta = {k[len("x-ms-meta-") :]: v for k, v in headers.items() if k.lower().startswith("x-ms-meta-")}
-            return _properties_info(key, headers, headers.get("x-ms-version-id"), meta)
         blob = self._container.get_blob_client(self.prefix + key)
         return self._info(key, self._call(self._name(key), blob.get_blob_properties))
 
@@ -332,10 +251,9 @@ class AzureBlobStore:
         if length == 0:
             return IteratorReader(iter(()))
         name = self._name(key)
-        if self._lean is not None:
-            return self._lean_open(self._lean, key, start, length)
         blob = self._container.get_blob_client(self.prefix + key)
-        offset = start if (start or length is not None) else None
+        ranged = bool(start) or length is not None
+        offset = start if ranged else None
         downloader = self._call(name, lambda: blob.download_blob(offset=offset, length=length))
 
         def chunks() -> Iterator[bytes]:
@@ -344,23 +262,11 @@ class AzureBlobStore:
             except _sdk_errors() as exc:
                 raise translate_azure_error(exc, name, self.endpoint) from exc
 
-        return IteratorReader(chunks())
-
-    def _lean_open(self, lean: LeanBlobClient, key: str, start: int, length: int | None) -> ObjectReader:
-        name = self._name(key)
-        ranged = bool(start) or length is not None
-        byte_range = f"bytes={start}-{'' if length is None else start + length - 1}" if ranged else None
-        headers, body, close = self._lean_call(name, lambda: lean.get_blob(self.prefix + key, byte_range))
-
-        def chunks() -> Iterator[bytes]:
-            try:
-                yield from body
-            except LEAN_ERRORS as exc:
-                raise translate_azure_error(exc, name, self.endpoint) from exc
-
-        md5 = headers.get("Content-MD5")
-        vouched = base64.b64decode(md5).hex() if md5 and not ranged else None
-        return IteratorReader(chunks(), on_close=close, content_md5=vouched)
+        # A whole blob's stored MD5 vouches for the bytes (the SDK reads later chunks only while the blob's
+        # ETag is unchanged); a range has none of its own.
+        settings = downloader.properties.content_settings
+        md5 = bytes(settings.content_md5).hex() if settings and settings.content_md5 and not ranged else None
+        return IteratorReader(chunks(), content_md5=md5)
 
     def write(self, key: str, source: Readable, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
         """Every byte is checked by the service against an MD5 computed here, once, from the bytes sent: a
@@ -379,32 +285,21 @@ class AzureBlobStore:
         if len(first) >= self._part_size:
             return self._block_write(key, first, source, meta, claimed)
         name = self._name(key)
-        if self._lean is not None:
-            lean = self._lean
-            # A claimed MD5 goes to the service unchecked here: it refuses the bytes (Md5Mismatch) if they differ.
-            md5 = claimed if claimed is not None else hashlib.md5(first).digest()  # noqa: S324 - see write()
-            headers = self._lean_call(name, lambda: lean.put_blob(self.prefix + key, first, _b64(md5), meta))
-            modified, etag, version = (
-                http_date(headers.get("Last-Modified")),
-                headers["ETag"],
-                headers.get("x-ms-version-id"),
-            )
-        else:
-            md5 = hashlib.md5(first).digest()  # noqa: S324 - see write()
-            _check_claim(name, md5, claimed)
-            blob = self._container.get_blob_client(self.prefix + key)
-            resp = self._call(name, lambda: blob.upload_blob(first, overwrite=True, metadata=meta))
-            # The SDK sends no Content-MD5 here (it would hash the bytes a second time); the service computes
-            # one from what it received, which must be ours.
-            if resp.get("content_md5") is not None and bytes(resp["content_md5"]) != md5:
-                raise IntegrityError(f"{name} was stored with different bytes than were sent; write it again")
-            modified, etag, version = resp.get("last_modified"), resp["etag"], resp.get("version_id")
+        blob = self._container.get_blob_client(self._writable(key))
+        # A claimed MD5 goes to the service unchecked here: it refuses the bytes (Md5Mismatch) if they differ.
+        # It is sent as a header of this one request, through the SDK's own headers policy (signed like the
+        # rest), because the SDK's validate_content would hash the bytes a second time.
+        md5 = claimed if claimed is not None else hashlib.md5(first).digest()  # noqa: S324 - see write()
+        resp = self._call(
+            name,
+            lambda: blob.upload_blob(first, overwrite=True, metadata=meta, headers={"Content-MD5": _b64(md5)}),
+        )
         return ObjectInfo(
             key=key,
             size=len(first),
-            modified=modified or datetime.now(UTC),
-            etag=str(etag).strip('"'),
-            version_id=version,
+            modified=resp.get("last_modified") or datetime.now(UTC),
+            etag=str(resp["etag"]).strip('"'),
+            version_id=resp.get("version_id"),
             hashes={"md5": md5.hex()},
             metadata=meta,
         )
@@ -417,24 +312,20 @@ class AzureBlobStore:
         The blob's whole-content MD5 is only recorded when the source vouched for one: a whole-blob MD5 is a
         second MD5 pass over every byte, and the service never checks it against the blocks. The claim is
         checked here, before the commit, so a blob never carries an MD5 its bytes do not have."""
+        from azure.storage.blob import BlobBlock, ContentSettings
+
         name = self._name(key)
-        lean = self._lean
-        blob = self._container.get_blob_client(self.prefix + key) if lean is None else None
+        blob = self._container.get_blob_client(self._writable(key))
         # A nonce per write keeps our block ids apart from any other writer's uncommitted blocks.
         nonce = secrets.token_hex(8)
         whole_md5 = hashlib.md5() if claimed is not None else None  # noqa: S324 - checks a claim, see write()
         slots = threading.BoundedSemaphore(self._part_concurrency)
 
         def stage(block_id: str, data: bytes) -> None:
-            # The block's own MD5 is computed here, in the part's thread (hashlib releases the GIL), and the
-            # service refuses the block if its bytes do not match it.
+            # validate_content: the SDK hashes the block in this part's thread (hashlib releases the GIL) and
+            # the service refuses the block if its bytes do not match.
             try:
-                if lean is not None:
-                    md5 = _b64(hashlib.md5(data).digest())  # noqa: S324 - a transfer check, as above
-                    self._lean_call(name, lambda: lean.put_block(self.prefix + key, block_id, data, md5))
-                elif blob is not None:
-                    sdk_blob = blob
-                    self._call(name, lambda: sdk_blob.stage_block(block_id, data, validate_content=True))
+                self._call(name, lambda: blob.stage_block(block_id, data, validate_content=True))
             finally:
                 slots.release()
 
@@ -461,35 +352,26 @@ class AzureBlobStore:
         digest = whole_md5.digest() if whole_md5 is not None else None
         if digest is not None:
             _check_claim(name, digest, claimed)
-        if lean is None:
-            from azure.storage.blob import BlobBlock, ContentSettings
-
-            assert blob is not None  # made above for exactly this case
-            settings = ContentSettings(content_md5=bytearray(digest)) if digest is not None else None
-            blocks = [BlobBlock(block_id=b) for b in block_ids]
-            self._call(name, lambda: blob.commit_block_list(blocks, metadata=meta, content_settings=settings))
-            return self.stat(key)
-        md5_b64 = _b64(digest) if digest is not None else None
-        headers = self._lean_call(name, lambda: lean.put_block_list(self.prefix + key, block_ids, md5_b64, meta))
+        settings = ContentSettings(content_md5=bytearray(digest)) if digest is not None else None
+        blocks = [BlobBlock(block_id=b) for b in block_ids]
+        resp: dict[str, Any] = self._call(
+            name, lambda: blob.commit_block_list(blocks, metadata=meta, content_settings=settings)
+        )
         # The commit's answer carries what a stat would: one request fewer per large object.
         return ObjectInfo(
             key=key,
             size=size,
-            modified=http_date(headers.get("Last-Modified")) or datetime.now(UTC),
-            etag=headers["ETag"].strip('"'),
-            version_id=headers.get("x-ms-version-id"),
+            modified=resp.get("last_modified") or datetime.now(UTC),
+            etag=str(resp["etag"]).strip('"'),
+            version_id=resp.get("version_id"),
             hashes={"md5": digest.hex()} if digest is not None else {},
             metadata=meta,
         )
 
     def delete(self, key: str) -> None:
-        lean = self._lean
+        blob = self._container.get_blob_client(self.prefix + key)
         try:
-            if lean is not None:
-                self._lean_call(self._name(key), lambda: lean.delete_blob(self.prefix + key))
-            else:
-                blob = self._container.get_blob_client(self.prefix + key)
-                self._call(self._name(key), lambda: blob.delete_blob(delete_snapshots="include"))
+            self._call(self._name(key), lambda: blob.delete_blob(delete_snapshots="include"))
         except NotFound:
             return
 

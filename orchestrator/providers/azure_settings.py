@@ -1,51 +1,18 @@
-"""Where a storage account's blob endpoint is and which shared key or SAS signs for it, read from the same
-settings ``providers.factory`` gives the SDK (a connection string, or an account with a key or a SAS).
-
-The lean client (``azure_rest``) signs with these directly, so a backup needs no SDK client. Anything this does
-not recognise (development-storage shorthands, an Azure identity) gives None, and the SDK is used instead.
-"""
+"""Which of the environment's settings name the storage account and sign for it, and a check that the blob
+endpoint named there can be printed and used: the one rule ``providers.factory`` builds the SDK client from."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-
-@dataclass(frozen=True)
-class BlobSettings:
-    account: str
-    blob_endpoint: str  # with no trailing slash, e.g. https://acct.blob.core.windows.net
-    account_key: bytes | None = field(default=None, repr=False)
-    sas: str | None = field(default=None, repr=False)
-
-
-def _connection_fields(conn: str) -> dict[str, str] | None:
-    fields: dict[str, str] = {}
-    for part in conn.split(";"):
-        if not part.strip():
-            continue
-        name, sep, value = part.partition("=")
-        if not sep:
-            return None
-        fields[name.strip().lower()] = value.strip()
-    return fields
-
-
-def _key(text: str | None) -> bytes | None:
-    if not text:
-        return None
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return None
+from orchestrator.errors import InvalidInput
 
 
 @dataclass(frozen=True)
 class StorageChoice:
-    """Which of the environment's settings name the storage account, and how to sign for it: the one rule both
-    the SDK client (``providers.factory``) and the lean client follow."""
+    """The storage account and how to sign for it, from the environment."""
 
     connection_string: str | None = field(default=None, repr=False)
     """Set when a connection string names the account: it then says everything else."""
@@ -60,6 +27,9 @@ def storage_choice(env: Mapping[str, str], account_override: str | None = None) 
     conn = env.get("AZURE_STORAGE_CONNECTION_STRING")
     account = account_override or env.get("AZURE_STORAGE_ACCOUNT")
     if conn and (account is None or f"AccountName={account};" in conn + ";"):
+        endpoint = _connection_fields(conn).get("blobendpoint")
+        if endpoint:
+            checked_endpoint(endpoint, "the connection string's BlobEndpoint")
         return StorageChoice(connection_string=conn, account=account)
     if not account:
         return StorageChoice()
@@ -72,39 +42,43 @@ def storage_choice(env: Mapping[str, str], account_override: str | None = None) 
     )
 
 
-def blob_settings(env: Mapping[str, str], account_override: str | None = None) -> BlobSettings | None:
-    """The account, endpoint and signing secret the SDK would use, or None where only the SDK can tell."""
-    choice = storage_choice(env, account_override)
-    if choice.connection_string:
-        return _from_connection_string(choice.connection_string)
-    if not choice.account or not choice.endpoint or "?" in choice.endpoint:
-        return None
-    endpoint = choice.endpoint.rstrip("/")
-    if choice.key:
-        key = _key(choice.key)
-        return BlobSettings(choice.account, endpoint, account_key=key) if key else None
-    if choice.sas:
-        return BlobSettings(choice.account, endpoint, sas=choice.sas)
-    return None
+def checked_endpoint(endpoint: str, setting: str = "AZURE_STORAGE_BLOB_ENDPOINT") -> str:
+    """``endpoint`` if it is a plain http(s) URL. A user name, password or query (a SAS pasted into the URL)
+    would be sent as part of the host or printed in every message that names the endpoint, so it is refused."""
+    parts = urlsplit(endpoint.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"{setting} must be an http(s) URL such as https://acct.blob.core.windows.net")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidInput(
+            f"{setting} must not carry a user name or password; give the account key or SAS token in "
+            "AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN instead"
+        )
+    if parts.query or parts.fragment:
+        raise InvalidInput(
+            f"{setting} must not carry a query (a SAS token belongs in AZURE_STORAGE_SAS_TOKEN or the "
+            "connection string's SharedAccessSignature)"
+        )
+    return endpoint.strip()
 
 
-def _from_connection_string(conn: str) -> BlobSettings | None:
+def connection_endpoint(conn: str) -> str:
+    """The blob endpoint a connection string names, for choosing its proxy (a malformed string is the SDK's
+    to refuse, so any best guess will do here)."""
     fields = _connection_fields(conn)
-    if fields is None or "usedevelopmentstorage" in fields:
-        return None
-    account = fields.get("accountname")
-    endpoint = fields.get("blobendpoint")
-    if not endpoint:
-        if not account:
-            return None
-        protocol = fields.get("defaultendpointsprotocol", "https")
-        suffix = fields.get("endpointsuffix", "core.windows.net")
-        endpoint = f"{protocol}://{account}.blob.{suffix}"
-    endpoint = endpoint.rstrip("/")
-    if not account:
-        # A SAS connection string may name only the endpoint; the account is its first host label.
-        account = endpoint.split("://", 1)[-1].split(".", 1)[0].split("/", 1)[0]
-    if fields.get("sharedaccesssignature"):
-        return BlobSettings(account, endpoint, sas=fields["sharedaccesssignature"].lstrip("?"))
-    key = _key(fields.get("accountkey"))
-    return BlobSettings(account, endpoint, account_key=key) if key else None
+    if fields.get("blobendpoint"):
+        return fields["blobendpoint"]
+    protocol = fields.get("defaultendpointsprotocol", "https")
+    return (
+        f"{protocol}://{fields.get('accountname', 'account')}.blob.{fields.get('endpointsuffix', 'core.windows.net')}"
+    )
+
+
+def _connection_fields(conn: str) -> dict[str, str]:
+    """The ``Name=value`` fields of a connection string, names lower-cased; malformed parts are left to the
+    SDK, which refuses the whole string."""
+    fields: dict[str, str] = {}
+    for part in conn.split(";"):
+        name, sep, value = part.partition("=")
+        if sep:
+            fields[name.strip().lower()] = value.strip()
+    return fields

@@ -26,7 +26,7 @@ DEFAULT_PART_CONCURRENCY = 4
 # Said wherever bytes fail the MD5 a source vouched for: on AWS a single-part ETag is the MD5, but some
 # S3-compatible stores (gateways that encrypt or compress) give ETags that only look like one.
 ETAG_MD5_HINT = "if the source is an S3-compatible store whose ETags are not MD5s, set DRCTL_S3_ETAG_MD5=off"
-# Every client's bounds, SDK or lean: a dead endpoint fails fast, a slow one is waited for.
+# Every client's bounds: a dead endpoint fails fast, a slow one is waited for.
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 60
 
@@ -142,6 +142,20 @@ class CreatableRoot(Protocol):
     def create_root(self) -> None:
         """Create the root if it is missing; an existing root is left as it is."""
         ...
+
+
+@runtime_checkable
+class KeyRules(Protocol):
+    """A store that cannot hold every key as an object of its own (Azure resolves ``.`` and ``..`` segments of
+    a blob name, so ``a/../b`` would land on ``b``)."""
+
+    def key_problem(self, key: str) -> str | None:
+        """Why ``key`` cannot be written as itself, or None when it can."""
+        ...
+
+
+def has_dot_segment(key: str) -> bool:
+    return any(part in (".", "..") for part in key.split("/"))
 
 
 def ensure_or_create_root(store: ObjectStore) -> None:

@@ -3,6 +3,10 @@
 ``AWS_ENDPOINT_URL``/``AWS_*`` credentials for S3, and ``AZURE_STORAGE_CONNECTION_STRING`` or an account with
 a key, a SAS token or an Azure identity for Blob. With the lab's variables unset the same code reaches the
 real clouds. The environment is passed in, never read at import; clients are shared per endpoint.
+
+Every request goes through the cloud's own SDK (boto3, azure-storage-blob), whatever the credential: its
+credential chain, endpoint rules (partitions, FIPS, dual-stack), redirects and proxy settings are the ones the
+lab's tests exercise. The SDKs' own retries are off so that tenacity is the only retry layer.
 """
 
 from __future__ import annotations
@@ -22,18 +26,57 @@ from orchestrator.retry import RetryPolicy
 # The cloud SDKs take most of a second to import; each is imported only when a location needs it, so a
 # command that touches one cloud (or none) does not pay for both.
 if TYPE_CHECKING:
-    import urllib3
     from azure.storage.blob import BlobServiceClient
     from mypy_boto3_s3 import S3Client
 
-    from orchestrator.providers.azure_blob import BlobAddress
-    from orchestrator.providers.azure_rest import LeanBlobClient
-    from orchestrator.providers.s3_lean import LeanS3Client
+# Connections kept per endpoint: a copy runs up to 8 transfers with up to 4 parts each in flight.
+POOL_CONNECTIONS = 32
 
 
-def _azure_client_options() -> dict[str, Any]:
-    # retry_total=0: our tenacity policy is the only retry layer, so waits are bounded and visible.
-    return {"retry_total": 0, "connection_timeout": CONNECT_TIMEOUT_S, "read_timeout": READ_TIMEOUT_S}
+def azure_client_options(endpoint: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """Options for every Azure SDK client of ``endpoint``: a transport sized for drctl's concurrency, and
+    retry_total=0 so that our tenacity policy is the only retry layer and waits are bounded and visible."""
+    return {
+        "retry_total": 0,
+        "connection_timeout": CONNECT_TIMEOUT_S,
+        "read_timeout": READ_TIMEOUT_S,
+        "transport": _azure_transport(endpoint, env),
+    }
+
+
+def _azure_transport(endpoint: str, env: Mapping[str, str]) -> Any:
+    """azure-core's own requests transport, over a session set up once for ``endpoint``.
+
+    The pool holds as many connections as drctl keeps in flight (requests' default of 10 would open and
+    discard connections under load). The proxy and CA bundle are the ones requests would pick from the
+    environment (HTTPS_PROXY/NO_PROXY, REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE), resolved here once per client by
+    requests' own function, as botocore does: left to requests, they are looked up again on every request,
+    which costs about 0.4 ms of CPU each, as much as the rest of the transport.
+    """
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from requests.utils import get_environ_proxies
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    session.trust_env = False
+    # requests reads proxies from the process environment, as botocore does; NO_PROXY is honoured here.
+    session.proxies.update(get_environ_proxies(endpoint))
+    adapter = requests.adapters.HTTPAdapter(
+        pool_connections=4,
+        pool_maxsize=POOL_CONNECTIONS,
+        max_retries=Retry(total=False, redirect=False, raise_on_status=False),
+    )
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, adapter)
+    verify: bool | str = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or True
+    return RequestsTransport(
+        session=session,
+        session_owner=False,
+        connection_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        connection_verify=verify,
+    )
 
 
 ETAG_MD5_SETTING = "DRCTL_S3_ETAG_MD5"
@@ -57,9 +100,6 @@ class StoreFactory:
     azure_account: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     part_concurrency: int = 4
-    # False keeps every call on the SDKs (tests compare the two paths).
-    lean: bool = True
-    _lean_s3_client: LeanS3Client | None = field(default=None, init=False)
     _s3_clients: dict[tuple[str | None, str], S3Client] = field(default_factory=dict, init=False)
     _blob_services: dict[str, BlobServiceClient] = field(default_factory=dict, init=False)
 
@@ -68,85 +108,30 @@ class StoreFactory:
         if loc.scheme == "s3":
             from orchestrator.providers.s3 import S3Store
 
-            # With keys in the environment, reads go over the lean client and boto3 is only loaded when a
-            # write, copy or version call needs it; any other credential source keeps the SDK throughout.
-            lean = self._lean_s3()
+            # Settings are checked now (a bad endpoint is a one-line error before any work); the client itself
+            # is made on the first request.
+            aws_endpoint(self.env, "s3")
             return S3Store(
-                self.s3_client if lean is not None else self.s3_client(),
+                self.s3_client,
                 loc.root,
                 loc.prefix,
                 retry=self.retry,
                 part_concurrency=self.part_concurrency,
-                lean=lean,
-                endpoint=aws_endpoint(self.env, "s3"),
                 etag_md5=_etag_is_md5(self.env),
             )
         if loc.scheme == "az":
             from orchestrator.providers.azure_blob import AzureBlobStore
 
-            lean_blob = self._lean_blob(loc.root) if self.lean else None
-            if lean_blob is not None:
-                # Keys or a SAS in the environment: the backup's calls go over the lean client, and the SDK
-                # (a tenth of a second to import) is only made for the calls it does not cover.
-                blob_client, address = lean_blob
-                return AzureBlobStore(
-                    lambda: self.blob_service().get_container_client(loc.root),
-                    loc.prefix,
-                    retry=self.retry,
-                    part_concurrency=self.part_concurrency,
-                    lean=blob_client,
-                    address=address,
-                )
             container = self.blob_service().get_container_client(loc.root)
-            return AzureBlobStore(
-                container, loc.prefix, retry=self.retry, part_concurrency=self.part_concurrency, lean=self.lean
-            )
+            return AzureBlobStore(container, loc.prefix, retry=self.retry, part_concurrency=self.part_concurrency)
         return LocalStore(Path(loc.root))
 
     def s3_client(self, region: str | None = None) -> S3Client:
         cache_key = (aws_endpoint(self.env, "s3"), aws_region(self.env, region))
         if cache_key not in self._s3_clients:
-            client: S3Client = aws_client(self.env, "s3", region, max_pool_connections=32)
+            client: S3Client = aws_client(self.env, "s3", region, max_pool_connections=POOL_CONNECTIONS)
             self._s3_clients[cache_key] = client
         return self._s3_clients[cache_key]
-
-    def _lean_s3(self) -> LeanS3Client | None:
-        from orchestrator.providers.s3_lean import LeanS3Client, static_credentials
-
-        credentials = static_credentials(self.env)
-        if credentials is None or not self.lean:
-            return None
-        if self._lean_s3_client is None:
-            from orchestrator.providers.lean_http import ca_bundle, http_pool
-
-            pool = http_pool(ca_bundle(self.env, "AWS_CA_BUNDLE"))
-            self._lean_s3_client = LeanS3Client(aws_endpoint(self.env, "s3"), aws_region(self.env), credentials, pool)
-        return self._lean_s3_client
-
-    def _lean_blob(self, container: str) -> tuple[LeanBlobClient, BlobAddress] | None:
-        from orchestrator.providers.azure_blob import BlobAddress
-        from orchestrator.providers.azure_rest import API_VERSION, LeanBlobClient
-        from orchestrator.providers.azure_settings import blob_settings
-
-        settings = blob_settings(self.env, self.azure_account)
-        if settings is None:
-            return None
-        url = f"{settings.blob_endpoint}/{container}"
-        client = LeanBlobClient(
-            url,
-            settings.account,
-            API_VERSION,
-            account_key=settings.account_key,
-            sas=settings.sas,
-            pool=self._blob_pool(),
-        )
-        return client, BlobAddress(settings.account, container, settings.blob_endpoint)
-
-    def _blob_pool(self) -> urllib3.PoolManager:
-        from orchestrator.providers.lean_http import ca_bundle, http_pool
-
-        # The CAs the Azure SDK's transport (requests) trusts, from the environment this factory was given.
-        return http_pool(ca_bundle(self.env, "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"))
 
     def blob_service(self) -> BlobServiceClient:
         key = self.azure_account or "<default>"
@@ -157,12 +142,15 @@ class StoreFactory:
     def _new_blob_service(self) -> BlobServiceClient:
         from azure.storage.blob import BlobServiceClient
 
-        from orchestrator.providers.azure_settings import storage_choice
+        from orchestrator.providers.azure_settings import checked_endpoint, connection_endpoint, storage_choice
 
         choice = storage_choice(self.env, self.azure_account)
         if choice.connection_string:
             try:
-                return BlobServiceClient.from_connection_string(choice.connection_string, **_azure_client_options())
+                return BlobServiceClient.from_connection_string(
+                    choice.connection_string,
+                    **azure_client_options(connection_endpoint(choice.connection_string), self.env),
+                )
             except ValueError as exc:
                 raise InvalidInput(
                     "AZURE_STORAGE_CONNECTION_STRING is malformed; copy it again from the portal or "
@@ -173,6 +161,7 @@ class StoreFactory:
                 "no Azure storage account given; set AZURE_STORAGE_CONNECTION_STRING, or --azure-account "
                 "(or AZURE_STORAGE_ACCOUNT) with AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or an Azure identity"
             )
+        endpoint = checked_endpoint(choice.endpoint)
         credential: Any
         if choice.key:
             credential = {"account_name": choice.account, "account_key": choice.key}
@@ -184,7 +173,7 @@ class StoreFactory:
 
             credential = DefaultAzureCredential()
         try:
-            return BlobServiceClient(choice.endpoint, credential=credential, **_azure_client_options())
+            return BlobServiceClient(endpoint, credential=credential, **azure_client_options(endpoint, self.env))
         except ValueError as exc:
             raise InvalidInput(
                 "the Azure Blob endpoint is not a valid URL; check AZURE_STORAGE_BLOB_ENDPOINT and the account name"

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 from xml.etree import ElementTree
 
-from orchestrator.errors import AuthError, NotFound, Permanent, PermissionDenied, ProviderError, Transient
+from orchestrator.errors import (
+    AuthError,
+    IntegrityError,
+    NotFound,
+    Permanent,
+    PermissionDenied,
+    ProviderError,
+    Transient,
+)
 from orchestrator.providers.base import (
     DEFAULT_PART_CONCURRENCY,
     DEFAULT_PART_SIZE,
@@ -26,7 +34,6 @@ from orchestrator.providers.base import (
     Readable,
 )
 from orchestrator.providers.lazy import LazyClient
-from orchestrator.providers.s3_lean import LeanS3Client, S3ConnectError, S3HttpError
 from orchestrator.providers.streams import IteratorReader, read_full
 from orchestrator.retry import RetryPolicy
 
@@ -58,37 +65,38 @@ _TRANSIENT_CODES = {
 
 
 def _sdk_errors() -> tuple[type[Exception], ...]:
-    # Imported when an SDK call is made, by which time botocore is loaded anyway; the lean path never needs it.
+    # Imported when the first call is made, by which time botocore is loaded anyway.
     from botocore.exceptions import BotoCoreError, ClientError
 
     return (ClientError, BotoCoreError)
 
 
-_LEAN_ERRORS = (S3HttpError, S3ConnectError)
-
-
-def _translate_lean(exc: S3HttpError | S3ConnectError, what: str, endpoint: str) -> ProviderError:
-    if isinstance(exc, S3ConnectError):
-        if exc.connect:
-            return Transient(
-                f"cannot reach the S3 endpoint {endpoint} for {what}; check AWS_ENDPOINT_URL and the network"
-            )
-        return Transient(f"S3 request for {what} failed ({exc}); retry later")
-    return _translate_code(exc.code, exc.status, what)
-
-
-def translate_s3_error(exc: Exception, what: str, endpoint: str) -> ProviderError:
-    """Map a botocore or lean-client error to the project's tree; ``what`` names the bucket or object, never a
-    secret."""
-    if isinstance(exc, _LEAN_ERRORS):
-        return _translate_lean(exc, what, endpoint)
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+def translate_s3_error(exc: Exception, what: str, endpoint: str) -> ProviderError | IntegrityError:
+    """Map a botocore error to the project's tree; ``what`` names the bucket or object, never a secret."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        CredentialRetrievalError,
+        FlexibleChecksumError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        SSOError,
+        TokenRetrievalError,
+    )
     from botocore.exceptions import ConnectionError as BotoConnectionError
 
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return AuthError(
             f"no usable AWS credentials for {what}; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
         )
+    if isinstance(exc, CredentialRetrievalError | SSOError | TokenRetrievalError):
+        # A role, SSO session or credential process that could not give credentials: the profile's to fix.
+        return AuthError(
+            f"the AWS credential source could not give credentials for {what} ({type(exc).__name__}); "
+            "check the profile's role or `aws sso login`"
+        )
+    if isinstance(exc, FlexibleChecksumError):
+        return IntegrityError(f"{what} does not match the checksum S3 reports: it was corrupted in transit")
     if isinstance(exc, BotoConnectionError):
         return Transient(f"cannot reach the S3 endpoint {endpoint} for {what}; check AWS_ENDPOINT_URL and the network")
     if isinstance(exc, ClientError):
@@ -176,28 +184,6 @@ def _parse_listing(body: bytes) -> _ListingPage:
     )
 
 
-def _head_fields(headers: Mapping[str, str]) -> dict[str, Any]:
-    """An object's response headers (HEAD or GET) as the fields botocore would have parsed from them."""
-    fields: dict[str, Any] = {
-        "ContentLength": int(headers.get("content-length") or 0),
-        "LastModified": parsedate_to_datetime(headers["last-modified"])
-        if headers.get("last-modified")
-        else datetime.fromtimestamp(0, UTC),
-        "Metadata": {
-            k[len("x-amz-meta-") :].lower(): v for k, v in headers.items() if k.lower().startswith("x-amz-meta-")
-        },
-    }
-    for header, field_name in (
-        ("etag", "ETag"),
-        ("x-amz-version-id", "VersionId"),
-        ("x-amz-checksum-sha256", "ChecksumSHA256"),
-        ("x-amz-checksum-type", "ChecksumType"),
-    ):
-        if headers.get(header):
-            fields[field_name] = headers[header]
-    return fields
-
-
 def _etag_md5(etag: str | None, sse: str | None, sse_customer: str | None) -> str | None:
     """The object's MD5 when its ETag is one: a single-part upload stored plainly or with S3-managed keys. A
     multipart ETag has a part count, and under KMS or customer keys the ETag is not an MD5 of the bytes."""
@@ -226,19 +212,14 @@ class S3Store:
         part_size: int = DEFAULT_PART_SIZE,
         part_concurrency: int = DEFAULT_PART_CONCURRENCY,
         copy_part_threshold: int = MAX_SINGLE_COPY,
-        lean: LeanS3Client | None = None,
-        endpoint: str | None = None,
         etag_md5: bool = True,
     ) -> None:
-        """``client`` is a boto3 client or a function making one on first use: with ``lean`` (reads over the
-        lean client), a copy that only reads never imports boto3. ``endpoint`` is the configured endpoint URL,
-        for messages, when no client exists yet. ``etag_md5`` False: a single-part object's ETag is not taken
-        as its MD5 (for S3-compatible stores whose ETags are something else)."""
+        """``client`` is a boto3 client or a function making one on first use (a store opened by a command
+        that ends before its first request costs no client). ``etag_md5`` False: a single-part object's ETag
+        is not taken as its MD5 (for S3-compatible stores whose ETags are something else)."""
         if part_size < 5 * 1024 * 1024:
             raise ValueError("S3 multipart parts must be at least 5 MiB")
         self._sdk: LazyClient[S3Client] = LazyClient(client)
-        self._lean = lean
-        self._configured_endpoint = endpoint
         self.bucket = bucket
         self.prefix = prefix
         self._retry = retry or RetryPolicy()
@@ -260,11 +241,7 @@ class S3Store:
     @property
     def endpoint(self) -> str:
         """The endpoint without any userinfo or query, so it is safe to print."""
-        if not self._sdk.made and self._lean is not None:
-            raw = self._configured_endpoint or "https://s3.amazonaws.com"
-        else:
-            raw = str(self._client.meta.endpoint_url)
-        parts = urlsplit(raw)
+        parts = urlsplit(str(self._client.meta.endpoint_url))
         netloc = parts.hostname or ""
         if parts.port:
             netloc += f":{parts.port}"
@@ -279,9 +256,6 @@ class S3Store:
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         return self._retry.call_translating(fn, _sdk_errors(), lambda exc: translate_s3_error(exc, what, self.endpoint))
-
-    def _lean_call(self, what: str, fn: Callable[[], T]) -> T:
-        return self._retry.call_translating(fn, _LEAN_ERRORS, lambda exc: translate_s3_error(exc, what, self.endpoint))
 
     def _info(self, key: str, obj: Mapping[str, Any]) -> ObjectInfo:
         hashes: dict[HashType, str] = {}
@@ -303,11 +277,7 @@ class S3Store:
     def ensure_root(self) -> None:
         what = f"bucket s3://{self.bucket}"
         try:
-            if self._lean is not None:
-                lean = self._lean
-                self._lean_call(what, lambda: lean.head_bucket(self.bucket))
-            else:
-                self._call(what, lambda: self._client.head_bucket(Bucket=self.bucket))
+            self._call(what, lambda: self._client.head_bucket(Bucket=self.bucket))
         except NotFound as exc:
             raise NotFound(f"{what} does not exist; create it or fix the location") from exc
 
@@ -319,7 +289,7 @@ class S3Store:
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full}
             if token:
                 kwargs["ContinuationToken"] = token
-            page = self._list_page(full, token, kwargs)
+            page = self._call(self.url, lambda kw=dict(kwargs): _raw_listing(self._client, kw))  # type: ignore[misc]
             for obj in page.objects:
                 # A page that does not move past the previous one would loop forever; some S3-compatible
                 # endpoints (LocalStack 4.13 with a space in the continuation key) do exactly that.
@@ -334,17 +304,7 @@ class S3Store:
                 return
             token = page.next_token
 
-    def _list_page(self, full: str, token: str | None, kwargs: dict[str, Any]) -> _ListingPage:
-        if self._lean is not None:
-            lean = self._lean
-            return _parse_listing(self._lean_call(self.url, lambda: lean.list_page(self.bucket, full, token)))
-        return self._call(self.url, lambda: _raw_listing(self._client, kwargs))
-
     def stat(self, key: str) -> ObjectInfo:
-        if self._lean is not None:
-            lean = self._lean
-            headers = self._lean_call(self._name(key), lambda: lean.head_object(self.bucket, self.prefix + key))
-            return self._info(key, _head_fields(headers))
         resp = self._call(
             self._name(key),
             lambda: self._client.head_object(Bucket=self.bucket, Key=self.prefix + key, ChecksumMode="ENABLED"),
@@ -358,38 +318,22 @@ class S3Store:
         if start or length is not None:
             end = "" if length is None else str(start + length - 1)
             kwargs["Range"] = f"bytes={start}-{end}"
-        if self._lean is not None:
-            return self._lean_open(key, kwargs.get("Range"))
         resp = self._call(self._name(key), lambda: self._client.get_object(**kwargs))
         body = resp["Body"]
         etag_fields = (resp.get("ETag"), resp.get("ServerSideEncryption"), resp.get("SSECustomerAlgorithm"))
         md5 = None if "Range" in kwargs else self._vouched_md5(*etag_fields)
         chunks = body.iter_chunks(chunk_size=1024 * 1024)
-        return IteratorReader(self._translated(key, chunks, _sdk_errors()), on_close=body.close, content_md5=md5)
-
-    def _lean_open(self, key: str, byte_range: str | None) -> ObjectReader:
-        lean = self._lean
-        assert lean is not None
-        name = self._name(key)
-        headers, body, close = self._lean_call(
-            name, lambda: lean.get_object(self.bucket, self.prefix + key, byte_range, name)
-        )
-        etag_fields = (
-            headers.get("etag"),
-            headers.get("x-amz-server-side-encryption"),
-            headers.get("x-amz-server-side-encryption-customer-algorithm"),
-        )
-        md5 = None if byte_range else self._vouched_md5(*etag_fields)
-        return IteratorReader(self._translated(key, body, _LEAN_ERRORS), on_close=close, content_md5=md5)
+        return IteratorReader(self._translated(key, chunks), on_close=body.close, content_md5=md5)
 
     def _vouched_md5(self, etag: str | None, sse: str | None, sse_customer: str | None) -> str | None:
         return _etag_md5(etag, sse, sse_customer) if self._etag_md5 else None
 
-    def _translated(self, key: str, chunks: Iterable[bytes], errors: tuple[type[Exception], ...]) -> Iterator[bytes]:
-        """A body's chunks, with a failure mid-body raised as the project's error."""
+    def _translated(self, key: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """A body's chunks, with a failure mid-body (a broken connection, a checksum that does not match)
+        raised as the project's error."""
         try:
             yield from chunks
-        except errors as exc:
+        except _sdk_errors() as exc:
             raise translate_s3_error(exc, self._name(key), self.endpoint) from exc
 
     def write(self, key: str, source: Readable, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:

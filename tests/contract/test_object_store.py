@@ -8,24 +8,19 @@ from __future__ import annotations
 import hashlib
 import io
 import tracemalloc
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import urllib3
 
 from orchestrator.errors import NotFound
-from orchestrator.providers.aws_clients import aws_endpoint, aws_region
-from orchestrator.providers.azure_blob import AzureBlobStore, BlobAddress
-from orchestrator.providers.azure_rest import API_VERSION, LeanBlobClient
-from orchestrator.providers.azure_settings import blob_settings
+from orchestrator.providers.azure_blob import AzureBlobStore
 from orchestrator.providers.base import ObjectStore, ServerSideCopy
 from orchestrator.providers.factory import StoreFactory
 from orchestrator.providers.local import LocalStore
 from orchestrator.providers.s3 import S3Store
-from orchestrator.providers.s3_lean import LeanS3Client, static_credentials
-from tests.support.lab import RandomSource, temporary_bucket, temporary_container
+from tests.support.lab import RandomSource, sas_container_client, temporary_bucket, temporary_container
 
 MiB = 1024 * 1024
 StoreMaker = Callable[..., ObjectStore]
@@ -34,52 +29,25 @@ StoreMaker = Callable[..., ObjectStore]
 ROOT_PREFIX = "root-prefix/"
 
 
-# "azure" writes and stats through the lean signed client; "azure-sdk" through the SDK, as with an Azure identity.
-# "s3" reads through the lean signed client (keys in the environment) and writes through boto3; "s3-sdk" does
-# everything through boto3, as with a profile or a role.
-# "azure-lean-first" is the store as drctl opens it with keys in the environment: no SDK client until a call
-# the lean client does not make.
-@pytest.fixture(params=["s3", "s3-sdk", "azure", "azure-lean-first", "azure-sdk", "local"])
+# Every call goes through the SDKs. "azure" signs with the account's shared key (the lab's connection string),
+# "azure-sas" with a container SAS, as a user given only a SAS would.
+@pytest.fixture(params=["s3", "azure", "azure-sas", "local"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreMaker]:
     """A factory for stores on one fresh, empty root per test; the root is removed afterwards."""
     if request.param == "local":
         yield lambda **kw: LocalStore(tmp_path / "root")
         return
     factory: StoreFactory = request.getfixturevalue("lab_factory")
-    if request.param.startswith("s3"):
-        lean = _lean_s3(factory.env) if request.param == "s3" else None
+    if request.param == "s3":
         with temporary_bucket(factory) as bucket:
-            yield lambda **kw: S3Store(
-                factory.s3_client, bucket, ROOT_PREFIX, retry=factory.retry, lean=lean, endpoint=None, **kw
-            )
-    else:
-        service = factory.blob_service()
-        with temporary_container(service) as container:
-            client = service.get_container_client(container)
-            if request.param == "azure-lean-first":
-                settings = blob_settings(factory.env)
-                assert settings is not None, "the lab's connection string carries a shared key"
-                lean_client = LeanBlobClient(
-                    f"{settings.blob_endpoint}/{container}",
-                    settings.account,
-                    API_VERSION,
-                    account_key=settings.account_key,
-                    sas=None,
-                    pool=urllib3.PoolManager(maxsize=16),
-                )
-                address = BlobAddress(settings.account, container, settings.blob_endpoint)
-                yield lambda **kw: AzureBlobStore(
-                    lambda: client, ROOT_PREFIX, retry=factory.retry, lean=lean_client, address=address, **kw
-                )
-            else:
-                lean = request.param == "azure"
-                yield lambda **kw: AzureBlobStore(client, ROOT_PREFIX, retry=factory.retry, lean=lean, **kw)
-
-
-def _lean_s3(env: Mapping[str, str]) -> LeanS3Client:
-    credentials = static_credentials(env)
-    assert credentials is not None, "the lab's settings carry static keys"
-    return LeanS3Client(aws_endpoint(env, "s3"), aws_region(env), credentials, urllib3.PoolManager(maxsize=16))
+            yield lambda **kw: S3Store(factory.s3_client, bucket, ROOT_PREFIX, retry=factory.retry, **kw)
+        return
+    service = factory.blob_service()
+    with temporary_container(service) as container:
+        client = service.get_container_client(container)
+        if request.param == "azure-sas":
+            client = sas_container_client(service, container)
+        yield lambda **kw: AzureBlobStore(client, ROOT_PREFIX, retry=factory.retry, **kw)
 
 
 @pytest.fixture
@@ -245,7 +213,7 @@ def test_server_side_copy_within_a_store(store: ObjectStore) -> None:
     assert dict(store.stat("dst").metadata) == {"k": "v"}
 
 
-def test_azure_lean_client_signs_like_the_service_collates(lab_factory: StoreFactory) -> None:
+def test_azure_metadata_names_sign_as_the_service_collates(lab_factory: StoreFactory) -> None:
     """Metadata names with ``_`` sort differently under the service's collation than under ``sorted``; a
     signature built in the wrong order is refused, so a write with such names proves the order."""
     service = lab_factory.blob_service()

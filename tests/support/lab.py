@@ -15,6 +15,7 @@ from azure.storage.blob import BlobServiceClient
 from orchestrator.providers.factory import StoreFactory
 
 if TYPE_CHECKING:
+    from azure.storage.blob import ContainerClient
     from mypy_boto3_s3 import S3Client
 
 LAB_VARS = (
@@ -78,6 +79,31 @@ def temporary_container(service: BlobServiceClient) -> Iterator[str]:
     finally:
         with contextlib.suppress(ResourceNotFoundError):
             service.delete_container(name)
+
+
+def container_sas(service: BlobServiceClient, container: str) -> str:
+    """A container SAS (read, add, create, write, delete, list) valid for an hour, signed with the lab's key."""
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    return generate_container_sas(
+        str(service.account_name),
+        container,
+        account_key=service.credential.account_key,
+        permission=ContainerSasPermissions(read=True, add=True, create=True, write=True, delete=True, list=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+
+
+def sas_container_client(service: BlobServiceClient, container: str) -> ContainerClient:
+    """The container as a user holding only a SAS reaches it, through the same client options drctl uses."""
+    from azure.storage.blob import ContainerClient
+
+    from orchestrator.providers.factory import azure_client_options
+
+    url = f"{service.url.rstrip('/')}/{container}?{container_sas(service, container)}"
+    return ContainerClient.from_container_url(url, **azure_client_options(url, os.environ))
 
 
 class RandomSource:

@@ -1,66 +1,77 @@
-"""The lean Azure path agrees with the SDK: the same account, endpoint and key from the same settings, the same
-order of signed headers, and the same REST version."""
+"""Which account and credential the environment names, and endpoints that would leak a secret refused."""
 
 from __future__ import annotations
 
 import base64
 
 import pytest
-from azure.storage.blob import BlobServiceClient
-from azure.storage.blob._serialize import _SUPPORTED_API_VERSIONS
-from azure.storage.blob._shared.authentication import _storage_header_sort
-from hypothesis import given
-from hypothesis import strategies as st
 
-from orchestrator.providers.azure_rest import API_VERSION, sort_ms_headers
-from orchestrator.providers.azure_settings import blob_settings
+from orchestrator.errors import InvalidInput
+from orchestrator.providers.aws_clients import aws_endpoint
+from orchestrator.providers.azure_settings import checked_endpoint, storage_choice
+from orchestrator.providers.factory import StoreFactory
 
 KEY = base64.b64encode(b"k" * 64).decode()
 
 
-def test_the_lean_client_speaks_the_sdks_newest_rest_version() -> None:
-    assert _SUPPORTED_API_VERSIONS[-1] == API_VERSION
+def test_a_connection_string_names_everything() -> None:
+    conn = f"AccountName=acct;AccountKey={KEY}"
+    assert storage_choice({"AZURE_STORAGE_CONNECTION_STRING": conn}).connection_string == conn
+    # Another account named explicitly is not the connection string's.
+    other = storage_choice({"AZURE_STORAGE_CONNECTION_STRING": conn, "AZURE_STORAGE_ACCOUNT": "other"})
+    assert other.connection_string is None
+    assert other.account == "other"
+
+
+def test_a_key_is_preferred_to_a_sas_and_neither_shows_in_a_repr() -> None:
+    keyed = storage_choice({"AZURE_STORAGE_ACCOUNT": "acct", "AZURE_STORAGE_KEY": KEY, "AZURE_STORAGE_SAS_TOKEN": "s"})
+    assert (keyed.key, keyed.sas, keyed.endpoint) == (KEY, None, "https://acct.blob.core.windows.net")
+    sas = storage_choice({"AZURE_STORAGE_ACCOUNT": "acct", "AZURE_STORAGE_SAS_TOKEN": "?sv=1&sig=s3cr3t"})
+    assert sas.sas == "sv=1&sig=s3cr3t"
+    assert KEY not in repr(keyed)
+    assert "s3cr3t" not in repr(sas)
 
 
 @pytest.mark.parametrize(
-    "conn",
+    ("endpoint", "problem"),
     [
-        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={KEY};"
-        "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;",
-        f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={KEY};EndpointSuffix=core.windows.net",
-        f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={KEY};EndpointSuffix=core.chinacloudapi.cn",
-        f"AccountName=acct;AccountKey={KEY}",
-        f"BlobEndpoint=https://acct.blob.core.windows.net/;AccountName=acct;AccountKey={KEY}",
+        ("https://user:pw@acct.blob.core.windows.net", "user name or password"),
+        ("https://acct.blob.core.windows.net?sv=1&sig=abc", "must not carry a query"),
+        ("acct.blob.core.windows.net", r"http\(s\) URL"),
+        ("ftp://acct.blob.core.windows.net", r"http\(s\) URL"),
     ],
 )
-def test_a_connection_string_gives_the_sdks_account_endpoint_and_key(conn: str) -> None:
-    settings = blob_settings({"AZURE_STORAGE_CONNECTION_STRING": conn})
-    assert settings is not None
-    sdk = BlobServiceClient.from_connection_string(conn).get_container_client("c")
-    assert settings.account == sdk.account_name
-    assert f"{settings.blob_endpoint}/c" == sdk.url
-    assert settings.account_key == base64.b64decode(sdk.credential.account_key)
+def test_an_azure_endpoint_that_would_leak_or_cannot_work_is_refused(endpoint: str, problem: str) -> None:
+    with pytest.raises(InvalidInput, match=problem):
+        checked_endpoint(endpoint)
+    env = {"AZURE_STORAGE_ACCOUNT": "acct", "AZURE_STORAGE_KEY": KEY, "AZURE_STORAGE_BLOB_ENDPOINT": endpoint}
+    with pytest.raises(InvalidInput, match="AZURE_STORAGE_BLOB_ENDPOINT") as raised:
+        StoreFactory(env).open("az://vault/")
+    assert "pw@" not in str(raised.value)
+    assert "sig=abc" not in str(raised.value)
 
 
-def test_an_account_with_a_key_or_a_sas_is_signed_here_and_an_identity_is_left_to_the_sdk() -> None:
-    keyed = blob_settings({"AZURE_STORAGE_ACCOUNT": "acct", "AZURE_STORAGE_KEY": KEY})
-    assert keyed is not None
-    assert keyed.blob_endpoint == "https://acct.blob.core.windows.net"
-    sas = blob_settings({"AZURE_STORAGE_ACCOUNT": "acct", "AZURE_STORAGE_SAS_TOKEN": "?sv=1&sig=s"})
-    assert sas is not None
-    assert sas.sas == "sv=1&sig=s"
-    assert blob_settings({"AZURE_STORAGE_ACCOUNT": "acct"}) is None
-    assert blob_settings({"AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"}) is None
-    assert blob_settings({"AZURE_STORAGE_CONNECTION_STRING": "AccountName=a;AccountKey=not base64!"}) is None
-    # The secrets never show in a repr (logs, tracebacks).
-    assert KEY not in repr(keyed)
-    assert "sig=s" not in repr(sas)
+def test_a_connection_strings_blob_endpoint_with_a_password_is_refused() -> None:
+    conn = f"BlobEndpoint=http://u:secretpw@127.0.0.1:10000/acct;AccountName=acct;AccountKey={KEY}"
+    with pytest.raises(InvalidInput, match="connection string's BlobEndpoint") as raised:
+        StoreFactory({"AZURE_STORAGE_CONNECTION_STRING": conn}).open("az://vault/")
+    assert "secretpw" not in str(raised.value)
 
 
-_NAME = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=12)
-
-
-@given(st.lists(_NAME, min_size=1, max_size=8, unique=True))
-def test_signed_headers_are_ordered_as_the_service_collates_them(suffixes: list[str]) -> None:
-    pairs = [(f"x-ms-meta-{s}", "v") for s in suffixes] + [("x-ms-date", "d"), ("x-ms-version", "v")]
-    assert sort_ms_headers(pairs) == list(_storage_header_sort(pairs))
+@pytest.mark.parametrize(
+    ("variable", "endpoint", "problem"),
+    [
+        ("AWS_ENDPOINT_URL", "http://u:secretpw@127.0.0.1:4566", "user name, password or query"),
+        ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:4566?X-Amz-Security-Token=t", "user name, password or query"),
+        ("AWS_ENDPOINT_URL", "127.0.0.1:4566", r"http\(s\) URL"),
+    ],
+)
+def test_an_aws_endpoint_that_would_leak_or_cannot_work_is_refused(variable: str, endpoint: str, problem: str) -> None:
+    """botocore would send a userinfo password as part of the Host header; it is refused before any request."""
+    env = {variable: endpoint, "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}
+    with pytest.raises(InvalidInput, match=problem) as raised:
+        aws_endpoint(env, "s3")
+    assert variable in str(raised.value)
+    with pytest.raises(InvalidInput):
+        StoreFactory(env).open("s3://bucket/")
+    assert "secretpw" not in str(raised.value)
