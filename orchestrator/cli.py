@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from orchestrator import __version__
 from orchestrator.errors import DrError, ExitCode
+from orchestrator.log_setup import configure_logging
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -51,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser_for(_command_of(words)).parse_args(words)
     handler: Handler = args.handler
     try:
+        configure_logging(os.environ)
         return handler(args)
     except DrError as exc:
         print(f"drctl: error: {exc}", file=sys.stderr)
