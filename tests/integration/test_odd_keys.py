@@ -108,3 +108,16 @@ def test_a_restore_into_a_directory_refuses_keys_that_would_leave_it(
     excludes = [arg for key in ODD_KEYS.keys() - SAFE_FOR_A_DIRECTORY.keys() for arg in ("--exclude", key)]
     cli_restore(set_url, target, env, *excludes)
     assert read_tree(target) == SAFE_FOR_A_DIRECTORY
+
+
+@pytest.mark.parametrize("cloud", ["s3", "az"])
+def test_a_listing_under_a_prefix_with_percent_signs_finds_its_keys(
+    lab_factory: StoreFactory, s3_bucket: str, az_container: str, cloud: str
+) -> None:
+    """The prefix goes into the listing's query: a ``%20`` in it is three characters of the name, not a space (the
+    lean Azure client unquoted it before signing, and the service refused the signature)."""
+    root = f"s3://{s3_bucket}" if cloud == "s3" else f"az://{az_container}"
+    seed(lab_factory.open(f"{root}/src/"), AZURE_NAMES)
+    under = lab_factory.open(f"{root}/src/100%20done/")
+    assert [o.key for o in under.list()] == ["y.txt"]
+    assert [o.key for o in lab_factory.open(f"{root}/src/").list("100%/")] == ["100%/z%.txt"]
