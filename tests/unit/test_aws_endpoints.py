@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +17,19 @@ from orchestrator.errors import InvalidInput
 from orchestrator.providers.factory import StoreFactory
 from orchestrator.providers.s3 import S3Store
 from orchestrator.retry import NO_RETRY
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_aws_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """botocore also reads the process environment and config files (under ``make test`` the lab's
+    AWS_ENDPOINT_URL is set there): only the settings each test gives may decide the host."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
 
 
 class _Raw:
