@@ -42,9 +42,9 @@ FAILBACK = "runbooks/failback.yaml"
 ANSWER_WAIT_S = 60.0
 
 
-def _tier_instances(region: str, role: str, prefix: str) -> dict[str, dict[str, Any]]:
-    """The estate's live instances of ``role`` (production or standby) by tier; never a drill's copy."""
-    ec2: Any = boto3.client("ec2", region_name=region)
+def tier_instances(ec2: Any, role: str, prefix: str) -> dict[str, dict[str, Any]]:
+    """The estate's live instances of ``role`` (production or standby) by tier, from an EC2 client of their
+    region; never a drill's copy."""
     filters = [
         {"Name": "tag:drctl:role", "Values": [role]},
         {"Name": f"tag:{SEED_TAG}", "Values": [prefix]},
@@ -143,7 +143,7 @@ def failover_and_back(argv: Sequence[str]) -> int:
     ).returncode:
         print("make failover: seeding the lab failed (see above)", file=sys.stderr)
         return 1
-    production = _tier_instances(aws.region, "production", config.name_prefix)
+    production = tier_instances(boto3.client("ec2", region_name=aws.region), "production", config.name_prefix)
     if "web" in production and not _say_shop("production", production["web"]["PrivateIpAddress"], web_port):
         return 1
 
@@ -181,7 +181,7 @@ def failover_and_back(argv: Sequence[str]) -> int:
         print(f"make failover: the failover failed (exit {failover.returncode}; see above)", file=sys.stderr)
         return failover.returncode or 1
     drctl(["report", run_id, "--format", "markdown"], env)
-    standby = _tier_instances(aws.recovery_region, "standby", config.name_prefix)
+    standby = tier_instances(boto3.client("ec2", region_name=aws.recovery_region), "standby", config.name_prefix)
     if not _say_shop("the standby", standby["web"]["PrivateIpAddress"], web_port):
         return 1
 
@@ -208,7 +208,7 @@ def failover_and_back(argv: Sequence[str]) -> int:
     if back.returncode != 0 or not back_id:
         print(f"make failover: the failback failed (exit {back.returncode}; see above)", file=sys.stderr)
         return back.returncode or 1
-    production = _tier_instances(aws.region, "production", config.name_prefix)
+    production = tier_instances(boto3.client("ec2", region_name=aws.region), "production", config.name_prefix)
     if not _say_shop("production, home again", production["web"]["PrivateIpAddress"], web_port):
         return 1
     print(f"\nmake failover: failover {run_id} and failback {back_id} succeeded; journal in {env['DRCTL_STATE_DIR']}")

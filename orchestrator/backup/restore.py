@@ -52,21 +52,6 @@ def choose_point(bset: BackupSet, point_id: str | None, at: datetime | None) -> 
     return chosen
 
 
-def _unsafe(key: str) -> bool:
-    parts = key.split("/")
-    return not key or key.startswith("/") or "\\" in key or "\0" in key or any(p in ("", ".", "..") for p in parts)
-
-
-def _refusal(key: str, target: ObjectStore, to_directory: bool) -> str | None:
-    """Why ``key`` cannot be restored into ``target`` as itself, checked for every key before anything is
-    written."""
-    if to_directory and _unsafe(key):
-        return "would escape the target"
-    if isinstance(target, KeyRules):
-        return target.key_problem(key)
-    return None
-
-
 def restore_point(
     bset: BackupSet,
     point: RecoveryPoint,
@@ -78,13 +63,13 @@ def restore_point(
     entries = [e for e in point.objects if filters.accept(e.key)]
     if not entries:
         raise InvalidInput(f"recovery point {point.id} has no objects matching --include/--exclude")
-    # Into an object store any key is a key. Into a directory a key becomes a path: folder markers (empty
-    # objects named like "logs/") are directories, not files, and a key that could leave the target is refused.
-    to_directory = isinstance(target, CreatableRoot)
-    if to_directory:
+    # Into a directory folder markers (empty objects named like "logs/") are directories, not files.
+    if isinstance(target, CreatableRoot):
         entries = [e for e in entries if not (e.key.endswith("/") and e.size == 0)]
+    # Every key is checked before anything is written: a target that cannot hold one as itself (a directory,
+    # where a key becomes a path; Azure, which resolves dot segments) gets nothing.
     for e in entries:
-        problem = _refusal(e.key, target, to_directory)
+        problem = target.key_problem(e.key) if isinstance(target, KeyRules) else None
         if problem:
             raise InvalidInput(
                 f"recovery point {point.id} holds key {e.key!r}, which {problem}; nothing restored "

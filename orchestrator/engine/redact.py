@@ -12,8 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from orchestrator.runbook.interpolate import InterpolationError, parse_template
-
 MASK = "***"
 SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|SAS|CONNECTION_STRING|CREDENTIAL", re.IGNORECASE)
 MIN_SECRET_LENGTH = 4
@@ -26,6 +24,9 @@ def looks_secret(name: str) -> bool:
 
 def env_references(value: object) -> set[str]:
     """Names of the environment variables ``${env.X}`` reads anywhere in ``value`` (dumped params)."""
+    # Imported here: the runbook modules load pydantic, and every command's log setup imports this module.
+    from orchestrator.runbook.interpolate import InterpolationError, parse_template
+
     names: set[str] = set()
     if isinstance(value, str):
         try:

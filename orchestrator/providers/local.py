@@ -30,6 +30,10 @@ _CHUNK = 1024 * 1024
 T = TypeVar("T")
 
 
+def _escapes(key: str) -> bool:
+    return not key or key.startswith("/") or "\0" in key or any(p in ("", ".", "..") for p in key.split("/"))
+
+
 class LocalStore:
     """Objects as files under ``root``; a key's ``/`` separators become directories."""
 
@@ -44,9 +48,16 @@ class LocalStore:
     def native_hashes(self) -> frozenset[HashType]:
         return frozenset()
 
+    def key_problem(self, key: str) -> str | None:
+        # A key becomes a path, so one that could leave the root is refused before a restore writes anything.
+        # A backslash is refused there too: on Windows it would be a separator, and a set may be restored there.
+        if _escapes(key) or "\\" in key:
+            return "would escape the target"
+        return None
+
     def _path(self, key: str) -> Path:
         parts = key.split("/")
-        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\0" in key:
+        if _escapes(key):
             raise InvalidInput(f"object key {key!r} would escape or is not a valid path under {self.root}")
         if parts[0] == _META_DIR or _PART.match(parts[-1]):
             raise InvalidInput(f"object key {key!r} uses a name drctl reserves for its own files; rename it")

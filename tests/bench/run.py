@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.providers.azure_settings import connection_endpoint
 from orchestrator.providers.factory import StoreFactory
 from tests.support.lab import NOT_RUNNING, empty_bucket, lab_settings, unique_name
 
@@ -114,7 +115,7 @@ def run_measured(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]
 
 def rclone_env(lab: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_CA_BUNDLE",)}  # rclone rejects the bundle
-    blob_endpoint = lab["AZURE_STORAGE_CONNECTION_STRING"].split("BlobEndpoint=")[1].split(";")[0]
+    blob_endpoint = connection_endpoint(lab["AZURE_STORAGE_CONNECTION_STRING"])
     env.update(
         {
             "RCLONE_CONFIG_LABS3_TYPE": "s3",

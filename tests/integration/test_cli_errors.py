@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 
 from orchestrator.errors import ExitCode
+from orchestrator.providers.azure_settings import connection_endpoint
 from tests.support.cli import assert_one_line_error, drctl
 from tests.support.lab import AZURITE_WRONG_KEY_CONN, unique_name
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.ports import free_port
 
 
 def base_env() -> dict[str, str]:
@@ -57,7 +52,7 @@ def test_missing_directory(tmp_path: os.PathLike[str]) -> None:
 
 
 def test_unreachable_s3_endpoint() -> None:
-    port = closed_port()
+    port = free_port()
     env = {
         **base_env(),
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
@@ -69,14 +64,14 @@ def test_unreachable_s3_endpoint() -> None:
 
 
 def test_unreachable_azure_endpoint() -> None:
-    port = closed_port()
+    port = free_port()
     conn = AZURITE_WRONG_KEY_CONN.replace("127.0.0.1:10000", f"127.0.0.1:{port}")
     result = drctl("ls", "az://some-container/", env={**base_env(), "AZURE_STORAGE_CONNECTION_STRING": conn})
     assert_one_line_error(result, ExitCode.UNREACHABLE, f"127.0.0.1:{port}", "cannot reach")
 
 
 def test_wrong_azure_key(lab_env: dict[str, str]) -> None:
-    endpoint = lab_env["AZURE_STORAGE_CONNECTION_STRING"].split("BlobEndpoint=")[1].split(";")[0]
+    endpoint = connection_endpoint(lab_env["AZURE_STORAGE_CONNECTION_STRING"])
     conn = AZURITE_WRONG_KEY_CONN.replace("http://127.0.0.1:10000/devstoreaccount1", endpoint)
     result = drctl("ls", "az://some-container/", env={**base_env(), "AZURE_STORAGE_CONNECTION_STRING": conn})
     line = assert_one_line_error(result, ExitCode.AUTH, "rejected the credentials")

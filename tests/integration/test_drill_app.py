@@ -29,7 +29,6 @@ from tests.support.app_drill import (
     ShopEstate,
     copies_of_tier,
     drill_copies,
-    free_ports,
     lab_dir,
     live_copies,
     newest_point_blob,
@@ -48,6 +47,7 @@ from tests.support.app_drill import (
 )
 from tests.support.cli import drctl, process_env
 from tests.support.estate import REPO, TIERS, delete_estate, lab_clients, run_seed
+from tests.support.ports import free_ports
 
 pytestmark = pytest.mark.lab
 

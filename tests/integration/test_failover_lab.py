@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from localstack.lab_failover import tier_instances
 from tests.support.cli import drctl, process_env
 from tests.support.estate import REPO, lab_clients, run_seed
 
@@ -21,22 +22,6 @@ pytestmark = pytest.mark.lab
 
 PREFIX = "drctl-lab"  # the estate `make failover` seeds and fails over
 WEB_PORT = 8000
-
-
-def estate_instances(ec2: Any, role: str) -> dict[str, dict[str, Any]]:
-    """The estate's instances of ``role`` by tier (drill copies excluded)."""
-    filters = [
-        {"Name": "tag:drctl:role", "Values": [role]},
-        {"Name": "tag:drctl:seed-prefix", "Values": [PREFIX]},
-        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
-    ]
-    found: dict[str, dict[str, Any]] = {}
-    for reservation in ec2.describe_instances(Filters=filters)["Reservations"]:
-        for inst in reservation["Instances"]:
-            tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
-            if "drctl:drill-run" not in tags:
-                found[tags["drctl:tier"]] = inst
-    return found
 
 
 def shop(address: str) -> dict[str, Any]:
@@ -62,8 +47,8 @@ def test_failover_serves_from_the_standby_and_failback_brings_production_home(
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
 
     lab = lab_clients(lab_env)
-    standby = estate_instances(lab.ec2, "standby")
-    production = estate_instances(lab.ec2_primary, "production")
+    standby = tier_instances(lab.ec2, "standby", PREFIX)
+    production = tier_instances(lab.ec2_primary, "production", PREFIX)
     standby_web, production_web = standby["web"]["PrivateIpAddress"], production["web"]["PrivateIpAddress"]
     # During the failover the standby web tier served, from the standby database, the restored orders.
     served = [line for line in done.stdout.splitlines() if line.startswith("the shop answers from the standby")]

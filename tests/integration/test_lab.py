@@ -11,15 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "localstack" / "lab.py"
 AZURITE = REPO / "localstack" / "node_modules" / ".bin" / "azurite-blob"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def lab(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

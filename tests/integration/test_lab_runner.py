@@ -28,6 +28,7 @@ from localstack.lab import LabConfig, runner_state
 from localstack.runner import WORKLOAD_TAG
 from tests.integration.test_lab import alive
 from tests.support.estate import wait_for
+from tests.support.ports import free_port
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -93,12 +94,6 @@ def answer(ip: str, port: int) -> str | None:
             return conn.makefile("rb").readline().decode().strip() or None
     except OSError:
         return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def lines(path: Path) -> list[str]:

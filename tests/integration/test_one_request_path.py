@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from orchestrator.providers.azure_settings import connection_endpoint
 from orchestrator.providers.factory import StoreFactory
 from orchestrator.providers.s3 import S3Store
 from tests.support.backup import backup_env
@@ -123,5 +124,5 @@ def test_both_clouds_go_through_the_proxy_the_environment_names(
 
 
 def _blob_port(lab_env: Mapping[str, str]) -> int | None:
-    endpoint = lab_env["AZURE_STORAGE_CONNECTION_STRING"].split("BlobEndpoint=")[1].split(";")[0]
+    endpoint = connection_endpoint(lab_env["AZURE_STORAGE_CONNECTION_STRING"])
     return urlsplit(endpoint).port

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import zlib
 from base64 import b64encode
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ from orchestrator.retry import NO_RETRY, RetryPolicy
 from tests.support.backup import backup_env, cli_points, cli_restore, run_json
 from tests.support.cli import assert_one_line_error, drctl
 from tests.support.fake_s3 import FakeS3, Served
+from tests.support.ports import free_port
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -217,14 +217,8 @@ def test_range_past_the_end_is_refused(store: S3Store) -> None:
     _assert_one_clean_line(err.value, "plain.txt", "InvalidRange")
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_unreachable_endpoint_is_transient() -> None:
-    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    endpoint = f"http://127.0.0.1:{free_port()}"
     env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": SECRET}
     store = _open(env, "s3://some-bucket/p/", retry=NO_RETRY)
     calls: list[Callable[[], object]] = [

@@ -4,7 +4,6 @@ a "cannot reach" line, and with ``DRCTL_LOG_LEVEL=debug`` the SDKs' own request 
 from __future__ import annotations
 
 import io
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote
@@ -12,9 +11,11 @@ from urllib.parse import unquote
 from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
 
 from orchestrator.errors import ExitCode
+from orchestrator.providers.azure_settings import connection_endpoint
 from orchestrator.providers.factory import StoreFactory
 from tests.support.backup import backup_env
 from tests.support.cli import assert_one_line_error, drctl
+from tests.support.ports import free_port
 
 SESSION_TOKEN = "FwoGZXIvYXdzEXAMPLEsessiontoken0123456789abcdef"
 SECRET_KEY = "sEcReT-3b1d9c-never-logged"
@@ -51,12 +52,6 @@ def _fragments(secret: str) -> list[str]:
     return [*pieces, secret]
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _sas_env(lab_env: dict[str, str], state: Path, endpoint: str, sas: str) -> dict[str, str]:
     env = backup_env(lab_env, state)
     del env["AZURE_STORAGE_CONNECTION_STRING"]
@@ -72,7 +67,7 @@ def test_an_unreachable_endpoint_is_named_without_any_part_of_the_sas(
     lab_factory: StoreFactory, lab_env: dict[str, str], tmp_path: Path
 ) -> None:
     sas, sig = _sas_with_a_slash_in_its_signature(lab_factory)
-    endpoint = f"http://127.0.0.1:{_closed_port()}/devstoreaccount1"
+    endpoint = f"http://127.0.0.1:{free_port()}/devstoreaccount1"
     env = _sas_env(lab_env, tmp_path / "state", endpoint, sas)
     result = drctl("backup", "list", "az://vault/set/", "--json", env=env)
     line = assert_one_line_error(result, ExitCode.UNREACHABLE, "cannot reach the Azure Blob endpoint", endpoint)
@@ -88,7 +83,7 @@ def test_debug_logs_of_a_copy_carry_no_credential(
     source = lab_factory.open(f"s3://{s3_bucket}/src/")
     source.write("a.txt", io.BytesIO(b"logged, but never its keys"))
     state = tmp_path / "state"
-    endpoint = lab_env["AZURE_STORAGE_CONNECTION_STRING"].split("BlobEndpoint=")[1].split(";")[0]
+    endpoint = connection_endpoint(lab_env["AZURE_STORAGE_CONNECTION_STRING"])
     env = {
         **_sas_env(lab_env, state, endpoint, sas),
         # LocalStack accepts any secret and token, so distinctive ones can be searched for.

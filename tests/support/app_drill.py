@@ -216,18 +216,6 @@ def write_blob(estate: ShopEstate, name: str, data: bytes) -> None:
 # --- a private lab -----------------------------------------------------------------------------------------------
 
 
-def free_ports(count: int) -> list[int]:
-    """Loopback ports nothing listens on now (the sockets are held together so the ports differ)."""
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.5)
