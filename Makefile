@@ -14,10 +14,10 @@ PY := $(VENV)/bin/python
 LAB := $(PYTHON) localstack/lab.py
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup lab-install lab-up lab-down lab-status lab-env test test-unit drill failover bench bench-drill lint browser
+.PHONY: help setup lab-install lab-up lab-down lab-status lab-env test test-unit chaos drill failover bench bench-drill lint browser
 
 help:
-	@echo "make drill | failover | test | setup | lab-up | lab-down | lab-status | lab-env | bench | bench-drill | lint | browser"
+	@echo "make drill | failover | test | chaos | setup | lab-up | lab-down | lab-status | lab-env | bench | bench-drill | lint | browser"
 
 $(UV): requirements-bootstrap.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --require-hashes --target .tools/uv \
@@ -61,6 +61,11 @@ browser:
 # The lab is brought up for the run and stopped after it; a lab that was already up is reused and left up.
 test: setup lint browser
 	@DRCTL_REQUIRE_LAB=1 $(LAB) run -- $(PY) -m pytest
+
+# The fault suite at full scale (kills, infrastructure faults, fuzzed runbooks, corruption, secret canaries);
+# it ends with one line of figures per fault class. make test runs the same tests at a short scale.
+chaos: setup
+	@DRCTL_CHAOS=full DRCTL_REQUIRE_LAB=1 $(LAB) run -- $(PY) -m pytest tests/chaos --timeout=3600
 
 test-unit: $(VENV)/.drctl-stamp
 	$(PY) -m pytest tests/unit
