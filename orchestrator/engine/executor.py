@@ -20,7 +20,8 @@ The semantics are those of docs/runbooks.md; the choices that document leaves op
 - Compensation runs after a failed run (an ``on_error: fail`` step failed) and at the end of every drill
   unless ``keep``: each succeeded step's ``compensate`` in the reverse order the steps ended, then
   ``spec.compensation`` in order. Compensations run once each (no retry); a failing one is recorded and the
-  others still run. An interrupted run is not compensated: it can be resumed.
+  others still run. An interrupted run is not compensated: it can be resumed. A resumed run runs again every
+  step whose ``compensate`` ran, since the rollback undid (or may have half undone) what it did.
 - Ctrl-C (``KeyboardInterrupt`` on the main thread) stops new steps, sets the cancel flag running steps
   poll, waits for them, and records the run INTERRUPTED (exit 130).
 - Secrets never reach the journal, the events or the outputs: every text is passed through ``redact``.
@@ -69,6 +70,21 @@ def other_mode_skip(when: str, mode: str) -> str:
 
 def skipped_for_other_mode(reason: str | None) -> bool:
     return (reason or "").startswith(_OTHER_MODE)
+
+
+UNDONE = "undone"
+"""The event kind journaled for a succeeded step once its ``compensate`` has run."""
+
+
+def undone_steps(journal: RunJournal, run_id: str) -> frozenset[str]:
+    """Steps whose success a rollback has since undone: succeeded, then compensated, and not run again."""
+    steps = journal.steps(run_id)
+    undone: set[str] = set()
+    for event in journal.events(run_id):
+        rec = steps.get(event.step_id or "")
+        if event.kind == UNDONE and rec is not None and (rec.finished or "") <= event.at:
+            undone.add(rec.step_id)
+    return frozenset(undone)
 
 
 class StepFailed(DrError):
@@ -217,11 +233,12 @@ class Executor:
         base = options or RunOptions()
         options = RunOptions(mode, base.approve, base.approve_all, base.keep, base.max_parallel)
         done = self._journal.steps(run_id)
+        undone = undone_steps(self._journal, run_id)
         states: dict[str, StepState] = {}
         outputs: dict[str, dict[str, OutputValue]] = {}
         for step_id in loaded.graph.steps:
             rec = done.get(step_id)
-            if rec is not None and rec.status == StepState.SUCCEEDED:
+            if rec is not None and rec.status == StepState.SUCCEEDED and step_id not in undone:
                 states[step_id] = StepState.SUCCEEDED
                 outputs[step_id] = rec.outputs
             else:
@@ -231,7 +248,8 @@ class Executor:
         self._journal.reopen_run(run_id)
         run = _Run(run_id, loaded, options, self._secrets(loaded), states, outputs, ended)
         todo = len(states) - len(ended)
-        self._emit(run, "resumed", f"{len(ended)} steps already succeeded; running the other {todo}")
+        again = f" ({len(undone)} of them undone by the rollback)" if undone else ""
+        self._emit(run, "resumed", f"{len(ended)} steps already succeeded; running the other {todo}{again}")
         return self._execute(run)
 
     # -- the schedule ---------------------------------------------------------------------------------------
@@ -469,6 +487,9 @@ class Executor:
             step = graph.steps[step_id]
             if step.compensate is not None:
                 self._undo(run, step, step.compensate, f"compensate {step_id}")
+                # Journaled whether or not the undo worked: either way the step's effect can no longer be
+                # trusted to be in place, so a resume must run the step again (see ``undone_steps``).
+                self._emit(run, UNDONE, "undone by the run's compensation; a resume runs it again", step_id)
         for i, call in enumerate(run.loaded.runbook.spec.compensation, 1):
             self._undo(run, None, call, f"spec.compensation[{i}]")
 

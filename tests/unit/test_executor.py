@@ -341,6 +341,13 @@ def undo(step_id: str) -> dict[str, Any]:
     return {"action": "fake", "with": {"tag": f"undo-{step_id}:${{steps.{step_id}.outputs.value}}"}}
 
 
+def runs_of(step_id: str) -> int:
+    """How often the step itself ran: its compensate runs under the same step id, tagged ``undo-``."""
+    return sum(
+        1 for _, kind, s, tag in RECORDER.entries if kind == "start" and s == step_id and not tag.startswith("undo")
+    )
+
+
 def undo_tags() -> list[str]:
     return [tag for _, kind, _, tag in sorted(RECORDER.entries) if kind == "start" and tag.startswith("undo")]
 
@@ -410,6 +417,37 @@ def test_resume_after_a_crash_runs_only_what_did_not_succeed(tmp_path: Path) -> 
     assert [tag for _, kind, s, tag in RECORDER.entries if kind == "start" and s == "b"] == ["a", "a"]
     assert RECORDER.calls("c") == 1
     assert journal2.run("r1").status == RunStatus.SUCCEEDED  # type: ignore[union-attr]
+
+
+def test_resume_after_a_rollback_runs_again_what_the_rollback_undid(harness: Harness) -> None:
+    """a and b succeeded and were compensated when c failed; c' (no compensate) was never undone. A resume
+    must launch a and b again, not trust their journaled success, and keep c's sibling's outputs."""
+    RECORDER.behaviours["c"] = flaky(1, Permanent("broken once"))
+    steps = [
+        step("a", compensate=undo("a")),
+        step("b", needs=["a"], compensate=undo("b")),
+        step("kept", needs=["a"]),
+        step("c", needs=["b", "kept"]),
+    ]
+    outcome = harness.run(steps)
+    assert outcome.status == RunStatus.FAILED
+    assert undo_tags() == ["undo-b:b", "undo-a:a"]
+
+    resumed = harness.executor().resume(outcome.run_id)
+    assert resumed.status == RunStatus.SUCCEEDED
+    assert (runs_of("a"), runs_of("b"), runs_of("kept"), runs_of("c")) == (2, 2, 1, 2)
+    assert any("2 of them undone by the rollback" in m for m in harness.messages("resumed"))
+
+
+def test_a_step_run_again_after_its_rollback_counts_only_its_newest_undo(harness: Harness) -> None:
+    """Each resume that fails again undoes a again, so each resume runs it again; one that succeeds leaves it
+    trusted: the undo events are compared with the step's newest success, not merely counted."""
+    RECORDER.behaviours["c"] = flaky(2, Permanent("broken twice"))
+    first = harness.run([step("a", compensate=undo("a")), step("c", needs=["a"])])
+    assert first.status == RunStatus.FAILED
+    assert harness.executor().resume(first.run_id).status == RunStatus.FAILED
+    assert harness.executor().resume(first.run_id).status == RunStatus.SUCCEEDED
+    assert (runs_of("a"), runs_of("c")) == (3, 3)
 
 
 def test_resume_refuses_a_changed_runbook(harness: Harness) -> None:
