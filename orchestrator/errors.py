@@ -88,5 +88,12 @@ class WrongKey(DrError):
     exit_code = ExitCode.AUTH
 
 
+class Cancelled(DrError):
+    """A transfer stopped because its step timed out or its run was interrupted: what finished is journaled,
+    nothing is sealed, and a rerun resumes."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
 class StateError(DrError):
     """drctl's own local state (journal, locks) is unreadable or from a newer drctl."""

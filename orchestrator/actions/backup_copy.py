@@ -55,13 +55,14 @@ def _touches(p: Params) -> tuple[Touch, ...]:
 def run(p: Params, ctx: ActionContext) -> StepResult:
     """What ``drctl backup copy`` does: plan against the set, create it if needed, copy under the copy journal
     in the state directory. Engine errors (``Transient`` included) propagate so the executor classifies and
-    retries them. The engine does not poll ``ctx.cancelled()``; stopping it mid-copy is safe because the
-    journal makes the next attempt resume."""
+    retries them. The engine polls ``ctx.cancelled()`` between objects and chunks, so a step that times out
+    (or a run interrupted) stops its copy unsealed; the journal makes the next attempt resume."""
     options = CopyOptions(
         mode=p.mode,
         filters=Filters(p.include, p.exclude),
         transfers=p.transfers,
         bwlimit=parse_rate(p.bwlimit) if p.bwlimit else None,
+        cancelled=ctx.cancelled,
     )
     keys = key_source(p.key_env, ctx.env)
     if p.encrypt and not keys.given:

@@ -71,7 +71,7 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     factory = store_factory(ctx)
     bset = open_set(factory.open(p.set_), key_source(p.key_env, ctx.env), ctx.env)
     point = choose_point(bset, p.point, p.at)
-    result = restore_point(bset, point, factory.open(p.target), Filters(p.include, ()))
+    result = restore_point(bset, point, factory.open(p.target), Filters(p.include, ()), cancelled=ctx.cancelled)
     return StepResult(
         StepStatus.SUCCEEDED,
         {

@@ -32,7 +32,7 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     """What ``drctl backup verify`` does. A set with missing or corrupt objects fails the step (not
     retryable: re-reading will not repair it), with the counts in the message and ``ok`` false."""
     bset = open_set(store_factory(ctx).open(p.set_), key_source(p.key_env, ctx.env), ctx.env)
-    report = verify_set(bset, [p.point] if p.point else None, deep=p.deep)
+    report = verify_set(bset, [p.point] if p.point else None, deep=p.deep, cancelled=ctx.cancelled)
     outputs = {"points_checked": len(report.points), "objects_checked": report.objects_checked, "ok": report.ok}
     if not report.ok:
         message = f"{p.set_}: {len(report.missing)} missing, {len(report.corrupt)} corrupt objects"

@@ -27,7 +27,14 @@ from orchestrator import __version__
 from orchestrator.backup.journal import CopyJournal
 from orchestrator.backup.layout import blob_id, blob_key
 from orchestrator.backup.manifest import CopyPath, Mode, ObjectEntry, RecoveryPoint, Totals
-from orchestrator.backup.pipeline import HashingReader, MeteredReader, TokenBucket
+from orchestrator.backup.pipeline import (
+    CancelCheck,
+    HashingReader,
+    MeteredReader,
+    TokenBucket,
+    never_cancelled,
+    stop_if_cancelled,
+)
 from orchestrator.backup.progress import ProgressSink, QuietProgress
 from orchestrator.backup.sets import BackupSet, new_point_id
 from orchestrator.errors import IntegrityError, InvalidInput, NotFound
@@ -66,6 +73,8 @@ class CopyOptions:
     filters: Filters = NO_FILTERS
     transfers: int = 8
     bwlimit: float | None = None
+    cancelled: CancelCheck = never_cancelled
+    """Checked between objects and between chunks; once true, the copy stops with ``Cancelled``, unsealed."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +197,7 @@ class _Run:
     journal: CopyJournal
     progress: ProgressSink
     bucket: TokenBucket | None
+    cancelled: CancelCheck = never_cancelled
     bytes_sent: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -250,7 +260,7 @@ def _streamed(run: _Run, info: ObjectInfo, blob: str) -> ObjectEntry:
         hasher = HashingReader(
             reader, name, expect_size=info.size, with_md5=source_md5 is not None and not service_checks
         )
-        metered: Readable = MeteredReader(hasher, run.count, run.bucket)
+        metered: Readable = MeteredReader(hasher, run.count, run.bucket, run.cancelled)
         if checker is not None and source_md5 is not None:
             try:
                 written = checker.write_md5_checked(blob_key(blob), metered, source_md5, metadata=meta)
@@ -321,7 +331,7 @@ def execute_copy(
     journal.start(run_id, bset.url, plan.source_url, plan.mode, now().isoformat())
     sink = progress or QuietProgress()
     bucket = TokenBucket(options.bwlimit) if options.bwlimit else None
-    run = _Run(source, bset, run_id, journal, sink, bucket)
+    run = _Run(source, bset, run_id, journal, sink, bucket, options.cancelled)
 
     resumed = _resumable(run, plan)
     pending = [o for o in plan.to_transfer if o.info.key not in resumed]
@@ -343,6 +353,7 @@ def execute_copy(
     finally:
         sink.finish()
 
+    stop_if_cancelled(run.cancelled, "the copy")  # the last safe moment: after it, the point is sealed
     point = _seal_point(run, plan, entries, paths, now())
     journal.finish(run_id, now().isoformat())
     return CopyResult(
@@ -366,6 +377,7 @@ def _run_parallel(run: _Run, pending: list[PlannedObject], transfers: int) -> It
         try:
             while True:
                 while len(in_flight) < transfers and (nxt := next(queue, None)) is not None:
+                    stop_if_cancelled(run.cancelled, "the copy")
                     in_flight.add(pool.submit(_transfer, run, nxt))
                 if not in_flight:
                     return

@@ -12,8 +12,21 @@ from collections.abc import Callable
 
 import zstandard
 
-from orchestrator.errors import IntegrityError, InvalidInput
+from orchestrator.errors import Cancelled, IntegrityError, InvalidInput
 from orchestrator.providers.base import Readable
+
+CancelCheck = Callable[[], bool]
+"""True once the work should stop: a runbook step passes its context's ``cancelled`` (deadline or Ctrl-C)."""
+
+
+def never_cancelled() -> bool:
+    return False
+
+
+def stop_if_cancelled(cancelled: CancelCheck, what: str) -> None:
+    """Raise ``Cancelled`` at a point where stopping is safe: between objects, or between chunks of one."""
+    if cancelled():
+        raise Cancelled(f"{what} stopped: its step timed out or the run was interrupted; running it again resumes")
 
 
 class HashingReader:
@@ -115,14 +128,24 @@ class TokenBucket:
 
 
 class MeteredReader:
-    """Reports every chunk to ``on_bytes`` and, with a bucket, holds the rate to the limit."""
+    """Reports every chunk to ``on_bytes``, with a bucket holds the rate to the limit, and stops the stream
+    (``Cancelled``) once ``cancelled`` says so: a store aborts a write whose reader raises, so a cancelled
+    object is never committed, and a large one does not run on to its end after the step has timed out."""
 
-    def __init__(self, source: Readable, on_bytes: Callable[[int], None], bucket: TokenBucket | None) -> None:
+    def __init__(
+        self,
+        source: Readable,
+        on_bytes: Callable[[int], None],
+        bucket: TokenBucket | None,
+        cancelled: CancelCheck = never_cancelled,
+    ) -> None:
         self._source = source
         self._on_bytes = on_bytes
         self._bucket = bucket
+        self._cancelled = cancelled
 
     def read(self, size: int = -1, /) -> bytes:
+        stop_if_cancelled(self._cancelled, "the transfer")
         data = self._source.read(size)
         if data:
             if self._bucket is not None:

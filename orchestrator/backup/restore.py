@@ -13,7 +13,7 @@ from datetime import datetime
 
 from orchestrator.backup.copy import NO_FILTERS, Filters
 from orchestrator.backup.manifest import RecoveryPoint
-from orchestrator.backup.pipeline import MeteredReader
+from orchestrator.backup.pipeline import CancelCheck, MeteredReader, never_cancelled, stop_if_cancelled
 from orchestrator.backup.progress import ProgressSink, QuietProgress
 from orchestrator.backup.sets import BackupSet
 from orchestrator.backup.verify import read_verified
@@ -59,7 +59,10 @@ def restore_point(
     filters: Filters = NO_FILTERS,
     workers: int = 8,
     progress: ProgressSink | None = None,
+    cancelled: CancelCheck = never_cancelled,
 ) -> RestoreResult:
+    """Restore the point's objects into ``target``. ``cancelled`` is checked between objects and chunks: once
+    true, no new object starts and no unfinished one is committed (``Cancelled``)."""
     entries = [e for e in point.objects if filters.accept(e.key)]
     if not entries:
         raise InvalidInput(f"recovery point {point.id} has no objects matching --include/--exclude")
@@ -95,8 +98,9 @@ def restore_point(
 
     def one(entry_index: int) -> None:
         entry = entries[entry_index]
+        stop_if_cancelled(cancelled, "the restore")
         reader = read_verified(bset, entry, point.id)
-        target.write(entry.key, MeteredReader(reader, count, None))
+        target.write(entry.key, MeteredReader(reader, count, None, cancelled))
         sink.object_done()
 
     sink.start(len(entries), sum(e.size for e in entries))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.backup.layout import blob_key
 from orchestrator.backup.manifest import ObjectEntry, RecoveryPoint
-from orchestrator.backup.pipeline import HashingReader
+from orchestrator.backup.pipeline import CancelCheck, HashingReader, never_cancelled, stop_if_cancelled
 from orchestrator.backup.sets import BackupSet
 from orchestrator.errors import IntegrityError, NotFound
 
@@ -48,11 +48,12 @@ def read_verified(bset: BackupSet, entry: ObjectEntry, point_id: str) -> Hashing
     return HashingReader(bset.decode(stored, entry.blob, name), name, entry.sha256, entry.size)
 
 
-def _deep_check(bset: BackupSet, entry: ObjectEntry, point_id: str) -> str | None:
+def _deep_check(bset: BackupSet, entry: ObjectEntry, point_id: str, cancelled: CancelCheck) -> str | None:
     try:
+        stop_if_cancelled(cancelled, "the verify")
         reader = read_verified(bset, entry, point_id)
         while reader.read(1024 * 1024):
-            pass
+            stop_if_cancelled(cancelled, "the verify")
     except IntegrityError as exc:
         return str(exc)
     except NotFound:
@@ -61,7 +62,11 @@ def _deep_check(bset: BackupSet, entry: ObjectEntry, point_id: str) -> str | Non
 
 
 def verify_set(
-    bset: BackupSet, point_ids: list[str] | None = None, deep: bool = False, workers: int = 8
+    bset: BackupSet,
+    point_ids: list[str] | None = None,
+    deep: bool = False,
+    workers: int = 8,
+    cancelled: CancelCheck = never_cancelled,
 ) -> VerifyReport:
     report = VerifyReport()
     ids = point_ids if point_ids is not None else bset.point_ids()
@@ -87,7 +92,7 @@ def verify_set(
         report.extra = sorted(b for b in present if b not in referenced)
     if deep:
         with ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(lambda item: _deep_check(bset, *item), to_read.values()))
+            results = list(pool.map(lambda item: _deep_check(bset, item[0], item[1], cancelled), to_read.values()))
         report.corrupt += [r for r in results if r]
         report.bytes_read = sum(e.size for e, _ in to_read.values())
     return report

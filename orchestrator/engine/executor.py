@@ -50,7 +50,7 @@ from orchestrator.engine.context import StepContext, StoreFactoryMaker, default_
 from orchestrator.engine.events import RunEvent, RunObserver, ignore
 from orchestrator.engine.journal import RunJournal, RunStatus, StepState
 from orchestrator.engine.redact import env_references, named_secret_envs, redact, secrets_of
-from orchestrator.errors import DrError, ExitCode, InvalidInput, StateError, Transient
+from orchestrator.errors import Cancelled, DrError, ExitCode, InvalidInput, StateError, Transient
 from orchestrator.runbook.fields import format_duration
 from orchestrator.runbook.interpolate import ResolveContext, resolve_params
 from orchestrator.runbook.loader import LoadedRunbook, load_runbook
@@ -442,7 +442,14 @@ class Executor:
     ) -> Mapping[str, OutputValue]:
         """One attempt of ``call``; raises on failure (``Transient`` when a retry may help)."""
         started = self._clock()
-        result = self._call(run, step_id, call, timeout)
+        try:
+            result = self._call(run, step_id, call, timeout)
+        except Cancelled:
+            # An action that polls ``cancelled()`` stops by raising; past the deadline that is a timeout
+            # (retried if attempts remain), otherwise the run was interrupted and the error stands.
+            if timeout is None or self._clock() - started < timeout.total_seconds():
+                raise
+            result = StepResult(StepStatus.TIMED_OUT)
         if timeout is not None and self._clock() - started >= timeout.total_seconds():
             result = StepResult(StepStatus.TIMED_OUT)
         return _outputs_of(result, call.action, timeout, run.secrets)
