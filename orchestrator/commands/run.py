@@ -21,6 +21,7 @@ from rich.console import Console
 
 from orchestrator.backup.journal import state_dir
 from orchestrator.commands.common import add_disaster_at, parse_disaster_at, print_json
+from orchestrator.durations import parse_duration
 from orchestrator.engine.events import PrintObserver, RunObserver
 from orchestrator.engine.executor import Executor, RunOptions, RunOutcome, exit_code_of, new_run_id
 from orchestrator.engine.journal import RunJournal, journal_path
@@ -86,6 +87,7 @@ def _options(args: argparse.Namespace, mode: str = "failover") -> RunOptions:
         approve_all=args.approve_all,
         keep=args.keep,
         max_parallel=args.parallel,
+        approval_wait=parse_duration(args.wait_for_approval) if args.wait_for_approval else None,
     )
 
 
@@ -257,6 +259,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--approve", action="append", metavar="STEP", help="approve this gated step (repeatable)")
     parser.add_argument("--approve-all", action="store_true", help="approve every gated step")
+    parser.add_argument(
+        "--wait-for-approval",
+        metavar="DURATION",
+        help="a gated step waits this long (e.g. 30m) for `drctl approve RUN_ID STEP` from elsewhere, then fails",
+    )
     parser.add_argument("--keep", action="store_true", help="do not undo a drill at its end")
     parser.add_argument("--parallel", type=int, default=4, help="steps running at once (default 4)")
     parser.add_argument("--stack-outputs", metavar="JSON", help="stack outputs file for ${stack...}")

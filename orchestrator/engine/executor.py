@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,9 @@ def skipped_for_other_mode(reason: str | None) -> bool:
     return (reason or "").startswith(_OTHER_MODE)
 
 
+APPROVAL_POLL_S = 0.5
+"""How often a waiting gate reads the journal for ``drctl approve``: a person notices no half-second delay."""
+
 UNDONE = "undone"
 """The event kind journaled for a succeeded step once its ``compensate`` has run."""
 
@@ -106,6 +109,9 @@ class RunOptions:
     approve_all: bool = False
     keep: bool = False
     max_parallel: int = 4
+    approval_wait: timedelta | None = None
+    """How long a gated step waits for ``drctl approve RUN STEP`` (from another terminal, or CI) before it fails;
+    None: a gate not approved at launch or at the prompt fails at once."""
 
 
 @dataclass(frozen=True)
@@ -230,8 +236,7 @@ class Executor:
             )
         loaded = load_runbook(path, param_overrides(record.params), stack)
         mode: RunMode = "drill" if record.mode == "drill" else "failover"
-        base = options or RunOptions()
-        options = RunOptions(mode, base.approve, base.approve_all, base.keep, base.max_parallel)
+        options = replace(options or RunOptions(), mode=mode)
         done = self._journal.steps(run_id)
         undone = undone_steps(self._journal, run_id)
         states: dict[str, StepState] = {}
@@ -361,21 +366,53 @@ class Executor:
     def _launch(self, run: _Run, step_id: str, pool: ThreadPoolExecutor, running: dict[Future[None], str]) -> None:
         step = run.loaded.graph.steps[step_id]
         if step.approval == "required":
+            given = self._journal.approval(run.run_id, step_id)
             if run.options.mode == "drill":
                 self._emit(run, "approval", "auto-approved (drill)", step_id)
             elif run.options.approve_all or step_id in run.options.approve:
                 flag = "--approve-all" if run.options.approve_all else f"--approve {step_id}"
                 self._emit(run, "approval", f"approved by {flag}", step_id)
+            elif given is not None:
+                self._emit(run, "approval", given.describe(), step_id)
+            elif run.options.approval_wait is not None:
+                # Waiting happens on a worker, so the rest of the run goes on while a person is found.
+                self._set(
+                    run, step_id, StepState.RUNNING, f"waiting for approval: drctl approve {run.run_id} {step_id}"
+                )
+                running[pool.submit(self._await_approval, run, step, run.options.approval_wait)] = step_id
+                return
             elif self._approver is not None and self._approver(step):
                 self._emit(run, "approval", "approved at the prompt", step_id)
             else:
                 asked = "was not approved at the prompt" if self._approver is not None else "needs approval"
-                message = f"{asked}: rerun with --approve {step_id} (or --approve-all) once a person agrees"
+                message = (
+                    f"{asked}: rerun with --approve {step_id} (or --approve-all) once a person agrees, "
+                    f"or with --wait-for-approval to wait for drctl approve"
+                )
                 self._set(run, step_id, StepState.FAILED, message)
                 self._failed(run, step)
                 return
         self._set(run, step_id, StepState.RUNNING, "started")
         running[pool.submit(self._step, run, step)] = step_id
+
+    def _await_approval(self, run: _Run, step: Step, wait_for: timedelta) -> None:
+        """Poll the journal for ``drctl approve`` until it comes, the wait ends, or the run is interrupted (the
+        step is then left running, and recorded interrupted with the others)."""
+        deadline = self._clock() + wait_for.total_seconds()
+        while (given := self._journal.approval(run.run_id, step.id)) is None:
+            if self._stop.is_set():
+                return
+            if self._clock() >= deadline:
+                message = (
+                    f"no approval came in {format_duration(wait_for)}: drctl approve {run.run_id} {step.id} "
+                    f"once a person agrees, then drctl resume {run.run_id}"
+                )
+                self._set(run, step.id, StepState.FAILED, message)
+                self._failed(run, step)
+                return
+            self._stop.wait(APPROVAL_POLL_S)
+        self._emit(run, "approval", given.describe(), step.id)
+        self._step(run, step)
 
     def _failed(self, run: _Run, step: Step) -> None:
         if step.on_error == "continue":

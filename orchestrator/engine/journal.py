@@ -80,6 +80,15 @@ CREATE TABLE IF NOT EXISTS drill_resources (
     note TEXT,
     UNIQUE (run_id, kind, location, resource_id)
 );
+CREATE TABLE IF NOT EXISTS approvals (
+    run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    approved_by TEXT NOT NULL,
+    from_account TEXT NOT NULL,
+    at TEXT NOT NULL,
+    comment TEXT,
+    PRIMARY KEY (run_id, step_id)
+);
 """
 _ADDED_COLUMNS = (("runs", "disaster_at", "TEXT"),)
 """Columns added after a table was first shipped: ``CREATE TABLE IF NOT EXISTS`` leaves an existing table as it
@@ -168,6 +177,25 @@ class DrillResource:
     outcome: str | None
     cleaned: str | None
     note: str | None
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A person's go-ahead for one gated step of one run, given with ``drctl approve``. ``approved_by`` is the
+    name they gave (``--by``, e.g. a CI actor) or their account; ``from_account`` is always the account and host
+    the command ran as, so a name given by hand is never the only record."""
+
+    run_id: str
+    step_id: str
+    approved_by: str
+    from_account: str
+    at: str
+    comment: str | None
+
+    def describe(self) -> str:
+        via = "" if self.approved_by == self.from_account else f" (from {self.from_account})"
+        said = f": {self.comment}" if self.comment else ""
+        return f"approved by {self.approved_by}{via} at {self.at} with drctl approve{said}"
 
 
 def _now() -> str:
@@ -325,7 +353,26 @@ class RunJournal:
             (outcome, _now(), note, run_id, kind, location, resource_id),
         )
 
+    def approve(self, run_id: str, step_id: str, by: str, from_account: str, comment: str | None) -> Approval:
+        """Record an approval; a second one for the same step keeps the first (who approved, and when)."""
+        self._write(
+            "INSERT INTO approvals (run_id, step_id, approved_by, from_account, at, comment) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id, step_id) DO NOTHING",
+            (run_id, step_id, by, from_account, _now(), comment),
+        )
+        approval = self.approval(run_id, step_id)
+        assert approval is not None  # just written, or written before
+        return approval
+
     # -- reads ----------------------------------------------------------------------------------------------
+
+    def approval(self, run_id: str, step_id: str) -> Approval | None:
+        rows = self._rows(
+            "SELECT run_id, step_id, approved_by, from_account, at, comment FROM approvals "
+            "WHERE run_id = ? AND step_id = ?",
+            (run_id, step_id),
+        )
+        return Approval(*rows[0]) if rows else None
 
     def _rows(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._lock:

@@ -9,6 +9,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -332,6 +333,52 @@ def test_failover_gate_asks_the_approver(harness: Harness) -> None:
     assert outcome.steps["yes"] == StepState.SUCCEEDED
     assert outcome.steps["no"] == StepState.FAILED
     assert harness.messages("approval", "yes") == ["approved at the prompt"]
+
+
+def test_a_waiting_gate_runs_once_drctl_approve_records_an_approval(harness: Harness) -> None:
+    """The gate waits on a worker while other steps go on; an approval written to the journal (as ``drctl
+    approve`` does from another process) lets it run, and the run's events say who approved."""
+    path = write_runbook(harness.directory, [step("gate", approval="required"), step("other")])
+    harness.executor()  # opens the harness's journal
+    assert harness.journal is not None
+    journal = harness.journal
+
+    def approve_once_waiting(event: RunEvent) -> None:
+        harness.events.append(event)
+        if event.step_id == "gate" and event.message.startswith("waiting for approval"):
+            # From another thread, as another process would: the gate must notice it by reading the journal.
+            threading.Thread(
+                target=journal.approve, args=(event.run_id, "gate", "alice", "alice@ops-1", "change 42")
+            ).start()
+
+    executor = Executor(journal, env={}, observer=approve_once_waiting, sleep=harness.sleeps.append)
+    options = RunOptions(approval_wait=timedelta(minutes=5))
+    outcome = executor.run(load_runbook(path), path, options)
+    assert outcome.status == RunStatus.SUCCEEDED
+    assert RECORDER.calls("gate") == 1
+    (message,) = harness.messages("approval", "gate")
+    assert message.startswith("approved by alice (from alice@ops-1) at ")
+    assert message.endswith("with drctl approve: change 42")
+
+
+def test_a_waiting_gate_fails_when_no_approval_comes_in_time(harness: Harness) -> None:
+    outcome = harness.run([step("gate", approval="required")], RunOptions(approval_wait=timedelta(milliseconds=50)))
+    assert outcome.status == RunStatus.FAILED
+    assert RECORDER.calls("gate") == 0
+    assert harness.journal is not None
+    error = harness.journal.steps(outcome.run_id)["gate"].error or ""
+    assert f"no approval came in 50ms: drctl approve {outcome.run_id} gate" in error
+
+
+def test_an_approval_recorded_after_a_failed_gate_is_taken_at_resume(harness: Harness) -> None:
+    outcome = harness.run([step("gate", approval="required")])
+    assert outcome.status == RunStatus.FAILED
+    assert harness.journal is not None
+    harness.journal.approve(outcome.run_id, "gate", "bob@ops-2", "bob@ops-2", None)
+    resumed = harness.executor().resume(outcome.run_id)
+    assert resumed.status == RunStatus.SUCCEEDED
+    assert RECORDER.calls("gate") == 1
+    assert harness.messages("approval", "gate")[-1].startswith("approved by bob@ops-2 at ")
 
 
 # -- compensation ---------------------------------------------------------------------------------------------
