@@ -97,3 +97,9 @@ class Cancelled(DrError):
 
 class StateError(DrError):
     """drctl's own local state (journal, locks) is unreadable or from a newer drctl."""
+
+
+class LockLost(StateError):
+    """The run's lease on a shared lock ran out or was taken over: the run stops recording and acting."""
+
+    exit_code = ExitCode.LOCK_HELD

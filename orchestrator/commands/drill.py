@@ -27,7 +27,7 @@ from typing import Any
 
 from orchestrator.backup.journal import state_dir
 from orchestrator.commands.common import add_disaster_at, parse_disaster_at, print_json
-from orchestrator.commands.run import lock_name, observer_for, print_diagnostics, run_lock, stack_of
+from orchestrator.commands.run import fenced, lock_name, observer_for, print_diagnostics, run_lock, stack_of
 from orchestrator.drill.cleanup import Cleaner, Providers, Removal
 from orchestrator.drill.orphans import find_leftovers
 from orchestrator.durations import parse_duration
@@ -194,11 +194,13 @@ def _cmd_drill(args: argparse.Namespace) -> int:
     name = loaded.runbook.metadata.name
     journal = RunJournal(journal_path(state_dir(env)))
     try:
-        with run_lock(lock_name(name, stack), run_id, name, args.force_unlock, args.lock_url):
+        with run_lock(lock_name(name, stack), run_id, name, args.force_unlock, args.lock_url) as lock:
             outcome: RunOutcome | None = None
             try:
                 observer, view = observer_for(loaded, options)
-                with view:
+                # The cleanup below is not fenced: it removes only this run's own resources, and must run
+                # even when the lock was lost.
+                with view, fenced(journal, lock):
                     outcome = Executor(journal, env=env, observer=observer).run(
                         loaded, path, options, run_id=run_id, disaster_at=disaster_at
                     )

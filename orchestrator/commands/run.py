@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -26,7 +26,8 @@ from orchestrator.engine.events import PrintObserver, RunObserver
 from orchestrator.engine.executor import Executor, RunOptions, RunOutcome, exit_code_of, new_run_id
 from orchestrator.engine.journal import RunJournal, journal_path
 from orchestrator.engine.live import LiveView
-from orchestrator.engine.lock import LockHolder, RunLock, S3RunLock, SqliteRunLock, locks_path
+from orchestrator.engine.lock import LockHolder, RunLock, SqliteRunLock, locks_path
+from orchestrator.engine.s3_lease import DEFAULT_TTL_S, S3Lease
 from orchestrator.errors import ExitCode, InvalidInput, NotFound
 from orchestrator.providers.factory import StoreFactory
 from orchestrator.providers.location import parse_location
@@ -35,6 +36,9 @@ from orchestrator.runbook.models import Step
 from orchestrator.runbook.params import parse_assignments
 from orchestrator.runbook.problems import RunbookInvalid
 from orchestrator.stack_outputs import StackOutputs, load_stack_outputs
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 def _env() -> dict[str, str]:
@@ -50,17 +54,35 @@ def lock_name(runbook: str, stack: StackOutputs | None) -> str:
     return f"runbook {runbook} on stack {stack.stack if stack else '(none)'}"
 
 
-def _shared_lock(lock_url: str, name: str) -> S3RunLock:
-    """A lock object in S3, for teams whose runs start from several machines (CI, laptops, a bastion)."""
+LOCKS_FOLDER = "locks/"
+
+
+def lock_ttl(env: dict[str, str]) -> float:
+    """The shared lock's lease (``DRCTL_LOCK_TTL``, a duration; 60s): how long a crashed holder blocks others."""
+    text = env.get("DRCTL_LOCK_TTL")
+    seconds = parse_duration(text).total_seconds() if text else DEFAULT_TTL_S
+    if seconds < 1:
+        raise InvalidInput(f"DRCTL_LOCK_TTL={text!r} is too short for a lease; use at least 1s (default 60s)")
+    return seconds
+
+
+def shared_locks(lock_url: str) -> tuple[S3Client, str, str]:
+    """The S3 client, bucket and key prefix under which ``--lock-url`` keeps its lock objects."""
     loc = parse_location(lock_url)
     if loc.scheme != "s3":
         raise InvalidInput(f"--lock-url {lock_url!r} must be an s3:// location (the lock is an S3 conditional write)")
-    key = loc.prefix + "locks/" + re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") + ".json"
-    return S3RunLock(StoreFactory(_env()).s3_client(), loc.root, key)
+    return StoreFactory(_env()).s3_client(), loc.root, loc.prefix + LOCKS_FOLDER
+
+
+def _shared_lock(lock_url: str, name: str) -> S3Lease:
+    """A lease in S3, for teams whose runs start from several machines (CI, laptops, a bastion)."""
+    client, bucket, prefix = shared_locks(lock_url)
+    key = prefix + re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") + ".json"
+    return S3Lease(client, bucket, key, ttl_s=lock_ttl(_env()))
 
 
 @contextmanager
-def run_lock(name: str, run_id: str, runbook: str, force: bool, lock_url: str | None = None) -> Iterator[None]:
+def run_lock(name: str, run_id: str, runbook: str, force: bool, lock_url: str | None = None) -> Iterator[RunLock]:
     lock: RunLock = _shared_lock(lock_url, name) if lock_url else SqliteRunLock(locks_path(state_dir(_env())), name)
     holder = LockHolder.here(run_id, runbook)
     try:
@@ -69,13 +91,25 @@ def run_lock(name: str, run_id: str, runbook: str, force: bool, lock_url: str | 
             if removed is not None:
                 print(f"drctl: removed the lock of {removed.describe()}", file=sys.stderr)
         lock.acquire(holder)
+        if isinstance(lock, S3Lease) and lock.took_over is not None:
+            print(f"drctl: took over the lock of {lock.took_over.describe()}: its lease had expired", file=sys.stderr)
         try:
-            yield
+            yield lock
         finally:
             lock.release(holder)
     finally:
         if isinstance(lock, SqliteRunLock):
             lock.close()
+
+
+@contextmanager
+def fenced(journal: RunJournal, lock: RunLock) -> Iterator[None]:
+    """Every journal write checks the lock first, while the run holds it."""
+    journal.fence(lock.check)
+    try:
+        yield
+    finally:
+        journal.fence(None)
 
 
 def _options(args: argparse.Namespace, mode: str = "failover") -> RunOptions:
@@ -160,12 +194,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise InvalidInput(f"--approve {step_id}: the runbook has no step {step_id!r}")
     run_id = new_run_id()
     name = loaded.runbook.metadata.name
-    with run_lock(lock_name(name, stack), run_id, name, args.force_unlock, args.lock_url):
+    with run_lock(lock_name(name, stack), run_id, name, args.force_unlock, args.lock_url) as lock:
         journal = RunJournal(journal_path(state_dir(_env())))
         observer, view = observer_for(loaded, options)
         try:
             executor = Executor(journal, env=_env(), observer=observer, approver=_approver())
-            with view:
+            with view, fenced(journal, lock):
                 outcome = executor.run(loaded, path, options, run_id=run_id, disaster_at=disaster_at)
         finally:
             journal.close()
@@ -186,8 +220,15 @@ def _cmd_resume(args: argparse.Namespace) -> int:
                 f"`drctl drill --cleanup {record.run_id}`, then run the drill again"
             )
         options = _options(args, record.mode)
-        with run_lock(
-            lock_name(record.runbook_name, stack), record.run_id, record.runbook_name, args.force_unlock, args.lock_url
+        with (
+            run_lock(
+                lock_name(record.runbook_name, stack),
+                record.run_id,
+                record.runbook_name,
+                args.force_unlock,
+                args.lock_url,
+            ) as lock,
+            fenced(journal, lock),
         ):
             try:
                 outcome = Executor(journal, env=_env(), observer=PrintObserver(), approver=_approver()).resume(

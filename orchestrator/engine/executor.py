@@ -50,7 +50,7 @@ from orchestrator.engine.context import StepContext, StoreFactoryMaker, default_
 from orchestrator.engine.events import RunEvent, RunObserver, ignore
 from orchestrator.engine.journal import RunJournal, RunStatus, StepState
 from orchestrator.engine.redact import env_references, named_secret_envs, redact, secrets_of
-from orchestrator.errors import Cancelled, DrError, ExitCode, InvalidInput, StateError, Transient
+from orchestrator.errors import Cancelled, DrError, ExitCode, InvalidInput, LockLost, StateError, Transient
 from orchestrator.runbook.fields import format_duration
 from orchestrator.runbook.interpolate import ResolveContext, resolve_params
 from orchestrator.runbook.loader import LoadedRunbook, load_runbook
@@ -306,6 +306,12 @@ class Executor:
             self._stop.set()
             self._emit(run, "interrupted", "Ctrl-C: no new steps; waiting for the running ones to stop")
             self._drain(running)
+        except LockLost:
+            # Another run may hold the lock now: stop every step that polls, record nothing (the journal is
+            # fenced), and leave the run resumable once the lock is ours again.
+            self._stop.set()
+            self._drain(running)
+            raise
         finally:
             pool.shutdown(wait=True)
         if interrupted:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -225,6 +225,12 @@ class RunJournal:
         except sqlite3.Error as err:
             raise StateError(f"cannot open the run journal {path}: {err}") from err
         self._lock = threading.Lock()
+        self._fence: Callable[[], None] | None = None
+
+    def fence(self, check: Callable[[], None] | None) -> None:
+        """Call ``check`` before every write (None: stop): a run whose shared lock was lost raises there, so it
+        records nothing more, and acts on nothing more, once another run may hold the lock."""
+        self._fence = check
 
     def _columns(self, table: str) -> set[str]:
         return {str(row[1]) for row in self._db.execute(f"PRAGMA table_info({table})")}
@@ -244,6 +250,8 @@ class RunJournal:
             self._db.close()
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+        if self._fence is not None:
+            self._fence()
         with self._lock:
             try:
                 self._db.execute(sql, args)

@@ -2,9 +2,8 @@
 
 - ``SqliteRunLock`` serialises runs on one machine (state directory). A lock whose holder process is gone
   from this host is stale and taken over, since nothing can still be running under it.
-- ``S3RunLock`` is for shared state: a lock object created with a conditional write (``If-None-Match: *``),
-  which S3 grants to exactly one writer, the way Terraform's S3 backend locks its state. It is never broken
-  automatically (the holder may be alive on another machine); ``force_unlock`` is the person's decision.
+- ``S3Lease`` (``s3_lease.py``) is for shared state: a lease in one S3 object, taken and released with
+  conditional writes, renewed by a heartbeat, taken over once expired, and fenced by a token.
 """
 
 from __future__ import annotations
@@ -20,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from orchestrator.errors import LockHeld, Permanent, StateError
+from orchestrator.errors import LockHeld, StateError
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+    pass
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,14 @@ class RunLock(Protocol):
 
     def force_unlock(self) -> LockHolder | None:
         """Remove the lock whoever holds it; returns the holder that was removed, if any."""
+        ...
+
+    def unlock(self, run_id: str) -> LockHolder | None:
+        """Remove the lock only if ``run_id`` holds it (``drctl unlock RUN_ID``); returns that holder."""
+        ...
+
+    def check(self) -> None:
+        """Raise ``LockLost`` if this process no longer certainly holds the lock: the journal's fence."""
         ...
 
 
@@ -126,56 +133,42 @@ class SqliteRunLock:
         self._db.execute("DELETE FROM run_locks WHERE name=?", (self._name,))
         return current
 
+    def unlock(self, run_id: str) -> LockHolder | None:
+        current = self._current()
+        if current is None or current.run_id != run_id:
+            return None
+        self.release(current)
+        return current
+
+    def check(self) -> None:
+        """A lock on this host cannot be taken over while its holder's process lives: nothing to check."""
+
     def close(self) -> None:
         self._db.close()
 
 
-class S3RunLock:
-    def __init__(self, client: S3Client, bucket: str, key: str) -> None:
-        self._client = client
-        self._bucket = bucket
-        self._key = key
-
-    @property
-    def name(self) -> str:
-        return f"s3://{self._bucket}/{self._key}"
-
-    def _current(self) -> tuple[LockHolder, str] | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            resp = self._client.get_object(Bucket=self._bucket, Key=self._key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None
-            raise Permanent(f"cannot read the lock {self.name}: {exc.response.get('Error', {}).get('Code')}") from exc
-        return LockHolder(**json.loads(resp["Body"].read())), str(resp["ETag"])
-
-    def acquire(self, holder: LockHolder) -> None:
-        from botocore.exceptions import ClientError
-
-        body = json.dumps(asdict(holder)).encode()
-        try:
-            self._client.put_object(Bucket=self._bucket, Key=self._key, Body=body, IfNoneMatch="*")
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code not in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
-                raise Permanent(f"cannot take the lock {self.name}: {code}") from exc
-            current = self._current()
-            if current is None:
-                # Released between our write and our read: a retry by the caller will win or see the new holder.
-                raise LockHeld(f"{self.name} changed hands while being taken; run again") from exc
-            raise _held(self.name, current[0], FORCE_HINT) from exc
-
-    def release(self, holder: LockHolder) -> None:
-        current = self._current()
-        if current is not None and current[0].run_id == holder.run_id:
-            self._client.delete_object(Bucket=self._bucket, Key=self._key)
-
-    def force_unlock(self) -> LockHolder | None:
-        current = self._current()
-        self._client.delete_object(Bucket=self._bucket, Key=self._key)
-        return current[0] if current else None
+def unlock_local(db_path: Path, run_id: str) -> list[tuple[str, LockHolder]]:
+    """``drctl unlock RUN_ID`` on this host: remove the locks ``run_id`` holds, unless its process still lives
+    here (then the run is really running, and unlocking would let a second one fight it)."""
+    if not db_path.exists():
+        return []
+    removed: list[tuple[str, LockHolder]] = []
+    lock = SqliteRunLock(db_path, "")
+    try:
+        rows = lock._db.execute("SELECT name, holder FROM run_locks").fetchall()
+        for name, text in rows:
+            holder = LockHolder(**json.loads(text))
+            if holder.run_id != run_id:
+                continue
+            if holder.host == socket.gethostname() and _pid_alive(holder.pid):
+                raise LockHeld(f"run {run_id} is still running here as pid {holder.pid}; stop it (Ctrl-C) instead")
+            lock._db.execute("DELETE FROM run_locks WHERE name=? AND holder=?", (name, text))
+            removed.append((name, holder))
+    except sqlite3.Error as exc:
+        raise StateError(f"lock database {db_path} is unusable ({exc}); move it aside") from exc
+    finally:
+        lock.close()
+    return removed
 
 
 def live_local_runs(db_path: Path) -> set[str]:

@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from orchestrator.engine.lock import LockHolder, S3RunLock
+from orchestrator.engine.lock import LockHolder
+from orchestrator.engine.s3_lease import S3Lease
 from orchestrator.errors import ExitCode
 from orchestrator.providers.factory import StoreFactory
 
@@ -106,10 +107,11 @@ def test_a_shared_s3_run_lock_refuses_a_second_run_naming_the_holder(
     )
     lock_url = f"s3://{s3_bucket}/team-state/"
     env = {**os.environ, **lab_env, "DRCTL_STATE_DIR": str(tmp_path / "state")}
-    holder = S3RunLock(
-        StoreFactory(lab_env).s3_client(), s3_bucket, "team-state/locks/runbook-shared-on-stack-none.json"
-    )
-    holder.acquire(LockHolder.here("run-on-another-machine", "shared"))
+    client = StoreFactory(lab_env).s3_client()
+    key = "team-state/locks/runbook-shared-on-stack-none.json"
+    holder = S3Lease(client, s3_bucket, key)
+    other = LockHolder.here("run-on-another-machine", "shared")
+    holder.acquire(other)
 
     refused = drctl(env, "run", str(runbook), "--lock-url", lock_url)
     assert refused.returncode == ExitCode.LOCK_HELD, refused.stderr
@@ -118,5 +120,17 @@ def test_a_shared_s3_run_lock_refuses_a_second_run_naming_the_holder(
 
     forced = drctl(env, "run", str(runbook), "--lock-url", lock_url, "--force-unlock")
     assert forced.returncode == ExitCode.OK, forced.stderr
+    holder.release(other)  # its lease was broken: releasing must not touch the lock any more
     # Released at the end of the run: the next one takes it.
     assert drctl(env, "run", str(runbook), "--lock-url", lock_url).returncode == ExitCode.OK
+
+    # A run that crashed holding the lock: `drctl unlock` names the run, and removes only that run's lock.
+    crashed = S3Lease(client, s3_bucket, key)
+    crashed_holder = LockHolder.here("crashed-run", "shared")
+    crashed.acquire(crashed_holder)
+    assert drctl(env, "unlock", "some-other-run", "--lock-url", lock_url).returncode == ExitCode.NOT_FOUND
+    unlocked = drctl(env, "unlock", "crashed-run", "--lock-url", lock_url)
+    assert unlocked.returncode == ExitCode.OK, unlocked.stderr
+    assert "held by run crashed-run of shared" in unlocked.stdout
+    assert drctl(env, "run", str(runbook), "--lock-url", lock_url).returncode == ExitCode.OK
+    crashed.release(crashed_holder)  # stops its heartbeat; the lock is no longer its own, so nothing is written

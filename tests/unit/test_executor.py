@@ -22,7 +22,7 @@ from orchestrator.actions.registry import REGISTRY
 from orchestrator.engine.events import RunEvent
 from orchestrator.engine.executor import Executor, RunOptions
 from orchestrator.engine.journal import RunJournal, RunStatus, StepState
-from orchestrator.errors import InvalidInput, Permanent, StateError, Transient
+from orchestrator.errors import InvalidInput, LockLost, Permanent, StateError, Transient
 from orchestrator.runbook.loader import load_runbook
 from orchestrator.runbook.models import Step
 
@@ -379,6 +379,33 @@ def test_an_approval_recorded_after_a_failed_gate_is_taken_at_resume(harness: Ha
     assert resumed.status == RunStatus.SUCCEEDED
     assert RECORDER.calls("gate") == 1
     assert harness.messages("approval", "gate")[-1].startswith("approved by bob@ops-2 at ")
+
+
+def test_a_run_whose_lock_is_lost_stops_and_records_nothing_more(harness: Harness) -> None:
+    """The journal is fenced by the lock: once the lease is lost the run raises LockLost, starts no further
+    step, and stops the running ones through ``cancelled()``."""
+    lost = threading.Event()
+
+    def fence() -> None:
+        if lost.is_set():
+            raise LockLost("lost the run lock s3://b/locks/x.json (fencing token 3): taken over; this run stopped")
+
+    def lose_the_lock(p: FakeParams, ctx: ActionContext) -> StepResult:
+        lost.set()
+        return StepResult(StepStatus.SUCCEEDED, {"value": "a"})
+
+    RECORDER.behaviours["a"] = lose_the_lock
+    path = write_runbook(harness.directory, [step("a"), step("b", needs=["a"])])
+    executor = harness.executor()
+    assert harness.journal is not None
+    harness.journal.fence(fence)
+    with pytest.raises(LockLost, match="fencing token 3"):
+        executor.run(load_runbook(path), path, RunOptions())
+    assert RECORDER.calls("b") == 0
+    harness.journal.fence(None)
+    (run,) = harness.journal.runs()
+    assert run.status == RunStatus.RUNNING  # not marked finished by a run that no longer holds the lock
+    assert harness.journal.steps(run.run_id)["a"].status == StepState.RUNNING
 
 
 # -- compensation ---------------------------------------------------------------------------------------------
