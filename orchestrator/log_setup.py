@@ -29,6 +29,8 @@ _SHAPES = [
         r"[^'\"\n]+"
     ),
     re.compile(r"(?i)((?:AccountKey|SharedAccessSignature)=)[^;\s'\"]+"),
+    # An age identity (the secret half of a backup set's recipient), wherever it appears.
+    re.compile(r"(AGE-SECRET-KEY-)1[0-9A-Z]+"),
 ]
 
 

@@ -16,6 +16,7 @@ from orchestrator.backup.copy import CopyOptions, Filters, execute_copy, plan_co
 from orchestrator.backup.journal import CopyJournal, state_dir
 from orchestrator.backup.manifest import Mode
 from orchestrator.backup.pipeline import parse_rate
+from orchestrator.backup.recipients import check_recipients
 from orchestrator.backup.sets import NewSetOptions, open_or_create_set
 from orchestrator.engine.context import key_source, store_factory
 from orchestrator.errors import InvalidInput
@@ -35,6 +36,8 @@ class Params(ActionParams):
     bwlimit: str | None = None
     compress: StrictBool = False
     encrypt: StrictBool = False
+    recipients: tuple[str, ...] = ()
+    """age recipients a new set's data is sealed to (implies ``encrypt``; the set's key is still needed)."""
     key_env: Name | None = None
 
     @field_validator("bwlimit")
@@ -65,11 +68,13 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
         cancelled=ctx.cancelled,
     )
     keys = key_source(p.key_env, ctx.env)
-    if p.encrypt and not keys.given:
+    recipients = check_recipients(p.recipients)
+    encrypt = p.encrypt or bool(recipients)
+    if encrypt and not keys.given:
         raise InvalidInput(f"encrypt needs a key: set key_env, or {keys.key_env or 'DRCTL_BACKUP_KEY'}")
     factory = store_factory(ctx)
     source, dest = factory.open(p.from_), factory.open(p.to)
-    new_set = NewSetOptions(compression=p.compress, encryption=p.encrypt)
+    new_set = NewSetOptions(compression=p.compress, encryption=encrypt, recipients=recipients)
     bset = open_or_create_set(dest, keys, ctx.env, new_set, datetime.now(UTC))
     assert bset is not None  # create=True (the default) always returns a set
     plan = plan_copy(source, bset, options)

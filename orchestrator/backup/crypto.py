@@ -4,11 +4,8 @@ The KEK comes from a key file or an environment variable (32 bytes, raw or as ba
 Vault wrapping would plug in as further ``KeySource``s; LocalStack's KMS does not run here, so the file and
 environment sources are the tested ones.
 
-Blobs are encrypted as a stream of segments (the layout of Tink's streaming AEAD): a header, then segments of
-``SEGMENT`` plaintext bytes, each sealed with a nonce of a per-blob random prefix and the segment number, and
-with the header, the blob id and a last-segment flag as associated data. Reordering, swapping blobs, and
-truncation at any point (even at a segment boundary) therefore all fail authentication instead of decrypting
-to garbage.
+Blobs are sealed by ``sealed_stream`` (a subkey per blob, as Tink's streaming AEAD); a set made with age
+recipients seals each blob's key to them instead (``recipients``), so writers cannot read what they wrote.
 """
 
 from __future__ import annotations
@@ -20,16 +17,15 @@ import hmac
 import os
 import re
 import secrets
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from orchestrator.backup.manifest import KeyScheme
+from orchestrator.backup.recipients import IdentitySource
+from orchestrator.backup.sealed_stream import OpenKey
 from orchestrator.errors import IntegrityError, InvalidInput, WrongKey
-from orchestrator.providers.base import Readable
-from orchestrator.providers.streams import read_full
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -49,10 +45,6 @@ def _invalid_tag() -> type[Exception]:
     return InvalidTag
 
 
-MAGIC = b"DRCTLE1\0"
-SEGMENT = 1024 * 1024
-TAG = 16
-_HEADER = struct.Struct(">8s8sI")  # magic, nonce prefix, segment size
 _WRAP_AAD = b"drctl data key v1"
 
 
@@ -132,10 +124,15 @@ class LocalKeyWrapper:
 
 @dataclass(frozen=True)
 class KeySource:
-    """Where the key-encryption key comes from: a file or an environment variable."""
+    """Where the key-encryption key comes from (a file or an environment variable), and the age identities
+    that open a set made with recipients (read only when such a blob is opened)."""
 
     key_file: Path | None = None
     key_env: str | None = None
+    identities: IdentitySource = field(default_factory=IdentitySource)
+
+    def opener(self, env: Mapping[str, str], recipients: tuple[str, ...]) -> OpenKey:
+        return self.identities.opener(env, recipients)
 
     def wrapper(self, env: Mapping[str, str]) -> KeyWrapper:
         return LocalKeyWrapper(self.load(env))
@@ -203,84 +200,3 @@ class SetKeys:
             blob_key=hmac.new(data_key, b"drctl blob encryption", "sha256").digest(),
             mac_key=hmac.new(data_key, b"drctl manifest mac", "sha256").digest(),
         )
-
-
-def _nonce(prefix: bytes, index: int) -> bytes:
-    return prefix + struct.pack(">I", index)
-
-
-class _SegmentedReader:
-    """Hands out the bytes of whole segments, made one at a time by ``_next_segment``."""
-
-    _buffer: bytes
-    _done: bool
-
-    def _next_segment(self) -> bytes:
-        raise NotImplementedError
-
-    def read(self, size: int = -1, /) -> bytes:
-        while not self._done and (size < 0 or len(self._buffer) < size):
-            self._buffer += self._next_segment()
-        if size < 0:
-            size = len(self._buffer)
-        out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
-
-
-class EncryptingReader(_SegmentedReader):
-    """Reads plaintext from ``source`` and yields the sealed blob stream."""
-
-    def __init__(self, source: Readable, key: bytes, blob: str) -> None:
-        self._source = source
-        self._aead = _aead(key)
-        self._prefix = os.urandom(8)
-        self._header = _HEADER.pack(MAGIC, self._prefix, SEGMENT)
-        self._aad = self._header + blob.encode()
-        self._index = 0
-        self._pending = read_full(source, SEGMENT)
-        self._buffer = self._header
-        self._done = False
-
-    def _next_segment(self) -> bytes:
-        current = self._pending
-        self._pending = read_full(self._source, SEGMENT) if len(current) == SEGMENT else b""
-        last = not self._pending
-        sealed = self._aead.encrypt(_nonce(self._prefix, self._index), current, self._aad + bytes([last]))
-        self._index += 1
-        self._done = last
-        return sealed
-
-
-class DecryptingReader(_SegmentedReader):
-    """Reads a sealed blob stream and yields plaintext; any tampering or truncation raises ``IntegrityError``."""
-
-    def __init__(self, source: Readable, key: bytes, blob: str, name: str) -> None:
-        self._source = source
-        self._name = name
-        header = read_full(source, _HEADER.size)
-        try:
-            magic, self._prefix, self._segment = _HEADER.unpack(header)
-        except struct.error as exc:
-            raise IntegrityError(f"{name} is truncated: no encryption header") from exc
-        if magic != MAGIC:
-            raise IntegrityError(f"{name} is not a drctl encrypted blob (bad header)")
-        self._aead = _aead(key)
-        self._aad = header + blob.encode()
-        self._index = 0
-        self._pending = read_full(source, self._segment + TAG)
-        self._buffer = b""
-        self._done = False
-
-    def _next_segment(self) -> bytes:
-        current = self._pending
-        self._pending = read_full(self._source, self._segment + TAG) if len(current) == self._segment + TAG else b""
-        last = not self._pending
-        try:
-            plain = self._aead.decrypt(_nonce(self._prefix, self._index), current, self._aad + bytes([last]))
-        except _invalid_tag() as exc:
-            raise IntegrityError(
-                f"{self._name} fails authentication at segment {self._index}: corrupt, truncated or tampered"
-            ) from exc
-        self._index += 1
-        self._done = last
-        return plain

@@ -95,6 +95,9 @@ class EncryptionSettings(_Document):
     """The set's data key, AES-256-GCM-wrapped by the key-encryption key, base64."""
     kek_id: str
     """A fingerprint of the key-encryption key, to name the key a set needs."""
+    recipients: tuple[str, ...] = ()
+    """age X25519 recipients: when given, each blob's key is sealed to them, so only an identity reads data
+    (the key-encryption key still authenticates the recovery points)."""
 
 
 class SetConfig(_Document):

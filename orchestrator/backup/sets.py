@@ -12,6 +12,8 @@ from orchestrator.backup import crypto
 from orchestrator.backup.layout import CONFIG_KEY, DATA_PREFIX, POINTS_PREFIX, point_key
 from orchestrator.backup.manifest import EncryptionSettings, RecoveryPoint, SetConfig, seal, unseal
 from orchestrator.backup.pipeline import CompressingReader, DecompressingReader
+from orchestrator.backup.recipients import check_recipients, sealer
+from orchestrator.backup.sealed_stream import DecryptingReader, EncryptingReader, OpenKey, SealKey
 from orchestrator.errors import InvalidInput, NotFound
 from orchestrator.providers.base import CreatableRoot, ObjectStore, Readable
 
@@ -22,6 +24,8 @@ class NewSetOptions:
 
     compression: bool = False
     encryption: bool = False
+    recipients: tuple[str, ...] = ()
+    """age recipients a new set's data is sealed to (with ``encryption``); checked by ``check_recipients``."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,10 @@ class BackupSet:
     keys: crypto.SetKeys | None
     made_now: bool = False
     """This process made the set, so it holds little besides what this process wrote: listing it is cheap."""
+    seal_key: SealKey | None = None
+    """Seals each new blob's key to the set's age recipients; None for a set without recipients."""
+    open_key: OpenKey | None = None
+    """Opens a blob key sealed to recipients, with the reader's identities (loaded at the first such blob)."""
 
     @property
     def url(self) -> str:
@@ -72,13 +80,13 @@ class BackupSet:
         if self.config.compression == "zstd":
             stream = CompressingReader(stream)
         if self.keys is not None:
-            stream = crypto.EncryptingReader(stream, self.keys.blob_key, blob)
+            stream = EncryptingReader(stream, blob, key=self.keys.blob_key, seal_key=self.seal_key)
         return stream
 
     def decode(self, stored: Readable, blob: str, name: str) -> Readable:
         stream: Readable = stored
         if self.keys is not None:
-            stream = crypto.DecryptingReader(stream, self.keys.blob_key, blob, name)
+            stream = DecryptingReader(stream, blob, name, key=self.keys.blob_key, open_key=self.open_key)
         if self.config.compression == "zstd":
             stream = DecompressingReader(stream, name)
         return stream
@@ -139,6 +147,12 @@ def open_or_create_set(
             raise InvalidInput(f"{store.url} is an unencrypted set; encryption is chosen when a set is made")
         if options.compression and config.compression is None:
             raise InvalidInput(f"{store.url} is an uncompressed set; compression is chosen when a set is made")
+        chosen = config.encryption.recipients if config.encryption else ()
+        if options.recipients and set(options.recipients) != set(chosen):
+            raise InvalidInput(
+                f"{store.url} seals its data to {len(chosen)} other recipient(s); recipients are chosen when a set "
+                "is made (copy without --recipient to use the set's own)"
+            )
         return _with_keys(store, config, key_source, env)
     if next(iter(store.list()), None) is not None:
         raise InvalidInput(f"{store.url} holds objects but is not a backup set; choose an empty location")
@@ -148,7 +162,10 @@ def open_or_create_set(
     if options.encryption:
         wrapper = key_source.wrapper(env)
         encryption = EncryptionSettings(
-            key_wrapping=wrapper.scheme, wrapped_key=wrapper.wrap(crypto.new_data_key()), kek_id=wrapper.key_id
+            key_wrapping=wrapper.scheme,
+            wrapped_key=wrapper.wrap(crypto.new_data_key()),
+            kek_id=wrapper.key_id,
+            recipients=check_recipients(options.recipients),
         )
     config = SetConfig(created=now, compression="zstd" if options.compression else None, encryption=encryption)
     store.write(CONFIG_KEY, io.BytesIO(config.to_json()))
@@ -161,4 +178,11 @@ def _with_keys(
     if config.encryption is None:
         return BackupSet(store, config, None)
     data_key = crypto.unwrap_key(key_source.wrapper(env), config.encryption.wrapped_key, config.encryption.kek_id)
-    return BackupSet(store, config, crypto.SetKeys.derive(data_key))
+    recipients = config.encryption.recipients
+    return BackupSet(
+        store,
+        config,
+        crypto.SetKeys.derive(data_key),
+        seal_key=sealer(recipients) if recipients else None,
+        open_key=key_source.opener(env, recipients),
+    )

@@ -19,6 +19,7 @@ from orchestrator.backup.journal import CopyJournal, state_dir
 from orchestrator.backup.pipeline import parse_rate
 from orchestrator.backup.progress import progress_for
 from orchestrator.backup.prune import RetentionPolicy, prune_set
+from orchestrator.backup.recipients import DEFAULT_IDENTITY_ENV, IdentitySource, check_recipients, new_identity
 from orchestrator.backup.restore import choose_point, restore_point
 from orchestrator.backup.sets import BackupSet, NewSetOptions, open_or_create_set, open_set
 from orchestrator.backup.verify import verify_set
@@ -42,11 +43,12 @@ def _factory(args: argparse.Namespace) -> StoreFactory:
 
 
 def _key_source(args: argparse.Namespace) -> KeySource:
+    identities = IdentitySource(identity_file=Path(args.identity_file) if args.identity_file else None)
     if args.key_file:
-        return KeySource(key_file=Path(args.key_file))
+        return KeySource(key_file=Path(args.key_file), identities=identities)
     if args.key_env:
-        return KeySource(key_env=args.key_env)
-    return KeySource(key_env=DEFAULT_KEY_ENV if os.environ.get(DEFAULT_KEY_ENV) else None)
+        return KeySource(key_env=args.key_env, identities=identities)
+    return KeySource(key_env=DEFAULT_KEY_ENV if os.environ.get(DEFAULT_KEY_ENV) else None, identities=identities)
 
 
 def _open(args: argparse.Namespace, location: str) -> BackupSet:
@@ -113,9 +115,17 @@ def _cmd_copy(args: argparse.Namespace) -> int:
     factory = _factory(args)
     source = factory.open(args.source)
     dest = factory.open(args.dest)
-    new_set = NewSetOptions(compression=args.compress, encryption=args.encrypt)
-    if args.encrypt and not _key_source(args).given:
-        raise InvalidInput(f"--encrypt needs a key: --key-file PATH or --key-env VAR (or set {DEFAULT_KEY_ENV})")
+    recipients = check_recipients(args.recipient or ())
+    encrypt = args.encrypt or bool(recipients)
+    new_set = NewSetOptions(compression=args.compress, encryption=encrypt, recipients=recipients)
+    if encrypt and not _key_source(args).given:
+        why = (
+            "--recipient needs the set's key too, which authenticates its recovery points (the recipients keep "
+            "the data from anyone without an identity)"
+            if recipients
+            else "--encrypt needs a key"
+        )
+        raise InvalidInput(f"{why}: --key-file PATH or --key-env VAR (or set {DEFAULT_KEY_ENV})")
     now = datetime.now(UTC)
     bset = open_or_create_set(dest, _key_source(args), _env(), new_set, now, create=False)
     plan = plan_copy(source, bset, options)
@@ -242,8 +252,20 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
-    key = base64.b64encode(secrets.token_bytes(32)).decode()
     out = Path(args.out)
+    if args.identity:
+        identity, recipient = new_identity()
+        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _write_secret(out, f"# created: {created}\n# public key: {recipient}\n{identity}\n")
+        print(f"wrote a new age identity to {out} (mode 0600); its recipient, for --recipient: {recipient}")
+        return ExitCode.OK
+    _write_secret(out, base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    print(f"wrote a new 256-bit key to {out} (mode 0600); keep a copy apart from the backups")
+    return ExitCode.OK
+
+
+def _write_secret(out: Path, text: str) -> None:
+    """Create ``out`` readable by its owner only; an existing file is never overwritten."""
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:
@@ -251,9 +273,7 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InvalidInput(f"cannot create {out}: {exc.strerror}; choose a writable path") from exc
     with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
-    print(f"wrote a new 256-bit key to {out} (mode 0600); keep a copy apart from the backups")
-    return ExitCode.OK
+        f.write(text)
 
 
 # -- parser -----------------------------------------------------------------------------------------------------
@@ -262,6 +282,10 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 def _key_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-file", help="file holding the set's key-encryption key (32 bytes, raw/base64/hex)")
     parser.add_argument("--key-env", help=f"environment variable holding the key (default: {DEFAULT_KEY_ENV} if set)")
+    parser.add_argument(
+        "--identity-file",
+        help=f"age identity file that opens a set made with --recipient (default: ${DEFAULT_IDENTITY_ENV} if set)",
+    )
 
 
 def _filter_options(parser: argparse.ArgumentParser) -> None:
@@ -282,6 +306,12 @@ def register(sub: Any) -> None:
     copy.add_argument("--transfers", type=int, default=8, help="objects in flight at once (default 8)")
     copy.add_argument("--compress", action="store_true", help="zstd-compress a new set's objects")
     copy.add_argument("--encrypt", action="store_true", help="AES-256-GCM-encrypt a new set's objects")
+    copy.add_argument(
+        "--recipient",
+        action="append",
+        metavar="AGE1...",
+        help="seal a new set's data to this age recipient (repeatable): this host can write, not read, backups",
+    )
     copy.add_argument("--json", action="store_true", help="print a JSON summary")
     copy.add_argument("--quiet", action="store_true", help="no progress output")
     _filter_options(copy)
@@ -331,4 +361,7 @@ def register(sub: Any) -> None:
 
     keygen = bsub.add_parser("keygen", help="write a new random key-encryption key to a file (mode 0600)")
     keygen.add_argument("out")
+    keygen.add_argument(
+        "--identity", action="store_true", help="write an age identity instead, and print its recipient"
+    )
     keygen.set_defaults(handler=_cmd_keygen)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 MASK = "***"
-SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|SAS|CONNECTION_STRING|CREDENTIAL", re.IGNORECASE)
+SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|SAS|CONNECTION_STRING|CREDENTIAL|IDENTITY", re.IGNORECASE)
 MIN_SECRET_LENGTH = 4
 """Shorter values are not masked: masking every ``1`` or ``yes`` would mangle output without protecting much."""
 

@@ -1,22 +1,16 @@
-"""Client-side encryption of backup sets: key material, key sources, key wrapping and the segmented AEAD stream."""
+"""Client-side encryption of backup sets: key material, key sources and key wrapping (the blob stream is in
+test_sealed_stream.py)."""
 
 from __future__ import annotations
 
 import base64
-import io
 import os
-import struct
 from pathlib import Path
 
 import pytest
 
 from orchestrator.backup import crypto
 from orchestrator.backup.crypto import (
-    MAGIC,
-    SEGMENT,
-    TAG,
-    DecryptingReader,
-    EncryptingReader,
     KeySource,
     LocalKeyWrapper,
     SetKeys,
@@ -26,32 +20,6 @@ from orchestrator.backup.crypto import (
     wrap_key,
 )
 from orchestrator.errors import IntegrityError, InvalidInput, WrongKey
-from orchestrator.providers.streams import read_full
-
-HEADER = struct.calcsize(">8s8sI")
-BLOB = "ab" * 32
-OTHER_BLOB = "cd" * 32
-
-
-class Trickle:
-    """A source that hands out at most ``step`` bytes per read, as network streams do."""
-
-    def __init__(self, data: bytes, step: int) -> None:
-        self._data = data
-        self._step = step
-
-    def read(self, size: int = -1, /) -> bytes:
-        n = self._step if size < 0 else min(size, self._step)
-        out, self._data = self._data[:n], self._data[n:]
-        return out
-
-
-def encrypt(plain: bytes, key: bytes, blob: str = BLOB) -> bytes:
-    return EncryptingReader(io.BytesIO(plain), key, blob).read()
-
-
-def decrypt(sealed: bytes, key: bytes, blob: str = BLOB) -> bytes:
-    return DecryptingReader(io.BytesIO(sealed), key, blob, "test blob").read()
 
 
 @pytest.fixture
@@ -189,112 +157,3 @@ def test_set_keys_are_distinct_per_purpose_and_per_data_key() -> None:
     assert keys == SetKeys.derive(data_key)
     assert len({keys.blob_key, keys.mac_key, data_key}) == 3
     assert SetKeys.derive(os.urandom(32)).blob_key != keys.blob_key
-
-
-# -- the segmented stream ------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("size", [0, 1, 1000, SEGMENT - 1, SEGMENT, SEGMENT + 1, 2 * SEGMENT, 2 * SEGMENT + 7])
-def test_stream_round_trips_every_size_around_segment_boundaries(key: bytes, size: int) -> None:
-    plain = os.urandom(size)
-    sealed = encrypt(plain, key)
-    segments = max(1, -(-size // SEGMENT))  # a full last segment is the last one: no empty segment after it
-    assert len(sealed) == HEADER + size + segments * TAG
-    assert sealed.startswith(MAGIC)
-    assert decrypt(sealed, key) == plain
-
-
-def test_stream_works_through_short_reads_on_both_sides(key: bytes) -> None:
-    plain = os.urandom(SEGMENT + 12_345)
-    enc = EncryptingReader(Trickle(plain, 4096), key, BLOB)
-    sealed = b"".join(iter(lambda: enc.read(777), b""))
-    dec = DecryptingReader(Trickle(sealed, 5000), key, BLOB, "t")
-    assert b"".join(iter(lambda: dec.read(1234), b"")) == plain
-
-
-def test_same_plaintext_encrypts_differently_each_time(key: bytes) -> None:
-    plain = b"same bytes" * 100
-    first, second = encrypt(plain, key), encrypt(plain, key)
-    assert first != second
-    assert plain not in first
-
-
-def test_a_flipped_bit_anywhere_fails_authentication(key: bytes) -> None:
-    sealed = bytearray(encrypt(os.urandom(SEGMENT + 100), key))
-    for position in (HEADER + 5, HEADER + SEGMENT + TAG + 3, len(sealed) - 1):
-        damaged = bytearray(sealed)
-        damaged[position] ^= 0x80
-        with pytest.raises(IntegrityError, match="test blob fails authentication"):
-            decrypt(bytes(damaged), key)
-
-
-def test_a_damaged_header_nonce_fails_authentication(key: bytes) -> None:
-    sealed = bytearray(encrypt(b"data", key))
-    sealed[len(MAGIC) + 2] ^= 0x01
-    with pytest.raises(IntegrityError, match="fails authentication at segment 0"):
-        decrypt(bytes(sealed), key)
-
-
-@pytest.mark.parametrize("cut", ["at-a-segment-boundary", "inside-a-segment", "one-byte"])
-def test_truncation_is_detected_even_at_a_segment_boundary(key: bytes, cut: str) -> None:
-    sealed = encrypt(os.urandom(2 * SEGMENT + 50), key)
-    keep = {
-        "at-a-segment-boundary": HEADER + SEGMENT + TAG,
-        "inside-a-segment": HEADER + SEGMENT + TAG + 10,
-        "one-byte": len(sealed) - 1,
-    }[cut]
-    with pytest.raises(IntegrityError, match="fails authentication"):
-        decrypt(sealed[:keep], key)
-
-
-def test_appending_bytes_is_detected(key: bytes) -> None:
-    sealed = encrypt(os.urandom(100), key)
-    with pytest.raises(IntegrityError):
-        decrypt(sealed + os.urandom(TAG + 10), key)
-
-
-def test_swapped_segments_are_detected(key: bytes) -> None:
-    sealed = encrypt(os.urandom(3 * SEGMENT), key)
-    seg = SEGMENT + TAG
-    first, second = sealed[HEADER : HEADER + seg], sealed[HEADER + seg : HEADER + 2 * seg]
-    swapped = sealed[:HEADER] + second + first + sealed[HEADER + 2 * seg :]
-    with pytest.raises(IntegrityError, match="at segment 0"):
-        decrypt(swapped, key)
-
-
-def test_a_blob_moved_to_another_blob_id_is_refused(key: bytes) -> None:
-    sealed = encrypt(b"belongs to BLOB", key, BLOB)
-    with pytest.raises(IntegrityError):
-        decrypt(sealed, key, OTHER_BLOB)
-
-
-def test_the_wrong_key_is_refused(key: bytes) -> None:
-    with pytest.raises(IntegrityError):
-        decrypt(encrypt(b"secret", key), os.urandom(32))
-
-
-def test_no_header_or_a_foreign_header_is_refused(key: bytes) -> None:
-    with pytest.raises(IntegrityError, match="truncated: no encryption header"):
-        decrypt(b"", key)
-    with pytest.raises(IntegrityError, match="truncated: no encryption header"):
-        decrypt(MAGIC + b"1234", key)
-    with pytest.raises(IntegrityError, match="not a drctl encrypted blob"):
-        decrypt(b"NOTDRCTL" + bytes(12) + os.urandom(40), key)
-
-
-def test_encryption_reads_ahead_by_at_most_one_segment(key: bytes) -> None:
-    class Counting:
-        def __init__(self, size: int) -> None:
-            self.source = io.BytesIO(os.urandom(size))
-            self.read_total = 0
-
-        def read(self, size: int = -1, /) -> bytes:
-            data = self.source.read(size)
-            self.read_total += len(data)
-            return data
-
-    source = Counting(5 * SEGMENT)
-    enc = EncryptingReader(source, key, BLOB)
-    first = read_full(enc, HEADER + 10)
-    assert len(first) == HEADER + 10
-    assert source.read_total <= 2 * SEGMENT

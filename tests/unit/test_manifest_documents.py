@@ -364,7 +364,15 @@ def test_settings_round_trip_and_read_like_the_previous_schema() -> None:
     for config in (plain, sealed):
         raw = config.to_json()
         assert SetConfig.from_json(raw) == config
-        assert json.loads(raw) == OldSetConfig.model_validate_json(raw).model_dump(mode="json")
+    raw = plain.to_json()
+    assert json.loads(raw) == OldSetConfig.model_validate_json(raw).model_dump(mode="json")
+    # A new encrypted set names its recipients (even none), so a drctl from before per-blob subkeys, which
+    # could not read its blobs, refuses the set at once instead of failing blob by blob.
+    with pytest.raises(ValidationError, match="recipients"):
+        OldSetConfig.model_validate_json(sealed.to_json())
+    old_sealed = b'{"format":1,"created":"2026-11-26T14:31:05Z","compression":"zstd","encryption":'
+    old_sealed += b'{"algorithm":"AES-256-GCM","key_wrapping":"local-aes-256-gcm","wrapped_key":"w","kek_id":"k"}}'
+    assert SetConfig.from_json(old_sealed) == sealed, "a set made before recipients still opens"
     # Defaults may be left out, as pydantic allowed; unknown or wrong ones may not.
     assert SetConfig.from_json(b'{"created":"2026-11-26T14:31:05Z"}') == plain
     for bad, field in (
@@ -438,6 +446,11 @@ def test_documents_written_before_read_back_and_rewrite_to_the_same_bytes(name: 
         assert seal(point, mac) == raw
         # Re-encoded by another tool: the digest is checked over the canonical body rebuilt from the models.
         assert unseal(json.dumps(json.loads(raw), indent=2, ensure_ascii=False).encode(), name, mac) == point
+    elif name == "drctl-set.json":
+        # An encrypted set's settings gain only the (empty) recipients when written again.
+        expected = json.loads(raw)
+        expected["encryption"]["recipients"] = []
+        assert json.loads(SetConfig.from_json(raw).to_json()) == expected
     elif name.startswith("drctl-set"):
         assert SetConfig.from_json(raw).to_json() == raw
     else:
