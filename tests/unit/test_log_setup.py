@@ -32,6 +32,8 @@ LEAKY_LINES = [
     ),
     ("DefaultEndpointsProtocol=https;AccountName=a;AccountKey=c2VjcmV0a2V5c2VjcmV0a2V5;", "c2VjcmV0a2V5"),
     ("BlobEndpoint=https://a.blob.core.windows.net;SharedAccessSignature=sv=1&sig=abc/def", "abc/def"),
+    # An age identity (a backup set's reading key), e.g. in a traceback's locals or an environment dump.
+    ("identity: AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGP", "QYQSZQGPQYQSZQGP"),
 ]
 
 
