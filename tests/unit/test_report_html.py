@@ -9,14 +9,17 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from sys import TraceFunction
 
 from orchestrator.commands import report as report_command
 from orchestrator.commands.report import RENDERERS, render
@@ -371,7 +374,7 @@ def _render_steps_executed(report: RunReport) -> int:
     """Python lines and calls executed by one render: a count, not a time, so a loaded machine cannot move it."""
     executed = 0
 
-    def trace(frame: FrameType, event: str, arg: object) -> Callable[..., object]:
+    def trace(frame: FrameType, event: str, arg: Any) -> TraceFunction:
         nonlocal executed
         executed += 1
         return trace
