@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from sys import TraceFunction
+    from _typeshed import TraceFunction
 
 from orchestrator.commands import report as report_command
 from orchestrator.commands.report import RENDERERS, render
