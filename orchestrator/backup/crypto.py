@@ -178,13 +178,23 @@ def wrap_key(kek: bytes, data_key: bytes) -> str:
 
 
 def unwrap_key(wrapper: KeyWrapper, wrapped: str, expected_key_id: str) -> bytes:
-    """Unwrap a set's data key, refusing a KEK other than the one the set was made with, by name."""
-    if wrapper.key_id != expected_key_id:
+    """Unwrap a set's data key, refusing a KEK other than the one the set was made with, by name. A recorded
+    id that does not match, while the key given does open the wrapped data key, is damage to the settings
+    file, not a wrong key: the wrapped key's authentication proves the key right."""
+    if wrapper.key_id == expected_key_id:
+        return wrapper.unwrap(wrapped)
+    try:
+        wrapper.unwrap(wrapped)
+    except IntegrityError:
         raise WrongKey(
             f"wrong key for this backup set: it was made with key id {expected_key_id}, the key given has id "
             f"{wrapper.key_id}; pass the set's own key"
-        )
-    return wrapper.unwrap(wrapped)
+        ) from None
+    raise IntegrityError(
+        f"drctl-set.json records key id {expected_key_id!r}, but the key given (id {wrapper.key_id}) opens the "
+        "set's data key: the settings file is damaged; restore it from a copy, or set kek_id to "
+        f"{wrapper.key_id}"
+    )
 
 
 @dataclass(frozen=True)

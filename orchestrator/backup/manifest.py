@@ -227,13 +227,14 @@ def seal(point: RecoveryPoint, mac_key: bytes | None) -> bytes:
     return b'{"digest":"' + digest.encode() + b'","point":' + body + b"}"
 
 
-def _sealed_body(raw: bytes) -> tuple[str, bytes] | None:
-    """The digest and the body bytes of a manifest exactly as ``seal`` wrote it, or None for any other layout."""
+def _sealed_body(raw: bytes) -> tuple[bytes, bytes] | None:
+    """The digest and the body bytes of a manifest exactly as ``seal`` wrote it, or None for any other layout.
+    The digest stays bytes: a damaged one may hold any byte, and only bytes compare safely in constant time."""
     head, tail = b'{"digest":"', b"}"
     end = len(head) + 64
     if not (raw.startswith(head) and raw.endswith(tail) and raw[end : end + 10] == b'","point":'):
         return None
-    return raw[len(head) : end].decode("ascii", "replace"), raw[end + 10 : -len(tail)]
+    return raw[len(head) : end], raw[end + 10 : -len(tail)]
 
 
 def _digest(body: bytes, mac_key: bytes | None) -> str:
@@ -250,7 +251,7 @@ def unseal(raw: bytes, name: str, mac_key: bytes | None) -> RecoveryPoint:
         )
 
     sealed = _sealed_body(raw)
-    if sealed is not None and hmac.compare_digest(_digest(sealed[1], mac_key), sealed[0]):
+    if sealed is not None and hmac.compare_digest(_digest(sealed[1], mac_key).encode(), sealed[0]):
         # The bytes are the canonical body the digest was made over: checking them as they are spares
         # re-encoding a manifest of many thousand objects just to hash it again.
         try:
@@ -261,7 +262,7 @@ def unseal(raw: bytes, name: str, mac_key: bytes | None) -> RecoveryPoint:
         envelope = _Sealed._read(raw, "manifest")
     except DocumentError as exc:
         raise malformed(str(exc)) from exc
-    if not hmac.compare_digest(_digest(_body(envelope.point), mac_key), envelope.digest):
+    if not hmac.compare_digest(_digest(_body(envelope.point), mac_key).encode(), envelope.digest.encode()):
         raise IntegrityError(
             f"recovery point {name} fails its checksum: it was edited or corrupted after it was written; "
             "restore it from a copy, or remove it and take a new backup"

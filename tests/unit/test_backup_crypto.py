@@ -144,6 +144,15 @@ def test_wrapped_data_key_unwraps_only_with_its_kek(key: bytes) -> None:
     assert other.hex() not in str(info.value)
 
 
+def test_a_damaged_key_id_with_the_right_key_is_damage_not_a_wrong_key(key: bytes) -> None:
+    wrapper = LocalKeyWrapper(key)
+    wrapped = wrapper.wrap(crypto.new_data_key())
+    damaged_id = "a" + kek_id(key)[1:] if not kek_id(key).startswith("a") else "b" + kek_id(key)[1:]
+    with pytest.raises(IntegrityError, match="the settings file is damaged") as info:
+        unwrap_key(wrapper, wrapped, damaged_id)
+    assert key.hex() not in str(info.value)
+
+
 def test_tampered_wrapped_key_fails_authentication(key: bytes) -> None:
     raw = bytearray(base64.b64decode(wrap_key(key, crypto.new_data_key())))
     raw[20] ^= 0x01

@@ -546,3 +546,17 @@ def test_nesting_too_deep_for_the_parser_is_a_document_error(raw: bytes) -> None
         SetConfig.from_json(raw)
     with pytest.raises(IntegrityError, match="not a valid manifest"):
         unseal(raw, "p1", None)
+
+
+@pytest.mark.parametrize("position", [11, 40, 74])
+@pytest.mark.parametrize("flip", [0x80, 0xC3])
+@pytest.mark.parametrize("mac", [None, b"k" * 32])
+def test_a_digest_damaged_into_any_byte_is_refused_as_corrupt_not_a_crash(
+    position: int, flip: int, mac: bytes | None
+) -> None:
+    """A flipped high bit turns a digest character into a non-ASCII byte; it must fail the check like any
+    other damage (it once reached hmac.compare_digest as text and raised TypeError)."""
+    raw = bytearray(seal(RecoveryPoint.from_json(json.dumps(_valid_point_doc())), mac))
+    raw[position] ^= flip
+    with pytest.raises(IntegrityError, match="p1"):
+        unseal(bytes(raw), "p1", mac)
