@@ -208,7 +208,13 @@ class _Run:
 
 
 def _entry(
-    run: _Run, info: ObjectInfo, blob: str, sha256: str, stored: int, source_md5: str | None = None
+    run: _Run,
+    info: ObjectInfo,
+    blob: str,
+    sha256: str,
+    stored: int,
+    source_md5: str | None = None,
+    stored_sha256: str | None = None,
 ) -> ObjectEntry:
     return ObjectEntry(
         key=info.key,
@@ -221,6 +227,7 @@ def _entry(
         source_modified=info.modified,
         source_md5=source_md5 or info.hashes.get("md5"),
         written_by=run.run_id,
+        stored_sha256=stored_sha256,
     )
 
 
@@ -250,6 +257,7 @@ def _streamed(run: _Run, info: ObjectInfo, blob: str) -> ObjectEntry:
     name = f"{run.source.url}{info.key}"
     store = run.bset.store
     meta = {"drctl_source_key": _safe_meta(info.key)}
+    stored_hasher: HashingReader | None = None
     with run.source.open_read(info.key) as reader:
         source_md5 = reader.content_md5 or info.hashes.get("md5")
         # Where the source vouches for an MD5 and the destination's service checks one given up front, the
@@ -268,7 +276,10 @@ def _streamed(run: _Run, info: ObjectInfo, blob: str) -> ObjectEntry:
                 # The store can only name the blob; the user needs the object whose bytes failed.
                 raise IntegrityError(f"copying {name}: {exc}") from exc
         else:
-            written = store.write(blob_key(blob), run.bset.encode(metered, blob), metadata=meta)
+            encoded: Readable = run.bset.encode(metered, blob)
+            # Compressed but not encrypted: nothing authenticates the stored bytes, so their hash is recorded.
+            stored_hasher = HashingReader(encoded, name) if run.bset.stores_hash else None
+            written = store.write(blob_key(blob), stored_hasher or encoded, metadata=meta)
     sha256 = hasher.sha256.hexdigest()
     md5 = hasher.md5.hexdigest() if hasher.md5 is not None else written.hashes.get("md5") if service_checks else None
     if source_md5 is not None and source_md5 != md5:
@@ -280,7 +291,8 @@ def _streamed(run: _Run, info: ObjectInfo, blob: str) -> ObjectEntry:
         ours = {"sha256": sha256, "md5": md5}
         if written.size != hasher.size or any(ours[k] not in (None, v) for k, v in written.hashes.items()):
             raise IntegrityError(f"{run.bset.url}{blob_key(blob)} does not match what was read from {name}")
-    return _entry(run, info, blob, sha256, written.size, source_md5)
+    stored_sha256 = stored_hasher.sha256.hexdigest() if stored_hasher is not None else None
+    return _entry(run, info, blob, sha256, written.size, source_md5, stored_sha256)
 
 
 def _transfer(run: _Run, planned: PlannedObject) -> tuple[ObjectEntry, PathTaken]:

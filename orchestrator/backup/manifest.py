@@ -21,7 +21,16 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from orchestrator.errors import IntegrityError
@@ -126,6 +135,17 @@ class ObjectEntry(_Document):
     source_md5: str | None = None
     written_by: str
     """The id of the recovery point whose run wrote the blob (in the journal: the run's id)."""
+    stored_sha256: Hex64 | None = None
+    """SHA-256 of the blob's stored bytes, where nothing else authenticates them: a compressed set without
+    encryption (some damage to a zstd frame's header decodes to the same bytes, so the plaintext hash alone
+    would miss it). Left out of the document when absent, so entries written before it keep their digest."""
+
+    @model_serializer(mode="wrap")
+    def _without_absent_stored_hash(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        doc: dict[str, object] = handler(self)
+        if doc.get("stored_sha256") is None:
+            doc.pop("stored_sha256", None)
+        return doc
 
     def to_json(self) -> str:
         return json.dumps(self.to_doc(), separators=(",", ":"))

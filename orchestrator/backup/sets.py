@@ -95,6 +95,11 @@ class BackupSet:
     def transforms_bytes(self) -> bool:
         return self.keys is not None or self.config.compression is not None
 
+    @property
+    def stores_hash(self) -> bool:
+        """Blobs whose stored bytes nothing authenticates (compressed, not encrypted) get a recorded SHA-256."""
+        return self.keys is None and self.config.compression is not None
+
 
 def new_point_id(now: datetime) -> str:
     return f"{now.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"

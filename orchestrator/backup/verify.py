@@ -14,6 +14,7 @@ from orchestrator.backup.manifest import ObjectEntry, RecoveryPoint
 from orchestrator.backup.pipeline import CancelCheck, HashingReader, never_cancelled, stop_if_cancelled
 from orchestrator.backup.sets import BackupSet
 from orchestrator.errors import IntegrityError, NotFound
+from orchestrator.providers.base import Readable
 
 
 @dataclass
@@ -41,11 +42,32 @@ class VerifyReport:
         }
 
 
-def read_verified(bset: BackupSet, entry: ObjectEntry, point_id: str) -> HashingReader:
+class VerifiedReader:
+    """Plaintext checked against the manifest (size, SHA-256), and, where the manifest records one, the stored
+    bytes against their own hash; both are checked before the final, empty read returns."""
+
+    def __init__(self, plain: HashingReader, stored: HashingReader | None) -> None:
+        self._plain = plain
+        self._stored = stored
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._plain.read(size)
+        if not data and self._stored is not None:
+            # A decompressor may stop at its frame's end without reading on: the rest is read to check it all.
+            while self._stored.read(1024 * 1024):
+                pass
+        return data
+
+
+def read_verified(bset: BackupSet, entry: ObjectEntry, point_id: str) -> VerifiedReader:
     """Open one object of a point as verified plaintext: the final read raises ``IntegrityError`` on mismatch."""
     name = f"{entry.key!r} of {point_id} ({bset.url}{blob_key(entry.blob)})"
-    stored = bset.store.open_read(blob_key(entry.blob))
-    return HashingReader(bset.decode(stored, entry.blob, name), name, entry.sha256, entry.size)
+    raw: Readable = bset.store.open_read(blob_key(entry.blob))
+    stored = None
+    if entry.stored_sha256 is not None:
+        stored = HashingReader(raw, f"the stored blob of {name}", entry.stored_sha256, entry.stored_size)
+        raw = stored
+    return VerifiedReader(HashingReader(bset.decode(raw, entry.blob, name), name, entry.sha256, entry.size), stored)
 
 
 def _deep_check(bset: BackupSet, entry: ObjectEntry, point_id: str, cancelled: CancelCheck) -> str | None:
