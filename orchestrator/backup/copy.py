@@ -45,6 +45,7 @@ from orchestrator.providers.base import (
     ObjectStore,
     Readable,
     ServerSideCopy,
+    object_url,
 )
 
 PathTaken = CopyPath | str
@@ -254,7 +255,7 @@ def _safe_meta(value: str) -> str:
 
 
 def _streamed(run: _Run, info: ObjectInfo, blob: str) -> ObjectEntry:
-    name = f"{run.source.url}{info.key}"
+    name = object_url(run.source, info.key)
     store = run.bset.store
     meta = {"drctl_source_key": _safe_meta(info.key)}
     stored_hasher: HashingReader | None = None
@@ -290,7 +291,7 @@ def _streamed(run: _Run, info: ObjectInfo, blob: str) -> ObjectEntry:
         # The bytes written are the bytes read: the destination's own view of them must agree with ours.
         ours = {"sha256": sha256, "md5": md5}
         if written.size != hasher.size or any(ours[k] not in (None, v) for k, v in written.hashes.items()):
-            raise IntegrityError(f"{run.bset.url}{blob_key(blob)} does not match what was read from {name}")
+            raise IntegrityError(f"{object_url(store, blob_key(blob))} does not match what was read from {name}")
     stored_sha256 = stored_hasher.sha256.hexdigest() if stored_hasher is not None else None
     return _entry(run, info, blob, sha256, written.size, source_md5, stored_sha256)
 

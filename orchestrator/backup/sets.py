@@ -15,7 +15,7 @@ from orchestrator.backup.pipeline import CompressingReader, DecompressingReader
 from orchestrator.backup.recipients import check_recipients, sealer
 from orchestrator.backup.sealed_stream import DecryptingReader, EncryptingReader, OpenKey, SealKey
 from orchestrator.errors import InvalidInput, NotFound
-from orchestrator.providers.base import CreatableRoot, ObjectStore, Readable
+from orchestrator.providers.base import CreatableRoot, ObjectStore, Readable, object_url
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def _read_config(store: ObjectStore) -> SetConfig | None:
         return SetConfig.from_json(raw)
     except ValueError as exc:
         raise InvalidInput(
-            f"{store.url}{CONFIG_KEY} is not a valid backup set settings file ({exc}); restore it"
+            f"{object_url(store, CONFIG_KEY)} is not a valid backup set settings file ({exc}); restore it"
         ) from exc
 
 

@@ -14,7 +14,7 @@ from orchestrator.backup.manifest import ObjectEntry, RecoveryPoint
 from orchestrator.backup.pipeline import CancelCheck, HashingReader, never_cancelled, stop_if_cancelled
 from orchestrator.backup.sets import BackupSet
 from orchestrator.errors import IntegrityError, NotFound
-from orchestrator.providers.base import Readable
+from orchestrator.providers.base import Readable, object_url
 
 
 @dataclass
@@ -61,7 +61,7 @@ class VerifiedReader:
 
 def read_verified(bset: BackupSet, entry: ObjectEntry, point_id: str) -> VerifiedReader:
     """Open one object of a point as verified plaintext: the final read raises ``IntegrityError`` on mismatch."""
-    name = f"{entry.key!r} of {point_id} ({bset.url}{blob_key(entry.blob)})"
+    name = f"{entry.key!r} of {point_id} ({object_url(bset.store, blob_key(entry.blob))})"
     raw: Readable = bset.store.open_read(blob_key(entry.blob))
     stored = None
     if entry.stored_sha256 is not None:

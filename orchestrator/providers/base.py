@@ -154,6 +154,11 @@ class KeyRules(Protocol):
         ...
 
 
+def object_url(store: ObjectStore, key: str) -> str:
+    """The location of ``key`` in ``store`` for messages: a directory's url has no trailing slash."""
+    return f"{store.url.rstrip('/')}/{key}"
+
+
 def has_dot_segment(key: str) -> bool:
     return any(part in (".", "..") for part in key.split("/"))
 
