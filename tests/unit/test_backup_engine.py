@@ -927,7 +927,8 @@ def test_a_compressed_set_finds_every_flip_of_its_stored_bytes_even_those_zstd_d
     entries = {e.key: e for e in bset.load_point(result.recovery_point).objects}
     assert all(e.stored_sha256 is not None for e in entries.values())
     for key, entry in entries.items():
-        original = read(bset.store, blob_key(entry.blob))
+        with bset.store.open_read(blob_key(entry.blob)) as reader:
+            original = reader.read()
         for position in range(min(len(original), 8)):
             for mask in range(1, 256):
                 damaged = bytearray(original)
