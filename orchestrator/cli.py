@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from orchestrator import __version__
-from orchestrator.errors import DrError, ExitCode
+from orchestrator.errors import DrError, ExitCode, one_line
 from orchestrator.log_setup import configure_logging
 
 Handler = Callable[[argparse.Namespace], int]
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(os.environ)
         return handler(args)
     except DrError as exc:
-        print(f"drctl: error: {exc}", file=sys.stderr)
+        print(f"drctl: error: {one_line(str(exc))}", file=sys.stderr)
         return int(exc.exit_code)
     except BrokenPipeError:
         # The reader (e.g. `| head`) went away: not an error of ours. Silence the final flush too.

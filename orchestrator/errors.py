@@ -26,6 +26,12 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped: a message may quote a key or value
+    from the user's input, and every error must stay one line (editors and CI annotations read it so)."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 class DrError(Exception):
     """Base of every error drctl raises on purpose. ``str(err)`` is the one-line message shown to users."""
 

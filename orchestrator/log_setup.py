@@ -65,15 +65,17 @@ class SecretMask(logging.Filter):
 def log_level(env: Mapping[str, str]) -> int:
     value = env.get(LOG_LEVEL_SETTING, "").strip().lower()
     if not value:
-        return logging.WARNING
+        # Errors only: a library's warning about a hiccup drctl retries (azure-core's "Incomplete download")
+        # would otherwise add a second line to drctl's own one-line error.
+        return logging.ERROR
     if value not in _LEVELS:
         raise InvalidInput(f"{LOG_LEVEL_SETTING} must be one of {', '.join(_LEVELS)}, not {value[:20]!r}")
     return _LEVELS[value]
 
 
 def configure_logging(env: Mapping[str, str]) -> None:
-    """Send every logger's records to stderr through ``SecretMask``: the libraries' warnings always (Python
-    would print them anyway, unmasked), their debug output when ``DRCTL_LOG_LEVEL`` asks for it."""
+    """Send every logger's records to stderr through ``SecretMask``: the libraries' errors always (Python
+    would print them anyway, unmasked), their warnings and debug output when ``DRCTL_LOG_LEVEL`` asks."""
     level = log_level(env)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("drctl: %(levelname)s %(name)s: %(message)s"))

@@ -90,6 +90,7 @@ def translate_azure_error(exc: Exception, what: str, endpoint: str) -> DrError:
         AzureError,
         ClientAuthenticationError,
         HttpResponseError,
+        IncompleteReadError,
         ResourceNotFoundError,
         ServiceRequestError,
         ServiceResponseError,
@@ -97,6 +98,9 @@ def translate_azure_error(exc: Exception, what: str, endpoint: str) -> DrError:
 
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         return _unreachable(what, endpoint)
+    if isinstance(exc, IncompleteReadError) or (isinstance(exc, HttpResponseError) and not exc.status_code):
+        # The answer broke off (or never came) after the connection was made: a retry may well succeed.
+        return Transient(f"the connection to {endpoint} broke off mid-answer for {what}; retry later")
     if isinstance(exc, HttpResponseError):
         raw_code = getattr(exc, "error_code", None) or ""
         code = str(raw_code.value if isinstance(raw_code, Enum) else raw_code)

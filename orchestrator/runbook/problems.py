@@ -7,7 +7,7 @@ import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from orchestrator.errors import InvalidInput
+from orchestrator.errors import InvalidInput, one_line
 
 DocPath = tuple[str | int, ...]
 """Keys and list indexes from the document root, e.g. ``("spec", "steps", 2, "needs", 0)``."""
@@ -36,7 +36,7 @@ class Diagnostic:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.source}:{self.line}:{self.column}: {self.message}"
+        return f"{self.source}:{self.line}:{self.column}: {one_line(self.message)}"
 
 
 class RunbookInvalid(InvalidInput):

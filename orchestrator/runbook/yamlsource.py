@@ -8,6 +8,7 @@ reported instead of turning into keys nobody wrote.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -76,6 +77,10 @@ class SourceMap:
         return START
 
 
+_TOO_DEEP = "the document nests lists or mappings hundreds of levels deep; a runbook needs a handful"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class YamlError(Exception):
     """The text is not a YAML document drctl accepts; ``problems`` are (position, message) pairs."""
 
@@ -91,6 +96,9 @@ def load_yaml(text: str) -> tuple[object, SourceMap]:
         # The reader checks every character as it is constructed, so this is inside the try too.
         loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
+    except RecursionError:
+        # PyYAML's parser recurses once per level of nesting; a runbook never nests near Python's limit.
+        raise YamlError([(START, _TOO_DEEP)]) from None
     except yaml.MarkedYAMLError as err:
         raise YamlError([_syntax_problem(err)]) from None
     except yaml.YAMLError as err:
@@ -99,12 +107,27 @@ def load_yaml(text: str) -> tuple[object, SourceMap]:
         if node is None:
             raise YamlError([(START, "the file is empty; a runbook starts with 'apiVersion: drctl/v1'")])
         builder = _Builder(loader, text)
-        data = builder.build(node, ())
+        try:
+            data = builder.build(node, ())
+        except RecursionError:
+            raise YamlError([(START, _TOO_DEEP)]) from None
         if builder.problems:
             raise YamlError(builder.problems)
         return data, SourceMap(builder.marks)
     finally:
         loader.dispose()
+
+
+def _surrogate_message(value: str) -> str:
+    """YAML does not join escaped surrogate pairs (``"\\ud83d\\ude42"``, as JSON writers escape an emoji), and
+    no text may hold a lone surrogate."""
+    found = _SURROGATE.search(value)
+    assert found is not None
+    code = f"\\u{ord(found.group()):04x}"
+    return (
+        f"the text holds the escaped surrogate {code}, which YAML does not combine into a character; write the "
+        "character itself, or escape it as \\U followed by 8 hex digits"
+    )
 
 
 def _syntax_problem(err: yaml.MarkedYAMLError) -> tuple[Mark, str]:
@@ -167,13 +190,17 @@ class _Builder:
             self._open.discard(id(node))
 
     def _scalar(self, node: ScalarNode) -> object:
+        if isinstance(node.value, str) and _SURROGATE.search(node.value):
+            self.problems.append((Mark.of(node.start_mark), _surrogate_message(node.value)))
+            return None
         try:
             return self._loader.construct_object(node)
         except yaml.MarkedYAMLError as err:
             self.problems.append(_syntax_problem(err))
             return None
-        except (ValueError, TypeError, KeyError):
-            # An implicit or explicit tag whose text is not of its type, e.g. 2024-02-30 or !!int abc.
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+            # An implicit or explicit tag whose text is not of its type, e.g. 2024-02-30 or !!int abc (PyYAML
+            # raises AttributeError for an explicit !!timestamp on text that is no date at all).
             self.problems.append(
                 (Mark.of(node.start_mark), f"{node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}; quote it")
             )
@@ -205,6 +232,9 @@ class _Builder:
         if node.tag != "tag:yaml.org,2002:str":
             kind = _KEY_TYPES.get(node.tag, f"tag {node.tag}")
             self.problems.append((mark, f"key {node.value!r} is read by YAML as {kind}, not text; quote it"))
+            return None
+        if _SURROGATE.search(node.value):
+            self.problems.append((mark, _surrogate_message(node.value)))
             return None
         return str(node.value)
 

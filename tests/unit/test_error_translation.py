@@ -8,7 +8,12 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    IncompleteReadError,
+    ResourceNotFoundError,
+)
 from botocore.stub import Stubber
 
 from orchestrator.errors import AuthError, NotFound, Permanent, PermissionDenied, ProviderError, Transient
@@ -81,6 +86,9 @@ def _http_error(cls: type[HttpResponseError], status: int, code: str) -> HttpRes
         (_http_error(HttpResponseError, 503, "ServerBusy"), Transient),
         (_http_error(HttpResponseError, 429, "TooManyRequests"), Transient),
         (_http_error(HttpResponseError, 409, "BlobAlreadyExists"), Permanent),
+        # A listing or download cut mid-body (found by the chaos suite's fault proxy): no status, retryable.
+        (IncompleteReadError(message="Incomplete download."), Transient),
+        (HttpResponseError(message="no answer status"), Transient),
     ],
 )
 def test_azure_errors(exc: HttpResponseError, kind: type[ProviderError]) -> None:

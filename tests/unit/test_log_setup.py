@@ -85,7 +85,7 @@ def test_a_malformed_log_call_is_passed_on_not_raised_from_the_filter() -> None:
 
 
 def test_the_level_comes_from_drctl_log_level() -> None:
-    assert log_level({}) == logging.WARNING
+    assert log_level({}) == logging.ERROR
     assert log_level({"DRCTL_LOG_LEVEL": "DEBUG"}) == logging.DEBUG
     with pytest.raises(InvalidInput, match="DRCTL_LOG_LEVEL must be one of"):
         log_level({"DRCTL_LOG_LEVEL": "loud"})

@@ -223,3 +223,41 @@ def test_stack_outputs_are_checked_when_given() -> None:
     loaded = load_runbook(EXAMPLE, stack=outputs)
     assert loaded.stack is outputs
     assert loaded.graph.tiers == (1, 2, 3)
+
+
+# -- found by the runbook fuzzer (tests/chaos/test_runbook_fuzz.py): each once ended in a traceback or a
+# -- second line without a position ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("apiVersion: !!timestamp drctl/v1\n", "rb.yaml:1:13: 'drctl/v1' is not a valid timestamp; quote it"),
+        ("a: " + "[" * 495 + "]" * 495 + "\n", "rb.yaml:1:1: the document nests lists or mappings hundreds"),
+        ("a: " + "{b: " * 495 + "1" + "}" * 495 + "\n", "rb.yaml:1:1: the document nests lists or mappings hundreds"),
+        (
+            HEADER + '  steps:\n    - {id: a, action: notify, with: {message: hi}, "\\ud83d\\ude42": 1}\n',
+            "rb.yaml:6:52: the text holds the escaped surrogate \\ud83d",
+        ),
+        (HEADER + '  steps:\n    - {id: a, action: notify, with: {message: "\\ud800"}}\n', "escaped surrogate \\ud800"),
+        (
+            HEADER + '  steps:\n    - id: a\n      action: compute.start\n      with: {tags: {"a\\nb": 3}}\n',
+            "rb.yaml:8:29: with.tags.a\\nb must be text",
+        ),
+    ],
+)
+def test_hostile_yaml_gets_one_positioned_line(text: str, expected: str) -> None:
+    found = errors(text)
+    assert any(expected in line for line in found), found
+    assert all("\n" not in line for line in found)
+
+
+def test_a_line_break_in_an_enum_value_stays_on_one_line() -> None:
+    text = (
+        "apiVersion: drctl/v1\nkind: Runbook\nmetadata: {name: t}\nspec:\n  parameters:\n"
+        '    mode: {type: string, default: z, enum: ["a\\nb"]}\n'
+        "  steps:\n    - {id: a, action: notify, with: {message: hi}}\n"
+    )
+    found = errors(text)
+    assert found
+    assert all("\n" not in line for line in found), found
