@@ -98,7 +98,9 @@ def translate_azure_error(exc: Exception, what: str, endpoint: str) -> DrError:
 
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         return _unreachable(what, endpoint)
-    if isinstance(exc, IncompleteReadError) or (isinstance(exc, HttpResponseError) and not exc.status_code):
+    no_answer = isinstance(exc, HttpResponseError) and not exc.status_code
+    # An Azure identity that could get no token is a ClientAuthenticationError without a status: not transient.
+    if isinstance(exc, IncompleteReadError) or (no_answer and not isinstance(exc, ClientAuthenticationError)):
         # The answer broke off (or never came) after the connection was made: a retry may well succeed.
         return Transient(f"the connection to {endpoint} broke off mid-answer for {what}; retry later")
     if isinstance(exc, HttpResponseError):
