@@ -25,6 +25,7 @@ from orchestrator.actions.base import (
     Touch,
 )
 from orchestrator.actions.compute_start import deadline_of
+from orchestrator.drill.scope import drill_image_name
 from orchestrator.engine.context import pause
 from orchestrator.errors import Permanent
 from orchestrator.providers.choice import ec2_service
@@ -65,10 +66,13 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
         image_id = p.image
     else:
         # A drill uses a production copy if there is one, but makes (and later removes) a copy of its own.
-        names = (p.copy_name(), f"{p.copy_name()}-drill-{ctx.run_id}") if ctx.drill else (p.copy_name(),)
+        names = (p.copy_name(), drill_image_name(p.copy_name(), ctx.run_id)) if ctx.drill else (p.copy_name(),)
         found = next((i for name in names if (i := dest.find_image(name)) is not None), None)
         if found is None:
-            image_id = dest.copy_image(p.image, p.source_region, names[-1])
+            # A drill's copy is tagged in the copy call itself, and named after the run: a kill before the
+            # ledger entry below leaves a copy the cleanup still finds, by its tags or (LocalStack) its name.
+            tags = ctx.drill.tags() if ctx.drill is not None else None
+            image_id = dest.copy_image(p.image, p.source_region, names[-1], tags)
             copied = True
             if ctx.drill is not None:
                 ctx.drill.record("image", p.region, image_id, {"source": p.image})

@@ -4,6 +4,8 @@
   with what a change replaced (a DNS record's earlier values), so it can be put back, not merely deleted.
 - The tags: every instance a drill launches carries ``drctl:drill-run=<run id>``. A process killed between a
   launch and its ledger entry leaves an instance only the tag can find; the sweep adds it to the ledger.
+  An image copy carries the tag too, and its name ends in ``-drill-<run id>``: where the copy call cannot tag
+  (LocalStack), a kill before the separate tagging call leaves a copy only its name finds.
 
 Resources are undone newest first (DNS before the instances it pointed at), each independently: one that
 fails is recorded as ``failed`` and the others still go; the next cleanup of the run tries it again. The
@@ -17,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from orchestrator.drill.scope import TAG_RUN
+from orchestrator.drill.scope import TAG_RUN, drill_image_name
 from orchestrator.engine.journal import DrillResource, RunJournal
 from orchestrator.errors import DrError, NotFound, Permanent
 from orchestrator.providers.choice import compute_service, dns_service, ec2_service
@@ -51,6 +53,10 @@ class RegionCompute(Compute, Protocol):
 
     def tagged_images(self, key: str, value: str | None = None) -> dict[str, dict[str, str]]:
         """This account's images carrying tag ``key`` (with ``value``, or any), with their tags."""
+        ...
+
+    def images_named(self, pattern: str) -> dict[str, str]:
+        """This account's images whose name matches ``pattern`` (``*`` wildcards): id -> name."""
         ...
 
     def deregister_image(self, image: str) -> bool:
@@ -97,7 +103,8 @@ class Cleaner:
         for region in sorted(set(regions)):
             compute = self._providers.compute(region)
             found += [("instance", region, i) for i in compute.find({TAG_RUN: run_id})]
-            found += [("image", region, i) for i in compute.tagged_images(TAG_RUN, run_id)]
+            images = {*compute.tagged_images(TAG_RUN, run_id), *compute.images_named(drill_image_name("*", run_id))}
+            found += [("image", region, i) for i in sorted(images)]
         added = [f for f in found if f not in known]
         for kind, region, resource_id in added:
             self._journal.record_resource(run_id, kind, region, resource_id, {"found_by": "tag"})

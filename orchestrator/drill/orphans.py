@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from orchestrator.drill.cleanup import Providers
-from orchestrator.drill.scope import TAG_RUN, TAG_STARTED
+from orchestrator.drill.scope import TAG_RUN, TAG_STARTED, drill_image_name, run_of_drill_image
 from orchestrator.engine.journal import RunJournal, RunStatus
 
 
@@ -58,6 +58,13 @@ def find_leftovers(
             run_id = tags[TAG_RUN]
             by_run.setdefault(run_id, []).append(image)
             started.setdefault(run_id, tags.get(TAG_STARTED))
+        # A copy killed before it was tagged has only its name; its age is unknown, so only a run this
+        # machine's journal knows makes it an orphan.
+        for image, name in compute.images_named(drill_image_name("*", "*")).items():
+            named_run = run_of_drill_image(name)
+            if named_run is not None and image not in by_run.get(named_run, ()):
+                by_run.setdefault(named_run, []).append(image)
+                started.setdefault(named_run, None)
         for run_id, ids in sorted(by_run.items()):
             found.append(_judge(journal, run_id, region, tuple(sorted(ids)), started[run_id], live_runs, min_age, now))
     return found

@@ -22,6 +22,20 @@ TAG_STARTED = "drctl:drill-started"
 TAG_SOURCE = "drctl:drill-source"
 """On a drill copy of a standby instance: the instance it copies, which makes the copy idempotent."""
 
+DRILL_IMAGE_MARK = "-drill-"
+"""A drill's image copy is named ``<copy name>-drill-<run id>``: the name alone ties it to its run."""
+
+
+def drill_image_name(copy_name: str, run_id: str) -> str:
+    return f"{copy_name}{DRILL_IMAGE_MARK}{run_id}"
+
+
+def run_of_drill_image(name: str) -> str | None:
+    """The run id in a drill image copy's name, or None for a name no drill gave."""
+    _, mark, run_id = name.rpartition(DRILL_IMAGE_MARK)
+    return (run_id or None) if mark else None
+
+
 Recorder = Callable[[str, str, str, Mapping[str, Any]], None]
 """``record(kind, location, resource_id, detail)``: note a resource the drill made, before anything else."""
 

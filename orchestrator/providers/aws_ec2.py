@@ -25,6 +25,8 @@ _NOT_FOUND_CODES = {
     "InvalidInstanceID.Malformed",
     "InvalidAMIID.NotFound",
     "InvalidAMIID.Malformed",
+    # A deregistered AMI: what a second deregister gets after a cleanup was killed before it noted the first.
+    "InvalidAMIID.Unavailable",
     "InvalidSubnetID.NotFound",
     "InvalidGroup.NotFound",
     "InvalidLaunchTemplateName.NotFoundException",
@@ -152,8 +154,7 @@ class Ec2Compute:
         if spec.security_groups:
             kwargs["SecurityGroupIds"] = list(spec.security_groups)
         if spec.tags:
-            tags = [{"Key": k, "Value": v} for k, v in spec.tags.items()]
-            kwargs["TagSpecifications"] = [{"ResourceType": "instance", "Tags": tags}]
+            kwargs["TagSpecifications"] = [{"ResourceType": "instance", "Tags": _tag_list(spec.tags)}]
         what = f"a launch from {spec.image or spec.template}"
         # No retry: a launch that failed after EC2 accepted it would start a second set of instances.
         try:
@@ -229,13 +230,27 @@ class Ec2Compute:
         images = answer.get("Images", [])
         return str(images[0]["ImageId"]) if images else None
 
-    def copy_image(self, source_image: str, source_region: str, name: str) -> str:
-        """Start copying ``source_image`` from ``source_region`` into this region as ``name``; returns the new id."""
+    def copy_image(
+        self, source_image: str, source_region: str, name: str, tags: Mapping[str, str] | None = None
+    ) -> str:
+        """Start copying ``source_image`` from ``source_region`` into this region as ``name``; returns the new id.
+
+        ``tags`` go on the copy in the same call (TagSpecifications), so a process killed before it hears back
+        still leaves a copy its tags find. LocalStack ignores them; callers tag again once the call returns."""
+        extra: Any = {"TagSpecifications": [{"ResourceType": "image", "Tags": _tag_list(tags)}]} if tags else {}
         answer = self._call(
             f"image {source_image} from {source_region}",
-            lambda: self._client.copy_image(SourceImageId=source_image, SourceRegion=source_region, Name=name),
+            lambda: self._client.copy_image(SourceImageId=source_image, SourceRegion=source_region, Name=name, **extra),
         )
         return str(answer["ImageId"])
+
+    def images_named(self, pattern: str) -> dict[str, str]:
+        """This account's images whose name matches ``pattern`` (EC2's ``*`` and ``?`` wildcards): id -> name."""
+        answer = self._call(
+            f"images named {pattern}",
+            lambda: self._client.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [pattern]}]),
+        )
+        return {str(img["ImageId"]): str(img.get("Name", "")) for img in answer.get("Images", [])}
 
     def tagged_images(self, key: str, value: str | None = None) -> dict[str, dict[str, str]]:
         """This account's images carrying tag ``key`` (with ``value``, or any), with their tags: how a sweep finds
@@ -254,7 +269,7 @@ class Ec2Compute:
 
     def tag_resources(self, ids: Sequence[str], tags: Mapping[str, str]) -> None:
         """Add ``tags`` to EC2 resources (images, instances) by id."""
-        pairs: Any = [{"Key": k, "Value": v} for k, v in tags.items()]
+        pairs = _tag_list(tags)
         self._call(f"tags of {', '.join(ids)}", lambda: self._client.create_tags(Resources=list(ids), Tags=pairs))
 
     def deregister_image(self, image: str) -> bool:
@@ -272,6 +287,10 @@ class Ec2Compute:
         if not images:
             raise NotFound(f"image {image} does not exist in {self._region}")
         return str(images[0].get("State", "available"))
+
+
+def _tag_list(tags: Mapping[str, str]) -> Any:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
 def _info(inst: Mapping[str, Any]) -> InstanceInfo:

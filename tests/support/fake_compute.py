@@ -220,6 +220,11 @@ class FakeCompute:
         del key, value
         return {}
 
+    def images_named(self, pattern: str) -> dict[str, str]:
+        """This fake holds no images: a sweep by name finds none."""
+        del pattern
+        return {}
+
     def deregister_image(self, image: str) -> bool:
         del image
         return False

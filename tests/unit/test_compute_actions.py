@@ -30,7 +30,7 @@ from orchestrator.actions.base import ActionSpec, StepStatus
 from orchestrator.actions.registry import REGISTRY
 from orchestrator.drill.cleanup import Cleaner, Providers
 from orchestrator.drill.orphans import find_leftovers
-from orchestrator.drill.scope import TAG_RUN, TAG_STARTED, DrillScope
+from orchestrator.drill.scope import TAG_RUN, TAG_STARTED, DrillScope, drill_image_name
 from orchestrator.engine.context import StepContext
 from orchestrator.engine.journal import RunJournal
 from orchestrator.errors import NotFound
@@ -246,6 +246,34 @@ def test_a_drill_copies_an_image_under_its_own_name_tagged_and_its_cleanup_dereg
     finally:
         journal.close()
         lab.compute.client.deregister_image(ImageId=source)
+
+
+@pytest.mark.lab
+def test_an_untagged_image_copy_named_after_its_drill_is_found_and_a_second_deregister_is_already_gone(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """A drill killed after CopyImage answered but before it tagged the copy (LocalStack ignores the call's
+    TagSpecifications) leaves a copy only its name ties to the run; a cleanup killed after deregistering it,
+    before noting so, meets ``InvalidAMIID.Unavailable`` on its next try, which is "already gone"."""
+    iid = _one(lab, "golden")
+    run_id = f"20250101T000000Z-{lab.tag['drctl-test'][:8]}"
+    name = drill_image_name(f"t-killed-{lab.tag['drctl-test']}", run_id)
+    image = lab.compute.client.create_image(InstanceId=iid, Name=name)["ImageId"]
+    journal = RunJournal(tmp_path / "runs.sqlite")
+    journal.start_run(run_id, "drill.yaml", "0" * 64, "killed-drill", {}, "drill")
+    providers = Providers.from_env(lab.env)
+    try:
+        assert lab.compute.tagged_images(TAG_RUN).get(image) is None
+        leftovers = find_leftovers(journal, providers, [REGION], set(), timedelta(hours=1), datetime.now(UTC))
+        assert [item.resource_ids for item in leftovers if item.run_id == run_id] == [(image,)]
+        assert all(item.orphan for item in leftovers if item.run_id == run_id)
+        removals = Cleaner(journal, providers).clean(run_id, [REGION])
+        assert [(r.kind, r.resource_id, r.outcome) for r in removals] == [("image", image, "removed")]
+        assert lab.compute.deregister_image(image) is False  # deregistered already: gone, not an error
+    finally:
+        journal.close()
+        with contextlib.suppress(Exception):
+            lab.compute.client.deregister_image(ImageId=image)
 
 
 @pytest.mark.lab
