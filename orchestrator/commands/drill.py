@@ -32,7 +32,7 @@ from orchestrator.drill.cleanup import Cleaner, Providers, Removal
 from orchestrator.drill.orphans import find_leftovers
 from orchestrator.durations import parse_duration
 from orchestrator.engine.executor import Executor, RunOptions, RunOutcome, new_run_id
-from orchestrator.engine.journal import RunJournal, journal_path
+from orchestrator.engine.journal import RunJournal, RunStatus, journal_path
 from orchestrator.engine.lock import live_local_runs, locks_path
 from orchestrator.errors import ExitCode, InvalidInput, NotFound
 from orchestrator.report.findings import findings
@@ -81,6 +81,16 @@ def _shielded() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def mark_abandoned(journal: RunJournal, run_id: str) -> None:
+    """Before a ``--cleanup``, which has made sure no live process on this host runs drill ``run_id``: a run
+    the journal still calls running was killed, and is marked interrupted, or ``drctl status`` would show it
+    running for ever."""
+    record = journal.run(run_id)
+    if record is not None and record.status == RunStatus.RUNNING:
+        journal.event(run_id, "cleanup", "the drill's process ended without finishing (killed or crashed)")
+        journal.finish_run(run_id, RunStatus.INTERRUPTED)
 
 
 def clean_run(journal: RunJournal, run_id: str, regions: set[str], env: Mapping[str, str]) -> list[Removal]:
@@ -233,6 +243,7 @@ def _cmd_cleanup(args: argparse.Namespace) -> int:
             raise InvalidInput(f"run {run_id} is a {record.mode}, not a drill: a failover's resources are kept")
         if run_id in live_local_runs(locks_path(state_dir(env))):
             raise InvalidInput(f"drill {run_id} is still running on this host; it cleans up after itself")
+        mark_abandoned(journal, run_id)
         removals = clean_run(journal, run_id, regions, env)
         return _finish(journal, run_id, removals, False, args.json, int(ExitCode.OK))
     finally:
@@ -253,6 +264,7 @@ def _clean_orphans(journal: RunJournal, regions: set[str], env: Mapping[str, str
         print(f"{status:<10} drill {item.run_id} in {item.region}: {count} resource(s); {item.verdict}")
         if item.orphan and not args.dry_run:
             # For a drill of another machine this journal holds no ledger: the tag sweep is all there is.
+            mark_abandoned(journal, item.run_id)
             removed += clean_run(journal, item.run_id, {item.region}, env)
     if not leftovers:
         print(f"no drill leftovers in {', '.join(sorted(regions))}")

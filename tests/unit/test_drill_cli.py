@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine.journal import RunJournal
+from orchestrator.engine.journal import RunJournal, RunStatus
 from orchestrator.errors import ExitCode
 from tests.support.cli import assert_one_line_error, drctl
 
@@ -54,6 +54,27 @@ def test_cleanup_never_touches_a_failover(env: dict[str, str]) -> None:
     run_id = ran.stdout.split('"run_id": "')[1].split('"')[0]
     result = drctl("drill", "--cleanup", run_id, env=env)
     assert_one_line_error(result, ExitCode.INVALID_INPUT, "not a drill", "resources are kept")
+
+
+def test_cleanup_of_a_killed_drill_marks_it_interrupted(env: dict[str, str]) -> None:
+    """A drill killed with -9 stays ``running`` in the journal; its ``--cleanup`` (no live process holds it)
+    says it ended, so ``drctl status`` does not show it running for ever."""
+    run_id = "20260101T000000Z-0badf00d"
+    journal = RunJournal(Path(env["DRCTL_STATE_DIR"]) / "runs.sqlite")
+    try:
+        journal.start_run(run_id, "drill.yaml", "0" * 64, "killed", {}, "drill")
+    finally:
+        journal.close()
+    drctl("drill", "--cleanup", run_id, env=env)  # the tag sweep cannot reach EC2 here; the ledger is empty
+    journal = RunJournal(Path(env["DRCTL_STATE_DIR"]) / "runs.sqlite")
+    try:
+        record = journal.run(run_id)
+        assert record is not None
+        assert record.status == RunStatus.INTERRUPTED
+    finally:
+        journal.close()
+    status = drctl("status", run_id, env=env)
+    assert "interrupted" in status.stdout, status.stdout + status.stderr
 
 
 def test_a_bad_min_age_is_refused(env: dict[str, str]) -> None:
