@@ -65,7 +65,15 @@ def named_secret_envs(value: object) -> set[str]:
 def secrets_of(env: Mapping[str, str], referenced: Iterable[str] = ()) -> frozenset[str]:
     """The values to mask: referenced variables, and variables whose names look like credentials."""
     names = set(referenced) | {n for n in env if looks_secret(n)}
-    return frozenset(v for n in names if (v := env.get(n)) and len(v) >= MIN_SECRET_LENGTH)
+    return frozenset(f for n in names if (v := env.get(n)) for f in _forms(v) if len(f) >= MIN_SECRET_LENGTH)
+
+
+def _forms(value: str) -> set[str]:
+    """A secret as it may be echoed: verbatim, without surrounding whitespace, and escaped as ``repr`` writes
+    it. A token read from a file keeps its newline, and http.client then refuses it with the value's repr in
+    the message (``Invalid header value b'...\\n'``), which the verbatim value does not match."""
+    stripped = value.strip()
+    return {value, stripped, repr(value)[1:-1], repr(stripped)[1:-1]}
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -17,6 +17,18 @@ from orchestrator.errors import AuthError, InvalidInput
 from orchestrator.providers.base import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
 
 
+def malformed_credential(exc: BaseException, service: str) -> AuthError | None:
+    """The error for a botocore ``HTTPClientError`` raised because a credential cannot be sent as a header (a
+    session token read from a file with its newline): no retry can fix that, and the message never quotes it."""
+    cause = getattr(exc, "kwargs", {}).get("error")
+    if isinstance(cause, ValueError) and "Invalid header value" in str(cause):
+        return AuthError(
+            f"an AWS credential cannot be sent to {service}: it holds a line break or another character HTTP "
+            "headers refuse (read from a file with its newline?); strip it from AWS_SESSION_TOKEN or the keys"
+        )
+    return None
+
+
 def aws_region(env: Mapping[str, str], region: str | None = None) -> str:
     return region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
 

@@ -11,7 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from orchestrator.errors import AuthError, NotFound, Permanent, PermissionDenied, ProviderError, Transient
-from orchestrator.providers.aws_clients import aws_client
+from orchestrator.providers.aws_clients import aws_client, malformed_credential
 from orchestrator.providers.compute import InstanceInfo, LaunchSpec, WaitResult, wait_for_state
 from orchestrator.retry import RetryPolicy
 
@@ -66,7 +66,9 @@ def translate_ec2_error(exc: Exception, what: str) -> ProviderError:
             return Transient(f"EC2 is unavailable for {what} ({code or status}); retry later")
         return Permanent(f"EC2 refused the request for {what} ({code or status})")
     if isinstance(exc, BotoCoreError):
-        return Transient(f"EC2 request for {what} failed ({type(exc).__name__}); retry later")
+        return malformed_credential(exc, "EC2") or Transient(
+            f"EC2 request for {what} failed ({type(exc).__name__}); retry later"
+        )
     raise TypeError(f"not a botocore error: {type(exc).__name__}") from exc
 
 

@@ -11,7 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from orchestrator.errors import AuthError, NotFound, Permanent, PermissionDenied, ProviderError, Transient
-from orchestrator.providers.aws_clients import aws_client
+from orchestrator.providers.aws_clients import aws_client, malformed_credential
 from orchestrator.providers.dns import ChangeResult, ChangeStatus, FailoverRole, RecordSet, fqdn
 from orchestrator.retry import RetryPolicy
 
@@ -52,7 +52,9 @@ def translate_route53_error(exc: Exception, what: str) -> ProviderError:
             return Transient(f"Route53 is unavailable for {what} ({code or status}); retry later")
         return Permanent(f"Route53 refused the request for {what} ({code or status})")
     if isinstance(exc, BotoCoreError):
-        return Transient(f"Route53 request for {what} failed ({type(exc).__name__}); retry later")
+        return malformed_credential(exc, "Route53") or Transient(
+            f"Route53 request for {what} failed ({type(exc).__name__}); retry later"
+        )
     raise TypeError(f"not a botocore error: {type(exc).__name__}") from exc
 
 

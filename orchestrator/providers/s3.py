@@ -24,6 +24,7 @@ from orchestrator.errors import (
     ProviderError,
     Transient,
 )
+from orchestrator.providers.aws_clients import malformed_credential
 from orchestrator.providers.base import (
     DEFAULT_PART_CONCURRENCY,
     DEFAULT_PART_SIZE,
@@ -104,7 +105,9 @@ def translate_s3_error(exc: Exception, what: str, endpoint: str) -> ProviderErro
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
         return _translate_code(code, status, what)
     if isinstance(exc, BotoCoreError):
-        return Transient(f"S3 request for {what} failed ({type(exc).__name__}); retry later")
+        return malformed_credential(exc, "S3") or Transient(
+            f"S3 request for {what} failed ({type(exc).__name__}); retry later"
+        )
     raise TypeError(f"not a botocore error: {type(exc).__name__}") from exc
 
 

@@ -91,6 +91,20 @@ def test_missing_aws_credentials(lab_env: dict[str, str]) -> None:
     assert_one_line_error(result, ExitCode.AUTH, "no usable AWS credentials", "AWS_ACCESS_KEY_ID")
 
 
+@pytest.mark.parametrize("level", ["error", "debug"])
+def test_a_session_token_with_a_newline_is_an_auth_error_that_never_quotes_it(
+    lab_env: dict[str, str], s3_bucket: str, level: str
+) -> None:
+    """A token read from a file verbatim keeps its newline; http.client refuses the header and quotes its repr,
+    which must be masked too (found by the secret-canary chaos class)."""
+    token = f"canary-token-{unique_name('t')}\n"
+    env = {**base_env(), **lab_env, "AWS_SESSION_TOKEN": token, "DRCTL_LOG_LEVEL": level}
+    result = drctl("ls", f"s3://{s3_bucket}/", env=env)
+    assert result.returncode == ExitCode.AUTH, result.stderr[-2000:]
+    assert "line break" in result.stderr.splitlines()[-1], result.stderr[-2000:]
+    assert token.strip() not in result.stdout + result.stderr
+
+
 def test_missing_azure_account() -> None:
     result = drctl("ls", "az://some-container/", env=base_env())
     assert_one_line_error(result, ExitCode.AUTH, "no Azure storage account", "AZURE_STORAGE_CONNECTION_STRING")

@@ -25,3 +25,14 @@ def test_env_references_at_any_depth() -> None:
 def test_redact_masks_longest_first() -> None:
     assert redact("k=abcdef and abcd", ["abcd", "abcdef"]) == f"k={MASK} and {MASK}"
     assert redact("nothing here", []) == "nothing here"
+
+
+def test_a_secret_with_a_trailing_newline_is_masked_as_http_client_echoes_it() -> None:
+    # A token read from a file verbatim: http.client's refusal quotes the bytes' repr, escaped newline and all.
+    token = "FwoGZXIvYXdzEBAaDCanary0123456789\n"
+    secrets = secrets_of({"AWS_SESSION_TOKEN": token})
+    message = f"ValueError: Invalid header value {token.encode()!r}"
+    masked = redact(message, secrets)
+    assert "Canary0123456789" not in masked
+    assert masked == "ValueError: Invalid header value b'***'"
+    assert redact(f"token={token.strip()};", secrets) == "token=***;"
