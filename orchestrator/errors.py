@@ -23,6 +23,8 @@ class ExitCode(IntEnum):
     UNREACHABLE = 6
     INTEGRITY = 7
     PERMISSION = 8
+    OBJECTIVE_MISSED = 9
+    """A drill that ran to its end but missed its RTO or RPO, under ``--fail-on-missed-objectives``."""
     INTERRUPTED = 130
 
 

@@ -9,7 +9,8 @@
   remove them; ``--dry-run`` only lists them.
 
 Exit codes: those of ``drctl run`` (0 passed, 1 failed, 130 interrupted), except that a cleanup that left
-something behind exits 1 even when the drill passed: a drill that litters has not passed.
+something behind exits 1 even when the drill passed: a drill that litters has not passed. With
+``--fail-on-missed-objectives`` (CI), a drill that passed but missed its RTO or RPO exits 9.
 """
 
 from __future__ import annotations
@@ -167,8 +168,10 @@ def _finish(
     as_json: bool,
     code: int,
     facts: RunbookFacts | None = None,
+    objectives_required: bool = False,
 ) -> int:
-    """``facts``: the runbook's, when this command loaded it (else they are read from the file again)."""
+    """``facts``: the runbook's, when this command loaded it (else they are read from the file again).
+    ``objectives_required``: a drill that passed but missed its RTO or RPO exits ``OBJECTIVE_MISSED``."""
     report = build_report(journal, run_id, facts)
     if as_json:
         print_json(_outcome_doc(report, removals, kept))
@@ -178,6 +181,11 @@ def _finish(
     if left:
         _say(f"cleanup incomplete: {len(left)} resource(s) remain; run `drctl drill --cleanup {run_id}` again")
         return int(ExitCode.FAILED) if code == ExitCode.OK else code
+    missed = [c for c in (report.rto, report.rpo) if c.verdict == "fail"]
+    if objectives_required and missed and code == ExitCode.OK:
+        what = "; ".join(f"{c.name.upper()} {c.detail}" for c in missed)
+        _say(f"drill {run_id} missed its objectives ({what}); see `drctl report {run_id}`")
+        return int(ExitCode.OBJECTIVE_MISSED)
     return code
 
 
@@ -218,7 +226,9 @@ def _cmd_drill(args: argparse.Namespace) -> int:
                 # Cleanup happens whatever ended the run: success, failure, Ctrl-C, or an error of drctl's own.
                 removals = [] if args.keep or journal.run(run_id) is None else clean_run(journal, run_id, regions, env)
         code = int(outcome.exit_code) if outcome is not None else int(ExitCode.FAILED)
-        return _finish(journal, run_id, removals, args.keep, args.json, code, facts_of(loaded))
+        return _finish(
+            journal, run_id, removals, args.keep, args.json, code, facts_of(loaded), args.fail_on_missed_objectives
+        )
     finally:
         journal.close()
 
@@ -295,6 +305,11 @@ def register(sub: Any) -> None:
     drill.add_argument("--parallel", type=int, default=4, help="steps running at once (default 4)")
     drill.add_argument("--stack-outputs", metavar="JSON", help="stack outputs file (the drill network and zone)")
     drill.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    drill.add_argument(
+        "--fail-on-missed-objectives",
+        action="store_true",
+        help="exit 9 when the drill passed but missed its RTO or RPO (for CI)",
+    )
     drill.add_argument("--force-unlock", action="store_true", help="break another run's lock first")
     drill.add_argument("--lock-url", metavar="S3_URL", help="hold the run lock in S3 instead of on this machine")
     drill.set_defaults(handler=_cmd_drill)

@@ -77,6 +77,30 @@ def test_cleanup_of_a_killed_drill_marks_it_interrupted(env: dict[str, str]) -> 
     assert "interrupted" in status.stdout, status.stdout + status.stderr
 
 
+SLOW = """\
+apiVersion: drctl/v1
+kind: Runbook
+metadata: {name: slow}
+spec:
+  objectives: {rto: %s}
+  steps:
+    - {id: pause, action: wait, with: {duration: 300ms}}
+"""
+
+
+@pytest.mark.parametrize(("rto", "strict", "code"), [("1ms", True, 9), ("1ms", False, 0), ("1h", True, 0)])
+def test_a_missed_objective_fails_the_drill_only_when_asked(
+    env: dict[str, str], tmp_path: Path, rto: str, strict: bool, code: int
+) -> None:
+    runbook = tmp_path / "slow.yaml"
+    runbook.write_text(SLOW % rto)
+    flags = ["--fail-on-missed-objectives"] if strict else []
+    result = drctl("drill", str(runbook), *flags, env=env)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert ("missed its objectives (RTO" in result.stderr) == (code == ExitCode.OBJECTIVE_MISSED)
+    assert "Traceback" not in result.stderr
+
+
 def test_a_bad_min_age_is_refused(env: dict[str, str]) -> None:
     result = drctl("drill", "--cleanup", "--orphans", "--min-age", "soon", env=env)
     assert_one_line_error(result, ExitCode.INVALID_INPUT, "--min-age", "not a duration")
