@@ -18,7 +18,7 @@ Handler = Callable[[argparse.Namespace], int]
 # Which module registers each command. Importing every command module costs a few tenths of a second (the
 # runbook engine, the report model, both cloud SDKs' users), so a command line that names one imports only its
 # module; with none, or one not listed here, all are imported and argparse lists every choice.
-_COMMAND_MODULES = ("storage", "backup", "runbook", "run", "approve", "unlock", "drill", "report")
+_COMMAND_MODULES = ("storage", "backup", "runbook", "run", "approve", "unlock", "drill", "report", "project")
 _MODULE_OF = {
     "ls": "storage",
     "backup": "backup",
@@ -31,6 +31,8 @@ _MODULE_OF = {
     "unlock": "unlock",
     "drill": "drill",
     "report": "report",
+    "schema": "project",
+    "init": "project",
 }
 
 

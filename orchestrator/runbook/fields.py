@@ -18,6 +18,7 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     ValidationInfo,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -29,8 +30,12 @@ from orchestrator.runbook.interpolate import has_references
 from orchestrator.runbook.problems import describe_value, did_you_mean
 
 ERROR_TYPE = "drctl"
-_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+SLUG_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
+DURATION_PATTERN = r"\s*(0|([0-9]+(\.[0-9]+)?([mM][sS]|[sSmMhHdDwW]))+)\s*"
+"""What ``parse_duration`` reads, for the JSON Schema (which cannot say "longer than 0")."""
+_SLUG = re.compile(SLUG_PATTERN + r"\Z")
+_NAME = re.compile(NAME_PATTERN + r"\Z")
 
 
 def drctl_error(message: str, *, key: str | None = None, about_field: bool = True) -> PydanticCustomError:
@@ -110,6 +115,7 @@ Duration = Annotated[
     timedelta,
     PlainValidator(_duration, json_schema_input_type=str),
     PlainSerializer(format_duration, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": f"^{DURATION_PATTERN}$", "examples": ["90s", "15m", "1h30m"]}),
 ]
 """A positive duration written as in ``parse_duration`` (``90s``, ``15m``, ``1h30m``); a bare number is refused
 because its unit would be a guess."""
@@ -133,9 +139,9 @@ def _name(value: str) -> str:
     return value
 
 
-Slug = Annotated[str, AfterValidator(_slug)]
+Slug = Annotated[str, AfterValidator(_slug), WithJsonSchema({"type": "string", "pattern": f"^{SLUG_PATTERN}$"})]
 """Step ids and runbook names: they appear in references, journals and file names."""
-Name = Annotated[str, AfterValidator(_name)]
+Name = Annotated[str, AfterValidator(_name), WithJsonSchema({"type": "string", "pattern": f"^{NAME_PATTERN}$"})]
 """Parameter and environment variable names: they appear in ``${params.NAME}`` and ``${env.NAME}``."""
 
 

@@ -12,7 +12,17 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, PlainValidator, SerializeAsAny, StrictInt, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SerializeAsAny,
+    StrictInt,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.actions.base import ActionParams, ActionSpec, RunMode
 from orchestrator.actions.registry import REGISTRY
@@ -55,7 +65,7 @@ def _scalar(value: object) -> ParamValue:
     raise drctl_error(f"expected text, a number or true/false, got {describe_value(value)}")
 
 
-Scalar = Annotated[ParamValue, PlainValidator(_scalar)]
+Scalar = Annotated[ParamValue, PlainValidator(_scalar), WithJsonSchema({"type": ["string", "number", "boolean"]})]
 
 
 class Metadata(Strict):
@@ -114,9 +124,28 @@ class Parameter(Strict):
         return value
 
 
+_AZURE_ONLY = ("account", "subscription", "resource_group")
+_AWS_ONLY = ("profile", "role_arn")
+
+
 class Provider(Strict):
     """A cloud account a runbook acts in. ``region`` is an AWS region or an Azure location."""
 
+    # The rules of ``_fields_of_type`` below, for the JSON Schema (editors cannot run a validator).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {
+                    "if": {"properties": {"type": {"const": "aws"}}},
+                    "then": {"required": ["region"], "not": {"anyOf": [{"required": [k]} for k in _AZURE_ONLY]}},
+                },
+                {
+                    "if": {"properties": {"type": {"const": "azure"}}},
+                    "then": {"not": {"anyOf": [{"required": [k]} for k in _AWS_ONLY]}},
+                },
+            ]
+        }
+    )
     context_phrase = "in a provider"
 
     type: Literal["aws", "azure"]
@@ -129,7 +158,7 @@ class Provider(Strict):
 
     @model_validator(mode="after")
     def _fields_of_type(self) -> Self:
-        only = {"aws": ("profile", "role_arn"), "azure": ("account", "subscription", "resource_group")}
+        only = {"aws": _AWS_ONLY, "azure": _AZURE_ONLY}
         for cloud, names in only.items():
             for name in names:
                 if cloud != self.type and getattr(self, name) is not None:
@@ -227,7 +256,7 @@ class Spec(Strict):
     objectives: Objectives = Objectives()
     parameters: Mapping[Name, Parameter] = Field(default_factory=dict)
     providers: Mapping[Slug, Provider] = Field(default_factory=dict)
-    steps: tuple[Step, ...]
+    steps: tuple[Step, ...] = Field(json_schema_extra={"minItems": 1})
     compensation: tuple[ActionCall, ...] = ()
 
     @field_validator("steps", mode="before")
