@@ -6,15 +6,12 @@ damage), which is why a failed webhook POST is still reported as transient and r
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
-
 from pydantic import Field
 
 from orchestrator.actions.base import ActionContext, ActionParams, ActionSpec, StepResult, StepStatus, Touch
-from orchestrator.errors import Transient
+from orchestrator.errors import Permanent
 from orchestrator.runbook.fields import HttpUrlText
+from orchestrator.webhook import post_text
 
 
 class Params(ActionParams):
@@ -38,20 +35,11 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     ctx.log(p.message)
     if p.webhook is None:
         return StepResult(StepStatus.SUCCEEDED)
-    body = json.dumps({"text": p.message}).encode()
-    request = urllib.request.Request(  # noqa: S310 - the model accepts only http(s) URLs
-        p.webhook, data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
     remaining = getattr(ctx, "remaining", lambda: None)()
     try:
-        with urllib.request.urlopen(request, timeout=min(30.0, remaining or 30.0)):  # noqa: S310
-            pass
-    except urllib.error.HTTPError as err:
-        if err.code >= 500 or err.code == 429:
-            raise Transient(f"the webhook answered {err.code}") from None
-        return StepResult(StepStatus.FAILED, message=f"the webhook refused the message ({err.code})")
-    except (OSError, ValueError) as err:
-        raise Transient(f"cannot reach the webhook: {type(err).__name__}") from None
+        post_text(p.webhook, p.message, timeout=min(30.0, remaining or 30.0))
+    except Permanent as err:
+        return StepResult(StepStatus.FAILED, message=str(err))
     return StepResult(StepStatus.SUCCEEDED)
 
 
