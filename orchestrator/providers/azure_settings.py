@@ -25,7 +25,8 @@ class StorageChoice:
 
 def storage_choice(env: Mapping[str, str], account_override: str | None = None) -> StorageChoice:
     conn = env.get("AZURE_STORAGE_CONNECTION_STRING")
-    account = account_override or env.get("AZURE_STORAGE_ACCOUNT")
+    # An empty variable is unset: CI systems export unset variables as empty strings.
+    account = account_override or env.get("AZURE_STORAGE_ACCOUNT") or None
     if conn and (account is None or f"AccountName={account};" in conn + ";"):
         endpoint = _connection_fields(conn).get("blobendpoint")
         if endpoint:

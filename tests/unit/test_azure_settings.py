@@ -75,3 +75,11 @@ def test_an_aws_endpoint_that_would_leak_or_cannot_work_is_refused(variable: str
     with pytest.raises(InvalidInput):
         StoreFactory(env).open("s3://bucket/")
     assert "secretpw" not in str(raised.value)
+
+
+def test_an_empty_account_variable_is_unset() -> None:
+    conn = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/x;"
+    )
+    choice = storage_choice({"AZURE_STORAGE_CONNECTION_STRING": conn, "AZURE_STORAGE_ACCOUNT": ""})
+    assert choice.connection_string == conn
