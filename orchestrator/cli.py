@@ -18,7 +18,7 @@ Handler = Callable[[argparse.Namespace], int]
 # Which module registers each command. Importing every command module costs a few tenths of a second (the
 # runbook engine, the report model, both cloud SDKs' users), so a command line that names one imports only its
 # module; with none, or one not listed here, all are imported and argparse lists every choice.
-_COMMAND_MODULES = ("storage", "backup", "runbook", "run", "approve", "unlock", "drill", "report", "project")
+_COMMAND_MODULES = ("storage", "backup", "runbook", "run", "approve", "unlock", "drill", "report", "project", "protect")
 _MODULE_OF = {
     "ls": "storage",
     "backup": "backup",
@@ -33,6 +33,7 @@ _MODULE_OF = {
     "report": "report",
     "schema": "project",
     "init": "project",
+    "protect": "protect",
 }
 
 

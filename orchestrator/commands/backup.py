@@ -36,13 +36,13 @@ def _env() -> dict[str, str]:
     return dict(os.environ)
 
 
-def _factory(args: argparse.Namespace) -> StoreFactory:
+def store_factory(args: argparse.Namespace) -> StoreFactory:
     transfers = getattr(args, "transfers", 8)
     # Parts in flight per object shrink as objects in flight grow, so memory stays bounded overall.
     return StoreFactory(_env(), azure_account=args.azure_account, part_concurrency=2 if transfers > 4 else 4)
 
 
-def _key_source(args: argparse.Namespace) -> KeySource:
+def key_source_of(args: argparse.Namespace) -> KeySource:
     identities = IdentitySource(identity_file=Path(args.identity_file) if args.identity_file else None)
     if args.key_file:
         return KeySource(key_file=Path(args.key_file), identities=identities)
@@ -52,11 +52,11 @@ def _key_source(args: argparse.Namespace) -> KeySource:
 
 
 def _open(args: argparse.Namespace, location: str) -> BackupSet:
-    return open_set(_factory(args).open(location), _key_source(args), _env())
+    return open_set(store_factory(args).open(location), key_source_of(args), _env())
 
 
 @contextmanager
-def _set_lock(set_url: str, command: str) -> Iterator[None]:
+def set_lock(set_url: str, command: str) -> Iterator[None]:
     """One writer per backup set on this machine: a second copy or prune into it is refused (exit 3)."""
     lock = SqliteRunLock(
         locks_path(state_dir(_env())),
@@ -72,11 +72,26 @@ def _set_lock(set_url: str, command: str) -> Iterator[None]:
         lock.close()
 
 
-def _filters(args: argparse.Namespace) -> Filters:
+def filters_of(args: argparse.Namespace) -> Filters:
     return Filters(tuple(args.include or ()), tuple(args.exclude or ()))
 
 
 # -- copy ---------------------------------------------------------------------------------------------------
+
+
+def new_set_of(args: argparse.Namespace) -> NewSetOptions:
+    """How a set this command creates is made (``--compress``, ``--encrypt``, ``--recipient``)."""
+    recipients = check_recipients(args.recipient or ())
+    encrypt = args.encrypt or bool(recipients)
+    if encrypt and not key_source_of(args).given:
+        why = (
+            "--recipient needs the set's key too, which authenticates its recovery points (the recipients keep "
+            "the data from anyone without an identity)"
+            if recipients
+            else "--encrypt needs a key"
+        )
+        raise InvalidInput(f"{why}: --key-file PATH or --key-env VAR (or set {DEFAULT_KEY_ENV})")
+    return NewSetOptions(compression=args.compress, encryption=encrypt, recipients=recipients)
 
 
 def _print_plan(plan: CopyPlan, as_json: bool) -> None:
@@ -108,34 +123,24 @@ def _cmd_copy(args: argparse.Namespace) -> int:
         raise InvalidInput("--transfers must be at least 1")
     options = CopyOptions(
         mode=args.mode,
-        filters=_filters(args),
+        filters=filters_of(args),
         transfers=args.transfers,
         bwlimit=parse_rate(args.bwlimit) if args.bwlimit else None,
     )
-    factory = _factory(args)
+    factory = store_factory(args)
     source = factory.open(args.source)
     dest = factory.open(args.dest)
-    recipients = check_recipients(args.recipient or ())
-    encrypt = args.encrypt or bool(recipients)
-    new_set = NewSetOptions(compression=args.compress, encryption=encrypt, recipients=recipients)
-    if encrypt and not _key_source(args).given:
-        why = (
-            "--recipient needs the set's key too, which authenticates its recovery points (the recipients keep "
-            "the data from anyone without an identity)"
-            if recipients
-            else "--encrypt needs a key"
-        )
-        raise InvalidInput(f"{why}: --key-file PATH or --key-env VAR (or set {DEFAULT_KEY_ENV})")
+    new_set = new_set_of(args)
     now = datetime.now(UTC)
-    bset = open_or_create_set(dest, _key_source(args), _env(), new_set, now, create=False)
+    bset = open_or_create_set(dest, key_source_of(args), _env(), new_set, now, create=False)
     plan = plan_copy(source, bset, options)
     if args.dry_run:
         _print_plan(plan, args.json)
         return ExitCode.OK
     if bset is None:
-        bset = open_or_create_set(dest, _key_source(args), _env(), new_set, now)
+        bset = open_or_create_set(dest, key_source_of(args), _env(), new_set, now)
         assert bset is not None  # create=True always returns a set
-    with _set_lock(bset.url, "copy"):
+    with set_lock(bset.url, "copy"):
         journal = CopyJournal(state_dir(_env()) / "journal.sqlite")
         try:
             result = execute_copy(plan, source, bset, options, journal, progress_for(sys.stderr, quiet=args.quiet))
@@ -212,9 +217,9 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         raise InvalidInput("give --point or --at, not both")
     bset = _open(args, args.set)
     point = choose_point(bset, args.point, parse_time(args.at) if args.at else None)
-    target = _factory(args).open(args.target)
+    target = store_factory(args).open(args.target)
     result = restore_point(
-        bset, point, target, _filters(args), progress=progress_for(sys.stderr, args.quiet, "restore")
+        bset, point, target, filters_of(args), progress=progress_for(sys.stderr, args.quiet, "restore")
     )
     if args.json:
         print_json(
@@ -237,7 +242,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 def _cmd_prune(args: argparse.Namespace) -> int:
     policy = RetentionPolicy(args.keep_last, args.keep_daily, args.keep_weekly)
     bset = _open(args, args.set)
-    with _set_lock(bset.url, "prune"):
+    with set_lock(bset.url, "prune"):
         report = prune_set(bset, policy, datetime.now(UTC), parse_duration(args.grace), dry_run=args.dry_run)
     if args.json:
         print_json(report.as_dict())
@@ -279,7 +284,7 @@ def _write_secret(out: Path, text: str) -> None:
 # -- parser -----------------------------------------------------------------------------------------------------
 
 
-def _key_options(parser: argparse.ArgumentParser) -> None:
+def key_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-file", help="file holding the set's key-encryption key (32 bytes, raw/base64/hex)")
     parser.add_argument("--key-env", help=f"environment variable holding the key (default: {DEFAULT_KEY_ENV} if set)")
     parser.add_argument(
@@ -288,9 +293,20 @@ def _key_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _filter_options(parser: argparse.ArgumentParser) -> None:
+def filter_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--include", action="append", metavar="GLOB", help="only keys matching (repeatable)")
     parser.add_argument("--exclude", action="append", metavar="GLOB", help="skip keys matching (repeatable)")
+
+
+def new_set_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--compress", action="store_true", help="zstd-compress a new set's objects")
+    parser.add_argument("--encrypt", action="store_true", help="AES-256-GCM-encrypt a new set's objects")
+    parser.add_argument(
+        "--recipient",
+        action="append",
+        metavar="AGE1...",
+        help="seal a new set's data to this age recipient (repeatable): this host can write, not read, backups",
+    )
 
 
 def register(sub: Any) -> None:
@@ -304,25 +320,18 @@ def register(sub: Any) -> None:
     copy.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     copy.add_argument("--bwlimit", help="bandwidth limit, e.g. 20M (bytes per second)")
     copy.add_argument("--transfers", type=int, default=8, help="objects in flight at once (default 8)")
-    copy.add_argument("--compress", action="store_true", help="zstd-compress a new set's objects")
-    copy.add_argument("--encrypt", action="store_true", help="AES-256-GCM-encrypt a new set's objects")
-    copy.add_argument(
-        "--recipient",
-        action="append",
-        metavar="AGE1...",
-        help="seal a new set's data to this age recipient (repeatable): this host can write, not read, backups",
-    )
+    new_set_options(copy)
     copy.add_argument("--json", action="store_true", help="print a JSON summary")
     copy.add_argument("--quiet", action="store_true", help="no progress output")
-    _filter_options(copy)
-    _key_options(copy)
+    filter_options(copy)
+    key_options(copy)
     add_azure_account(copy)
     copy.set_defaults(handler=_cmd_copy)
 
     lst = bsub.add_parser("list", help="the recovery points of a set")
     lst.add_argument("set")
     lst.add_argument("--json", action="store_true")
-    _key_options(lst)
+    key_options(lst)
     add_azure_account(lst)
     lst.set_defaults(handler=_cmd_list)
 
@@ -331,7 +340,7 @@ def register(sub: Any) -> None:
     verify.add_argument("--point", action="append", help="only this recovery point (repeatable)")
     verify.add_argument("--deep", action="store_true", help="re-read and hash every byte")
     verify.add_argument("--json", action="store_true")
-    _key_options(verify)
+    key_options(verify)
     add_azure_account(verify)
     verify.set_defaults(handler=_cmd_verify)
 
@@ -342,8 +351,8 @@ def register(sub: Any) -> None:
     restore.add_argument("--at", help="the newest point taken at or before this ISO 8601 time")
     restore.add_argument("--json", action="store_true")
     restore.add_argument("--quiet", action="store_true", help="no progress output")
-    _filter_options(restore)
-    _key_options(restore)
+    filter_options(restore)
+    key_options(restore)
     add_azure_account(restore)
     restore.set_defaults(handler=_cmd_restore)
 
@@ -355,7 +364,7 @@ def register(sub: Any) -> None:
     prune.add_argument("--grace", default="1h", help="keep unreferenced data younger than this (default 1h)")
     prune.add_argument("--dry-run", action="store_true")
     prune.add_argument("--json", action="store_true")
-    _key_options(prune)
+    key_options(prune)
     add_azure_account(prune)
     prune.set_defaults(handler=_cmd_prune)
 

@@ -1,0 +1,1 @@
+"""``drctl protect``: keep a backup set within its RPO of a source, continuously."""
