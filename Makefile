@@ -14,7 +14,7 @@ PY := $(VENV)/bin/python
 LAB := $(PYTHON) localstack/lab.py
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup lab-install lab-up lab-down lab-status lab-env test test-unit chaos drill failover bench bench-drill lint browser
+.PHONY: help setup lab-install lab-up lab-down lab-status lab-env test test-unit chaos drill failover bench bench-drill bench-protect lint browser
 
 help:
 	@echo "make drill | failover | test | chaos | setup | lab-up | lab-down | lab-status | lab-env | bench | bench-drill | lint | browser"
@@ -86,6 +86,10 @@ bench: setup
 # The orchestrator's own overhead on a generated 200-instance, 4-tier drill (the figures come from LocalStack).
 bench-drill: setup
 	$(LAB) run -- $(PY) -m tests.bench.drill_overhead
+
+# drctl protect's lag (S3 events -> sealed points) against rclone copy --checksum run every minute, one run.
+bench-protect: setup
+	$(LAB) run -- $(PY) -m tests.bench.protect_lag
 
 lint: $(VENV)/.drctl-stamp
 	$(VENV)/bin/ruff check .

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from orchestrator.errors import ExitCode
 from orchestrator.protect.alerts import LagAlerts
 from orchestrator.protect.changes import SqsEvents
 from orchestrator.protect.schedule import BUDGET_SHARE, COPY_FACTOR, MIN_POLL_S, copy_estimate, derive
+from tests.support.cli import assert_one_line_error, drctl
+from tests.support.protect import ProtectProcess
 
 
 def test_polling_waits_what_the_budget_leaves_after_a_copy() -> None:
@@ -129,3 +133,20 @@ def test_a_failing_alert_webhook_is_counted_not_fatal() -> None:
     assert alerts.firing
     assert "the alert webhook failed" in said[-1]
     assert "127.0.0.1:9" not in " ".join(said)  # a webhook URL carries its token: never printed
+
+
+def test_one_protect_per_set_a_second_is_refused_with_the_lock_error(tmp_path: Path) -> None:
+    """Two services writing one set would race on its points; the set lock that ``backup copy`` takes keeps
+    the second out (exit 3), on local directories (no cloud involved)."""
+    source, vault = tmp_path / "source", tmp_path / "vault"
+    source.mkdir()
+    (source / "a.txt").write_text("a")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DRCTL_STATE_DIR": str(tmp_path / "state")}
+    first = ProtectProcess([str(source), str(vault), "--rpo", "1m"], env)
+    try:
+        first.wait_for("the first point", lambda: first.sealed() >= 1)
+        second = drctl("protect", str(source), str(vault), "--rpo", "1m", env=env)
+        assert_one_line_error(second, ExitCode.LOCK_HELD, "backup set", "wait for it to finish")
+        assert first.terminate() == 0
+    finally:
+        first.close()
