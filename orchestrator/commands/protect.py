@@ -106,8 +106,10 @@ def _cmd_plan(args: argparse.Namespace, config: ProtectConfig) -> int:
         plan_copy(source, bset, CopyOptions("incremental" if mine else "full", filters_of(args)))
         listing = time.monotonic() - started
         _say(f"no point of {source.url} in the set yet; a dry listing took {listing:.1f}s")
-        estimate = max(listing * 2, listing + 1.0)
-    schedule = derive(config.rpo_s, config.event_driven, estimate, config.reconcile_s)
+        estimate, origin = max(listing * 2, listing + 1.0), "a dry listing (no point of this source yet)"
+    else:
+        origin = None
+    schedule = derive(config.rpo_s, config.event_driven, estimate, config.reconcile_s, origin)
     for line in schedule.describe():
         print(line)
     if mine:

@@ -38,6 +38,7 @@ class Schedule:
     copy_s: float
     """The copy length the schedule assumes (measured, or the first guess)."""
     measured: bool
+    estimated_from: str | None
     wait_s: float
     """Polling: seconds between listings. Events: seconds after the first pending event before a point."""
     reconcile_s: float
@@ -51,7 +52,13 @@ class Schedule:
 
     def describe(self) -> list[str]:
         """The schedule and its reasons, one line each, as ``--plan`` prints them."""
-        source = "measured from recent points" if self.measured else "a first guess (no point of this source yet)"
+        source = (
+            "measured from recent points"
+            if self.measured
+            else f"estimated from {self.estimated_from}"
+            if self.estimated_from
+            else "a first guess (no point of this source yet)"
+        )
         lines = [
             f"objective: RPO {self.rpo_s:g}s; budget {self.rpo_s * BUDGET_SHARE:g}s (80%, the rest is margin)",
             f"copy: about {self.copy_s:.1f}s per point, {source}; counted as {self.copy_s * COPY_FACTOR:.1f}s",
@@ -73,29 +80,31 @@ def derive(
     event_driven: bool,
     copy_s: float | None,
     reconcile_s: float | None = None,
+    estimated_from: str | None = None,
 ) -> Schedule:
-    """The schedule for an objective of ``rpo_s`` seconds when a copy takes ``copy_s`` (None: not measured)."""
-    measured = copy_s is not None
+    """The schedule for an objective of ``rpo_s`` seconds when a copy takes ``copy_s`` (None: not measured).
+    ``estimated_from`` says where a ``copy_s`` that no point measured came from (a dry listing)."""
+    measured = copy_s is not None and estimated_from is None
     copy = copy_s if copy_s is not None else FIRST_COPY_GUESS_S
     reconcile = reconcile_s if reconcile_s is not None else max(DEFAULT_RECONCILE_S, rpo_s)
     floor = MIN_COALESCE_S if event_driven else MIN_POLL_S
     left = rpo_s * BUDGET_SHARE - copy * COPY_FACTOR
     if rpo_s < MIN_RPO_S:
         return Schedule(
-            rpo_s, event_driven, copy, measured, floor, reconcile, False,
+            rpo_s, event_driven, copy, measured, estimated_from, floor, reconcile, False,
             f"an RPO under {MIN_RPO_S:g}s cannot be promised (a point costs a listing, a manifest and a seal); "
             f"give --rpo {MIN_RPO_S:g}s or more",
         )  # fmt: skip
     if left < floor:
         needed = (floor + copy * COPY_FACTOR) / BUDGET_SHARE
         return Schedule(
-            rpo_s, event_driven, copy, measured, floor, reconcile, False,
+            rpo_s, event_driven, copy, measured, estimated_from, floor, reconcile, False,
             f"a copy takes about {copy:.1f}s, so the RPO must be at least {needed:.0f}s; raise --rpo, or make "
             "copies faster (--transfers, fewer objects per set)",
         )  # fmt: skip
     wait = min(max(floor, left / 2), MAX_COALESCE_S) if event_driven else left
     return Schedule(
-        rpo_s, event_driven, copy, measured, wait, reconcile, True,
+        rpo_s, event_driven, copy, measured, estimated_from, wait, reconcile, True,
         f"the worst expected lag, {wait + copy * COPY_FACTOR:.1f}s, is within the budget",
     )  # fmt: skip
 

@@ -180,7 +180,8 @@ class ProtectService:
             if now >= due:
                 return
             until = due if pending is None else min(due, pending.timestamp() + self.schedule.wait_s)
-            self._changes.wait(min(until - now, 5.0))
+            # Short waits keep a stop (SIGTERM) prompt: it is noticed between two of them.
+            self._changes.wait(min(until - now, 2.0))
 
     def _point(self) -> None:
         mark = self._changes.covered_now()
