@@ -11,12 +11,21 @@ from typing import Self
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestrator.actions.base import ActionContext, ActionParams, ActionSpec, StepResult, StepStatus, Touch
+from orchestrator.actions.base import (
+    ActionContext,
+    ActionParams,
+    ActionSpec,
+    OutputValue,
+    StepResult,
+    StepStatus,
+    Touch,
+)
 from orchestrator.backup.copy import Filters
 from orchestrator.backup.restore import choose_point, restore_point
 from orchestrator.backup.sets import open_set
 from orchestrator.engine.context import key_source, store_factory
 from orchestrator.errors import Permanent
+from orchestrator.protect.status import read_status
 from orchestrator.providers.location import parse_location
 from orchestrator.runbook.fields import LocationText, Name, drctl_error
 
@@ -72,9 +81,15 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     bset = open_set(factory.open(p.set_), key_source(p.key_env, ctx.env), ctx.env)
     point = choose_point(bset, p.point, p.at)
     result = restore_point(bset, point, factory.open(p.target), Filters(p.include, ()), cancelled=ctx.cancelled)
+    protected = read_status(bset.store)
+    kept: dict[str, OutputValue] = {}
+    if protected is not None and protected.source == point.source:
+        # The set was kept by drctl protect: the report says how close to the disaster it was last in sync.
+        kept = {"protected_rpo_s": protected.rpo_s, "protected_in_sync_at": protected.synced_at}
     return StepResult(
         StepStatus.SUCCEEDED,
         {
+            **kept,
             "recovery_point": result.recovery_point,
             "point_created": result.point_created.isoformat(),
             # When the point's source was read: the data is at least this old, which is what RPO measures.
@@ -91,6 +106,16 @@ SPEC = ActionSpec(
     description="restore a recovery point of a backup set into a target, every object verified",
     touches=_touches,
     idempotent=True,
-    outputs=frozenset({"recovery_point", "point_started", "point_created", "objects_restored", "bytes_restored"}),
+    outputs=frozenset(
+        {
+            "recovery_point",
+            "point_started",
+            "point_created",
+            "objects_restored",
+            "bytes_restored",
+            "protected_rpo_s",
+            "protected_in_sync_at",
+        }
+    ),
     run=run,
 )

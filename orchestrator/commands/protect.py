@@ -14,15 +14,17 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from orchestrator.backup.copy import CopyOptions, plan_copy
 from orchestrator.backup.journal import CopyJournal, state_dir
 from orchestrator.backup.pipeline import parse_rate
-from orchestrator.backup.sets import open_or_create_set
+from orchestrator.backup.sets import BackupSet, open_or_create_set
 from orchestrator.commands.backup import (
     filter_options,
     filters_of,
@@ -35,12 +37,14 @@ from orchestrator.commands.backup import (
 )
 from orchestrator.commands.common import add_azure_account
 from orchestrator.durations import parse_duration
-from orchestrator.errors import InvalidInput
+from orchestrator.errors import InvalidInput, Transient
 from orchestrator.protect.changes import ChangeSource, Polling, SqsEvents, queue_url, setup_notifications
 from orchestrator.protect.schedule import MIN_RPO_S, copy_estimate, derive
 from orchestrator.protect.service import ProtectConfig, ProtectService
 from orchestrator.providers.aws_clients import aws_client
 from orchestrator.providers.base import ObjectStore
+
+T = TypeVar("T")
 
 
 def _say(text: str) -> None:
@@ -152,30 +156,75 @@ def _cmd_protect(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     factory = store_factory(args)
     source = factory.open(args.source)
-    source.ensure_root()
     stop = threading.Event()
-    changes = _changes(args, source, config.rpo_s, stop)
-    bset = open_or_create_set(factory.open(args.set), key_source_of(args), env, new_set_of(args), datetime.now(UTC))
-    assert bset is not None  # create=True always returns a set
-    with set_lock(bset.url, "protect"), _stop_on_signals(stop):
-        journal = CopyJournal(state_dir(env) / "journal.sqlite")
-        try:
-            service = ProtectService(source, bset, changes, journal, config, stop, _say, webhook)
-            for line in service.schedule.describe():
-                _say(line)
-            if not service.schedule.feasible:
-                _say("the objective cannot be met at the measured speed; protecting anyway, the lag metric shows it")
-            if args.metrics_addr:
-                port = service.metrics.serve(args.metrics_addr)
-                host = args.metrics_addr.rpartition(":")[0] or "127.0.0.1"
-                _say(f"metrics on http://{host}:{port}/metrics")
+    with _stop_on_signals(stop):
+
+        def start() -> tuple[ChangeSource, BackupSet]:
+            source.ensure_root()
+            changes = _changes(args, source, config.rpo_s, stop)
+            bset = open_or_create_set(
+                factory.open(args.set), key_source_of(args), env, new_set_of(args), datetime.now(UTC)
+            )
+            assert bset is not None  # create=True always returns a set
+            return changes, bset
+
+        started = _when_reachable(stop, start)
+        if started is None:
+            return 0
+        changes, bset = started
+        with set_lock(bset.url, "protect"):
+            journal = CopyJournal(state_dir(env) / "journal.sqlite")
             try:
-                service.run()
+                service = _when_reachable(
+                    stop, lambda: ProtectService(source, bset, changes, journal, config, stop, _say, webhook)
+                )
+                if service is not None:
+                    _serve(service, args.metrics_addr)
             finally:
-                service.metrics.close()
-        finally:
-            journal.close()
+                journal.close()
     return 0
+
+
+def _when_reachable(stop: threading.Event, step: Callable[[], T]) -> T | None:
+    """``step``, tried again with back-off while a source, vault or queue cannot be reached, as the running
+    service does: a supervisor that starts it before the network is up gets a service that waits. None if a
+    stop came first. Other errors (bad input, credentials, permissions) end it at once."""
+    retrying = Retrying(
+        retry=retry_if_exception_type(Transient),
+        wait=wait_exponential_jitter(initial=1.0, max=60.0, jitter=1.0),
+        stop=lambda _: stop.is_set(),
+        sleep=lambda seconds: _pause(stop, seconds),
+        before_sleep=lambda state: _say(
+            f"cannot start yet ({state.outcome.exception() if state.outcome else 'error'}); "
+            f"retrying in {state.next_action.sleep if state.next_action else 0:.0f}s"
+        ),
+        reraise=True,
+    )
+    try:
+        return retrying(step)
+    except Transient:
+        if stop.is_set():
+            return None
+        raise
+
+
+def _pause(stop: threading.Event, seconds: float) -> None:
+    stop.wait(seconds)  # a stop cuts the back-off short
+
+
+def _serve(service: ProtectService, metrics_addr: str | None) -> None:
+    for line in service.schedule.describe():
+        _say(line)
+    if not service.schedule.feasible:
+        _say("the objective cannot be met at the measured speed; protecting anyway, the lag metric shows it")
+    if metrics_addr:
+        port = service.metrics.serve(metrics_addr)
+        host = metrics_addr.rpartition(":")[0] or "127.0.0.1"
+        _say(f"metrics on http://{host}:{port}/metrics")
+    try:
+        service.run()
+    finally:
+        service.metrics.close()
 
 
 def register(sub: Any) -> None:

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
@@ -29,6 +30,7 @@ from orchestrator.protect.alerts import LagAlerts
 from orchestrator.protect.changes import ChangeSource
 from orchestrator.protect.metrics import ProtectMetrics
 from orchestrator.protect.schedule import Schedule, copy_estimate, derive
+from orchestrator.protect.status import ProtectStatus, write_status
 from orchestrator.providers.base import ObjectStore
 
 MAX_BACKOFF_S = 60.0
@@ -108,6 +110,13 @@ class ProtectService:
         schedule = derive(self._config.rpo_s, self._config.event_driven, estimate, self._config.reconcile_s)
         self.metrics.feasible.set(1 if schedule.feasible else 0)
         return schedule
+
+    def _write_status(self) -> None:
+        """Leave in the set when it was last in sync, for restores and reports (``orchestrator.protect.status``)."""
+        assert self.state.synced_at is not None, "called after a sync"
+        synced = datetime.fromtimestamp(self.state.synced_at, UTC).isoformat()
+        written = datetime.fromtimestamp(self._clock(), UTC).isoformat()
+        write_status(self._set.store, ProtectStatus(self._source.url, self._config.rpo_s, synced, written))
 
     def lag(self) -> float:
         """The age of the oldest change no sealed point holds. With events, that is the oldest pending event;
@@ -197,6 +206,7 @@ class ProtectService:
             # Nothing changed since the newest point: no new point, but the set is known to be in sync.
             self.state.synced_at = self.state.synced_here_at = listed_at
             self._changes.ack(mark)
+            self._write_status()
             return
         result = execute_copy(plan, self._source, self._set, options, self._journal)
         now = self._clock()
@@ -205,6 +215,7 @@ class ProtectService:
         self.state.durations = [*self.state.durations[-4:], now - listed_at]
         self.state.points += 1
         acked = self._changes.ack(mark)
+        self._write_status()
         self.metrics.points.inc()
         self.metrics.bytes.inc(result.bytes_transferred)
         previous = self.schedule

@@ -34,6 +34,7 @@ from orchestrator.engine.journal import RunJournal, RunStatus, StepRecord, StepS
 from orchestrator.engine.redact import redact
 from orchestrator.errors import DrError, NotFound
 from orchestrator.report.phases import Interval, PhaseBreakdown, breakdown
+from orchestrator.report.protection import protection_note
 from orchestrator.report.verification import verification
 from orchestrator.runbook.loader import LoadedRunbook, parse_runbook
 from orchestrator.runbook.problems import RunbookInvalid
@@ -321,6 +322,8 @@ def build_report(journal: RunJournal, run_id: str, facts: RunbookFacts | None = 
     disaster = record.disaster_at or record.started
     rpo, method, rpo_notes = measure_rpo(disaster, source, steps, facts.rpo if facts else None, facts is not None)
     notes += rpo_notes
+    if (kept := protection_note(disaster, steps)) is not None:
+        notes.append(kept)
     phases = rto_phases(record.started, record.finished, rto, steps) if facts is not None else None
     cleanup = tuple(
         CleanupReport(r.kind, r.resource_id, r.location, r.outcome or "not yet removed", r.cleaned, r.note or "")
