@@ -74,7 +74,7 @@ def test_s3_events_through_sqs_become_points(
     for i in range(3):
         s3.put_object(Bucket=s3_bucket, Key=f"data/{i}.txt", Body=f"first {i}".encode())
     set_url = f"az://{vault}/set/"
-    args = [f"s3://{s3_bucket}/data/", set_url, "--rpo", "30s", "--sqs-queue", queue, "--setup-notifications"]
+    args = [f"s3://{s3_bucket}/data/", set_url, "--rpo", "15s", "--sqs-queue", queue, "--setup-notifications"]
     service = ProtectProcess(args, env)
     protect.append(service)
     try:
@@ -90,8 +90,8 @@ def test_s3_events_through_sqs_become_points(
         assert " 0 event(s) covered" not in second, second
         metrics = service.metrics()
         assert metrics["drctl_protect_points_total"] == 2
-        assert metrics["drctl_protect_rpo_objective_seconds"] == 30
-        assert metrics["drctl_protect_lag_seconds"] < 30
+        assert metrics["drctl_protect_rpo_objective_seconds"] == 15
+        assert metrics["drctl_protect_lag_seconds"] < 15
         assert metrics["drctl_protect_bytes_total"] > 0
         assert service.terminate() == 0
     finally:
@@ -114,7 +114,7 @@ def test_an_azure_source_is_protected_by_listing(
         for i in range(3):
             container.upload_blob(f"src/{i}.bin", f"blob {i}".encode())
         set_url = f"az://{vault}/set/"
-        service = ProtectProcess([f"az://{source}/src/", set_url, "--rpo", "20s"], env)
+        service = ProtectProcess([f"az://{source}/src/", set_url, "--rpo", "12s"], env)
         protect.append(service)
         service.wait_for("the first point", lambda: service.sealed() >= 1)
         assert any("a listing with a content diff every" in line for line in service.lines)
@@ -209,7 +209,7 @@ def test_the_lag_passes_the_objective_while_the_vault_is_unreachable_and_recover
         protect.append(service)
         service.wait_for("the first point", lambda: service.sealed() >= 1)
         service.wait_for("a lag within the objective", lambda: service.metrics()["drctl_protect_lag_seconds"] < 10)
-        proxy.outage(30)
+        proxy.outage(16)
         s3.put_object(Bucket=s3_bucket, Key="app/b.txt", Body=b"b")
         service.wait_for(
             "the lag past the objective", lambda: service.metrics()["drctl_protect_lag_seconds"] > 10, timeout=40

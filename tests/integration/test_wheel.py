@@ -60,7 +60,12 @@ def installed(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = getattr(sys, "_base_executable", sys.executable)
     run(base, "-m", "venv", venv, cwd=venv.parent)
     (wheel,) = dist.glob("drctl-*.whl")
-    run(venv / "bin" / "pip", "install", "--quiet", "--disable-pip-version-check", wheel, cwd=venv.parent)
+    uv = REPO / ".tools" / "uv" / "bin" / "uv"
+    if uv.exists():
+        # What pip would do, in a third of the time: make test installs uv first, and its cache is warm.
+        run(uv, "pip", "install", "--quiet", "--python", venv / "bin" / "python", wheel, cwd=venv.parent)
+    else:
+        run(venv / "bin" / "pip", "install", "--quiet", "--disable-pip-version-check", wheel, cwd=venv.parent)
     return venv
 
 
