@@ -159,7 +159,15 @@ def open_or_create_set(
                 "is made (copy without --recipient to use the set's own)"
             )
         return _with_keys(store, config, key_source, env)
-    if next(iter(store.list()), None) is not None:
+    first = next(iter(store.list()), None)
+    if first is not None:
+        if first.key.startswith((DATA_PREFIX, POINTS_PREFIX)) or next(iter(store.list(DATA_PREFIX)), None):
+            # drctl's own layout without its settings file: the store lost it (an emulator restart, a hand
+            # delete). A new settings file would not match the data already there, so none is made.
+            raise InvalidInput(
+                f"{store.url} holds a backup set's data but its {CONFIG_KEY} is missing; restore {CONFIG_KEY} "
+                "(from a replica or a version of it), or move the set's objects away and copy into an empty location"
+            )
         raise InvalidInput(f"{store.url} holds objects but is not a backup set; choose an empty location")
     if not create:
         return None

@@ -997,6 +997,16 @@ def test_a_location_with_other_objects_is_not_made_into_a_set() -> None:
         open_set(store, KeySource(), {})
 
 
+def test_a_set_that_lost_its_settings_file_is_named_as_such_and_left_as_it_is() -> None:
+    """Found by the chaos suite: Azurite restarted mid-copy lost drctl-set.json but kept data blobs, and the
+    rerun said "not a backup set; choose an empty location", which sends the user to the wrong fix."""
+    store = MemoryStore("lost")
+    put(store, {"data/ab/ab12": b"blob", "zz-other.txt": b"x"})
+    with pytest.raises(InvalidInput, match=f"holds a backup set's data but its {CONFIG_KEY} is missing; restore"):
+        open_or_create_set(store, KeySource(), {}, NewSetOptions(), T0)
+    assert contents(store) == {"data/ab/ab12": b"blob", "zz-other.txt": b"x"}  # no new settings file over the data
+
+
 def test_a_dry_run_makes_no_set() -> None:
     store = MemoryStore("fresh")
     assert open_or_create_set(store, KeySource(), {}, NewSetOptions(), T0, create=False) is None
