@@ -118,12 +118,15 @@ class PrivateEmulator:
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
+        # The log is appended to across restarts: only a marker written after this SIGTERM counts. Matching one
+        # from an earlier stop SIGKILLed Azurite before it saved, and a "graceful" restart lost writes as a kill -9.
+        stopped_at = len(self._log_text())
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         marker = self.closed_marker
         with contextlib.suppress(RuntimeError):
             wait_for(
-                lambda: proc.poll() is not None or (marker is not None and marker in self._log_text()),
+                lambda: proc.poll() is not None or (marker is not None and marker in self._log_text()[stopped_at:]),
                 30,
                 f"{self.name} closed",
             )
