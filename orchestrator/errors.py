@@ -68,6 +68,16 @@ class Transient(ProviderError):
     exit_code = ExitCode.UNREACHABLE
 
 
+class Throttled(Transient):
+    """The service refused for rate (EC2's RequestLimitExceeded): it will answer once its token bucket refills,
+    so it earns more patience than a service that is down (``RetryPolicy.throttled_attempts``)."""
+
+
+class ShortOfCapacity(Transient):
+    """The cloud has fewer instances of the kind asked for than the request needs (EC2's
+    InsufficientInstanceCapacity): a request that accepts fewer, or a later one, may get them."""
+
+
 class Permanent(ProviderError):
     """Retrying will not help until something is changed by a person."""
 

@@ -10,14 +10,16 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from tenacity import (
+    RetryCallState,
     Retrying,
     retry_if_exception_type,
-    stop_after_attempt,
     stop_after_delay,
+    stop_any,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 
-from orchestrator.errors import DrError, Transient
+from orchestrator.errors import DrError, Throttled, Transient
 
 T = TypeVar("T")
 
@@ -31,10 +33,13 @@ class RetryPolicy:
     max_wait_s: float = 5.0
     max_seconds: float = 120.0
     sleep: Callable[[float], None] = time.sleep
+    throttled_attempts: int | None = None
+    """Attempts while the service says ``Throttled`` (None: ``attempts``). A throttling service answers as its
+    bucket refills, and on the day a region fails every account is launching: more attempts, same budget."""
 
     def retrying(self) -> Retrying:
         return Retrying(
-            stop=stop_after_attempt(self.attempts) | stop_after_delay(self.max_seconds),
+            stop=stop_any(_AttemptsByKind(self.attempts, self.throttled_attempts), stop_after_delay(self.max_seconds)),
             wait=wait_random_exponential(multiplier=self.initial_wait_s, max=self.max_wait_s),
             retry=retry_if_exception_type(Transient),
             sleep=self.sleep,
@@ -61,6 +66,19 @@ class RetryPolicy:
                 raise translate(exc) from exc
 
         return self.call(attempt)
+
+
+class _AttemptsByKind(stop_base):
+    """Stop after ``attempts``, or after ``throttled`` while the last error was ``Throttled``."""
+
+    def __init__(self, attempts: int, throttled: int | None) -> None:
+        self.attempts = attempts
+        self.throttled = throttled if throttled is not None else attempts
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        throttled = outcome is not None and isinstance(outcome.exception(), Throttled)
+        return retry_state.attempt_number >= (self.throttled if throttled else self.attempts)
 
 
 NO_RETRY = RetryPolicy(attempts=1)

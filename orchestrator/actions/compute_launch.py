@@ -13,6 +13,7 @@ drill subnets and the drill security group of the ``drctl:tier`` tag. ``subnet``
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Literal, Self
 
@@ -36,9 +37,9 @@ from orchestrator.actions.compute_start import (
     placement,
     sleeper,
 )
-from orchestrator.drill.copies import TIER_TAG
-from orchestrator.errors import Permanent
-from orchestrator.providers.compute import LaunchSpec, wait_for_state
+from orchestrator.drill.copies import TIER_TAG, client_token
+from orchestrator.errors import Permanent, Transient
+from orchestrator.providers.compute import LaunchSpec, launch_all, shortfall, wait_for_state
 from orchestrator.runbook.fields import Duration, drctl_error, format_duration
 
 
@@ -112,12 +113,26 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
             count=missing,
             tags=tags,
         )
-        launched = compute.launch(spec)
-        if ctx.drill is not None:
-            where = {"step": ctx.step_id, **placement(p.cloud, p.resource_group, ctx)}
-            for instance in launched:
-                ctx.drill.record("instance", compute.region, instance, where)
+        where = {"step": ctx.step_id, **placement(p.cloud, p.resource_group, ctx)}
+
+        def noted(new: tuple[str, ...], timing: Mapping[str, str]) -> None:
+            if ctx.drill is not None:
+                for instance in new:
+                    ctx.drill.record("instance", compute.region, instance, {**where, **timing})
+
+        def short(got: int, asked: int) -> None:
+            ctx.log(shortfall(compute.region, got, asked, "instance(s)"))
+
+        def token(made: int, partial: bool) -> str:
+            return client_token(ctx.run_id, ctx.step_id, len(existing) + made, partial)
+
+        launched = tuple(launch_all(compute, spec, token, noted, short))
         ctx.log(f"launched {joined(launched)} in {compute.region}")
+        if len(launched) < missing:
+            raise Transient(
+                f"{compute.region} launched {len(launched)} of the {missing} missing instance(s) (short of capacity); "
+                "retry the step: it launches only the missing ones"
+            )
     if existing:
         ctx.log(f"found {len(existing)} instance(s) from an earlier attempt: {joined(existing)}")
     ids = tuple(sorted((*existing, *launched)))

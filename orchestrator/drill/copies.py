@@ -1,29 +1,39 @@
 """Drill copies of standby instances: one new instance per standby, from the same launch template (when
-the standby came from one), image and instance type, in the drill network, tagged with the drill's run id
-and the instance it copies.
+the standby came from one), image and instance type, in the drill network, tagged with the drill's run id.
 
 A drill must not start the real standby instances: they sit in the recovery network, next to production's
 replicas, and a drill that fails halfway would leave them running. A copy proves the same thing (the image
 boots, the tier comes up, the order holds) and is removed by the cleanup whatever happens.
 
-Idempotent per standby: before launching, the copies already tagged with this run id and the standby's id
-are looked up, so a repeated step launches only the missing ones.
+Copies are launched in batches, not one by one: the standbys whose copies would be alike (same template,
+image, type, drill subnet, security groups and tags but for ``Name``) get one RunInstances request for all of
+their copies. A tier of fifty is then a request or two instead of fifty, which matters most on the day a region
+fails, when EC2 throttles every account that is launching (its RunInstances bucket refills at a few
+instances a second). Copies of one batch are interchangeable, so which copy stands for which standby is
+bookkeeping: the ledger notes it, and the tags carry the batch, not the standby.
+
+Idempotent per batch: the copies already tagged with this run id and the batch are counted first, so a
+repeated step launches only the missing ones; each request carries a client token derived from the run, the
+batch and what exists, so a request retried after EC2 accepted it starts nothing more.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 
-from orchestrator.drill.scope import TAG_RUN, TAG_SOURCE, DrillScope
-from orchestrator.errors import NotFound, Permanent
-from orchestrator.providers.compute import Compute, InstanceInfo, LaunchSpec
+from orchestrator.drill.scope import TAG_BATCH, TAG_RUN, DrillScope
+from orchestrator.errors import NotFound, Permanent, Transient
+from orchestrator.providers.compute import Compute, InstanceInfo, Launched, LaunchSpec, launch_all, shortfall
 
 TIER_TAG = "drctl:tier"
 LAUNCH_THREADS = 8
-"""Launches in flight at once: one RunInstances call per copy (each needs its own source tag), so a tier of
-fifty standbys would otherwise take fifty round trips in a row."""
+"""Batches launched at once (a tier spread over three drill subnets is three batches)."""
+MAX_TAG_VALUE = 256
+"""EC2's limit on a tag value's length."""
 
 
 def standby_sources(compute: Compute, ids: tuple[str, ...], tags: Mapping[str, str]) -> dict[str, InstanceInfo]:
@@ -39,12 +49,12 @@ def standby_sources(compute: Compute, ids: tuple[str, ...], tags: Mapping[str, s
 
 def copy_tags(source: InstanceInfo, scope: DrillScope) -> dict[str, str]:
     """The source's own tags (not AWS-reserved ones), so the runbook's selections (``drctl:tier: db``) find the
-    copy as they would the original, plus this drill's tags and the source's id. Failover selections skip
-    anything with a drill tag (``compute_start.select``), so a leftover copy is never taken for a standby."""
-    tags = {k: v for k, v in source.tags.items() if not k.startswith("aws:")}
+    copy as they would the original, plus this drill's tags. Failover selections skip anything with a drill
+    tag (``compute_start.select``), so a leftover copy is never taken for a standby."""
+    tags = {k: v for k, v in source.tags.items() if not k.startswith("aws:") and k != TAG_BATCH}
     if "Name" in tags:
         tags["Name"] = f"{tags['Name']} (drill {scope.run_id})"
-    return {**tags, **scope.tags(), TAG_SOURCE: source.id}
+    return {**tags, **scope.tags()}
 
 
 TEMPLATE_TAG = "aws:ec2launchtemplate:id"
@@ -67,6 +77,55 @@ def copy_spec(source: InstanceInfo, index: int, scope: DrillScope) -> LaunchSpec
     )
 
 
+@dataclass(frozen=True)
+class CopyBatch:
+    """Standbys whose copies are alike, launched in one request: ``spec`` asks for one copy per source."""
+
+    key: str
+    spec: LaunchSpec
+    sources: tuple[str, ...]
+
+
+def plan_batches(sources: Mapping[str, InstanceInfo], scope: DrillScope) -> list[CopyBatch]:
+    """Group the standbys by what their copies' launch would ask for, ``Name`` aside; in source order."""
+    groups: dict[tuple[object, ...], list[tuple[InstanceInfo, LaunchSpec]]] = defaultdict(list)
+    for index, source in enumerate(sources.values()):
+        spec = copy_spec(source, index, scope)
+        shared = tuple(sorted((k, v) for k, v in spec.tags.items() if k != "Name"))
+        groups[(spec.template, spec.image, spec.instance_type, spec.subnet, spec.security_groups, shared)].append(
+            (source, spec)
+        )
+    batches = []
+    for shape, members in groups.items():
+        key = hashlib.sha256(repr(shape).encode()).hexdigest()[:16]
+        first = members[0][1]
+        tags = {k: v for k, v in first.tags.items() if k != "Name"}
+        name = _batch_name([s.tags["Name"] for s, _ in members if "Name" in s.tags], scope.run_id)
+        if name is not None:
+            tags["Name"] = name
+        spec = replace(first, count=len(members), tags={**tags, TAG_BATCH: key})
+        batches.append(CopyBatch(key, spec, tuple(s.id for s, _ in members)))
+    return batches
+
+
+def _batch_name(names: Sequence[str], run_id: str) -> str | None:
+    """The copies' ``Name``: the standby's, or the first and last of a batch's, and the drill."""
+    if not names:
+        return None
+    ordered = sorted(set(names))
+    shown = ordered[0] if len(ordered) == 1 else f"{ordered[0]} .. {ordered[-1]} ({len(names)} standbys)"
+    suffix = f" (drill {run_id})"
+    return shown[: MAX_TAG_VALUE - len(suffix)] + suffix
+
+
+def client_token(run_id: str, what: str, existing: int, partial: bool = False) -> str:
+    """One token per launch request: the same run, batch (or step) and count of instances already there give
+    the same token, so a repeat that cannot see the first request's instances yet (EC2 lists new instances
+    late) gets those back instead of launching more."""
+    digest = hashlib.sha256(f"{run_id}/{what}/{existing}/{'partial' if partial else 'all'}".encode()).hexdigest()[:40]
+    return f"drctl-{digest}"
+
+
 def launch_copies(
     compute: Compute,
     sources: Mapping[str, InstanceInfo],
@@ -74,32 +133,64 @@ def launch_copies(
     log: Callable[[str], None],
     where: Mapping[str, str] | None = None,
 ) -> tuple[tuple[str, ...], int]:
-    """Ensure one copy per source; returns the copies' ids (in source order) and how many were launched now.
-    ``where`` (cloud, resource group) goes into each ledger entry, for the cleanup to reach the copy."""
+    """Ensure one copy per source; returns the copies' ids (sorted) and how many were launched now. ``where``
+    (cloud, resource group) goes into each ledger entry, for the cleanup to reach the copy."""
     if not scope.subnets:
         raise Permanent(
             "a drill launches copies only into the isolated drill network, and none is known: "
             "pass --stack-outputs with drill_subnet_ids"
         )
+    batches = plan_batches(sources, scope)
+    # This drill's copies made by an earlier attempt, by batch: one lookup for the whole tier.
+    earlier: dict[str, list[str]] = defaultdict(list)
+    for copy, info in sorted(compute.find_described(scope.owner_tag()).items()):
+        earlier[info.tags.get(TAG_BATCH, "")].append(copy)
 
-    # This drill's copies made by an earlier attempt, by source: one lookup for the whole tier. A lookup per
-    # standby made a 50-instance tier 50 filtered DescribeInstances calls (slow, and throttled on real AWS).
-    earlier = {info.tags.get(TAG_SOURCE): i for i, info in compute.find_described(scope.owner_tag()).items()}
+    def ensure(batch: CopyBatch) -> tuple[list[str], int]:
+        have = earlier.get(batch.key, [])[: len(batch.sources)]
+        waiting = list(batch.sources[len(have) :])
 
-    def ensure(item: tuple[int, InstanceInfo]) -> tuple[str, bool]:
-        index, source = item
-        if source.id in earlier:
-            return earlier[source.id], False
-        asked = datetime.now(UTC).isoformat()
-        (copy,) = compute.launch(copy_spec(source, index, scope))
-        # When the launch was asked for and when it returned: the journal shows how far launches overlapped.
-        timing = {"launch_asked": asked, "launch_returned": datetime.now(UTC).isoformat()}
-        scope.record("instance", compute.region, copy, {"source": source.id, **timing, **(where or {})})
-        return copy, True
+        def record(copies: tuple[str, ...], timing: Mapping[str, str]) -> None:
+            for copy in copies:
+                source = waiting.pop(0) if waiting else ""
+                detail = {"source": source, "batch": batch.key, **timing, **(where or {})}
+                scope.record("instance", compute.region, copy, detail)
+
+        new = launch_batch(compute, batch, len(have), scope.run_id, record, log) if waiting else []
+        return [*have, *new], len(new)
 
     with ThreadPoolExecutor(max_workers=LAUNCH_THREADS, thread_name_prefix="drill-copy") as pool:
-        results = list(pool.map(ensure, enumerate(sources.values())))
-    launched = sum(1 for _, new in results if new)
+        results = list(pool.map(ensure, batches))
+    launched = sum(n for _, n in results)
     if launched:
-        log(f"launched {launched} drill cop{'y' if launched == 1 else 'ies'} in {compute.region}")
-    return tuple(copy for copy, _ in results), launched
+        requests = "one request" if len(batches) == 1 else f"{len(batches)} batches"
+        log(f"launched {launched} drill cop{'y' if launched == 1 else 'ies'} in {compute.region} ({requests})")
+    return tuple(sorted(c for copies, _ in results for c in copies)), launched
+
+
+def launch_batch(
+    compute: Compute,
+    batch: CopyBatch,
+    existing: int,
+    run_id: str,
+    launched: Launched,
+    log: Callable[[str], None],
+) -> list[str]:
+    """Launch the batch's missing copies (all but ``existing``); each request's copies go to ``launched`` as
+    soon as it returns. Capacity that stays short is ``Transient``: the step's retry launches the rest."""
+    wanted = len(batch.sources) - existing
+
+    def short(got: int, asked: int) -> None:
+        log(shortfall(compute.region, got, asked, "drill copies"))
+
+    def token(made: int, partial: bool) -> str:
+        return client_token(run_id, batch.key, existing + made, partial)
+
+    got = launch_all(compute, replace(batch.spec, count=wanted), token, launched, short)
+    if len(got) < wanted:
+        first = ", ".join(batch.sources[:3]) + (" ..." if len(batch.sources) > 3 else "")
+        raise Transient(
+            f"{compute.region} launched {existing + len(got)} of {len(batch.sources)} drill copies of {first} "
+            "(short of capacity); retry the step: it launches only the missing copies"
+        )
+    return got

@@ -19,8 +19,9 @@ TAG_RUN = "drctl:drill-run"
 """On everything a drill creates; its value is the run id. Cleanup and the orphan sweep find things by it."""
 TAG_STARTED = "drctl:drill-started"
 """When the drill started (ISO 8601 UTC): the orphan sweep leaves young resources of unknown runs alone."""
-TAG_SOURCE = "drctl:drill-source"
-"""On a drill copy of a standby instance: the instance it copies, which makes the copy idempotent."""
+TAG_BATCH = "drctl:drill-batch"
+"""On a drill copy of a standby instance: the batch of alike copies it was launched in (one RunInstances
+request), which makes the batch idempotent: a repeat counts the batch's live copies and launches the rest."""
 
 DRILL_IMAGE_MARK = "-drill-"
 """A drill's image copy is named ``<copy name>-drill-<run id>``: the name alone ties it to its run."""

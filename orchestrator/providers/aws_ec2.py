@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from orchestrator.errors import AuthError, NotFound, Permanent, PermissionDenied, ProviderError, Transient
+from orchestrator.errors import (
+    AuthError,
+    NotFound,
+    Permanent,
+    PermissionDenied,
+    ProviderError,
+    ShortOfCapacity,
+    Throttled,
+    Transient,
+)
 from orchestrator.providers.aws_clients import aws_client, malformed_credential
 from orchestrator.providers.compute import InstanceInfo, LaunchSpec, WaitResult, wait_for_state
 from orchestrator.retry import RetryPolicy
@@ -33,14 +43,11 @@ _NOT_FOUND_CODES = {
     "InvalidLaunchTemplateId.NotFound",
 }
 _AUTH_CODES = {"AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "RequestExpired"}
+_THROTTLE_CODES = {"RequestLimitExceeded", "Throttling", "ThrottlingException"}
 _TRANSIENT_CODES = {
-    "RequestLimitExceeded",
-    "Throttling",
-    "ThrottlingException",
     "InternalError",
     "ServiceUnavailable",
     "Unavailable",
-    "InsufficientInstanceCapacity",
 }
 _GONE = ("shutting-down", "terminated")
 
@@ -62,6 +69,10 @@ def translate_ec2_error(exc: Exception, what: str) -> ProviderError:
             return PermissionDenied(f"not allowed to act on {what} ({code}); grant the EC2 permission to the caller")
         if code == "IncorrectInstanceState":
             return Permanent(f"{what} is in a state that does not allow this (e.g. terminated); check its state")
+        if code == "InsufficientInstanceCapacity":
+            return ShortOfCapacity(f"EC2 has too little capacity for {what} ({code}); retry later or elsewhere")
+        if code in _THROTTLE_CODES:
+            return Throttled(f"EC2 is throttling requests for {what} ({code}); retry later, or ask AWS for more")
         if code in _TRANSIENT_CODES or status >= 500 or status == 429:
             return Transient(f"EC2 is unavailable for {what} ({code or status}); retry later")
         return Permanent(f"EC2 refused the request for {what} ({code or status})")
@@ -70,6 +81,21 @@ def translate_ec2_error(exc: Exception, what: str) -> ProviderError:
             f"EC2 request for {what} failed ({type(exc).__name__}); retry later"
         )
     raise TypeError(f"not a botocore error: {type(exc).__name__}") from exc
+
+
+EC2_RETRY = RetryPolicy(max_wait_s=10.0, throttled_attempts=12)
+"""A down endpoint fails after the usual 5 attempts; throttling (RequestLimitExceeded) gets 12, with waits up
+to 10 s, within the same 120 s budget: EC2's buckets refill in seconds, and a launch of a whole tier is one
+request worth waiting for."""
+
+MAX_IDS_PER_CALL = 1000
+"""Instance ids per Start/Stop/Terminate/DescribeInstances call: EC2 documents up to 1,000 ids for a
+TerminateInstances request, and the same bound keeps the others' requests within size limits."""
+
+
+def batches(ids: Sequence[str]) -> list[list[str]]:
+    """``ids`` in calls of at most ``MAX_IDS_PER_CALL``."""
+    return [list(ids[i : i + MAX_IDS_PER_CALL]) for i in range(0, len(ids), MAX_IDS_PER_CALL)]
 
 
 def _names(ids: Sequence[str]) -> str:
@@ -83,7 +109,7 @@ class Ec2Compute:
     def __init__(self, client: EC2Client, region: str, *, retry: RetryPolicy | None = None) -> None:
         self._client = client
         self._region = region
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or EC2_RETRY
 
     @property
     def region(self) -> str:
@@ -98,21 +124,26 @@ class Ec2Compute:
             fn, (ClientError, BotoCoreError), lambda exc: translate_ec2_error(exc, what)
         )
 
+    def _each_batch(self, ids: Sequence[str], call: Callable[..., object]) -> None:
+        """``call(InstanceIds=...)`` over ``ids`` in batches of ``MAX_IDS_PER_CALL``: one call for any tier."""
+        for batch in batches(ids):
+            self._call(_names(batch), partial(call, InstanceIds=batch))
+
     def describe(self, ids: Sequence[str]) -> dict[str, InstanceInfo]:
         if not ids:
             return {}
-        what = _names(ids)
         found: dict[str, InstanceInfo] = {}
         paginator = self._client.get_paginator("describe_instances")
+        for batch in batches(ids):
 
-        def fetch() -> None:
-            for page in paginator.paginate(InstanceIds=list(ids)):
-                for reservation in page.get("Reservations", []):
-                    for inst in reservation.get("Instances", []):
-                        info = _info(inst)
-                        found[info.id] = info
+            def fetch(batch: list[str] = batch) -> None:
+                for page in paginator.paginate(InstanceIds=batch):
+                    for reservation in page.get("Reservations", []):
+                        for inst in reservation.get("Instances", []):
+                            info = _info(inst)
+                            found[info.id] = info
 
-        self._call(what, fetch)
+            self._call(_names(batch), fetch)
         missing = [i for i in ids if i not in found]
         if missing:
             raise NotFound(f"{_names(missing)}: does not exist")
@@ -125,7 +156,7 @@ class Ec2Compute:
             raise Permanent(f"{_names(gone)} is terminated and cannot be started; launch a replacement")
         todo = [i for i, info in states.items() if info.state in ("stopped", "stopping")]
         if todo:
-            self._call(_names(todo), lambda: self._client.start_instances(InstanceIds=todo))
+            self._each_batch(todo, self._client.start_instances)
 
     def stop(self, ids: Sequence[str]) -> None:
         states = self.describe(ids)
@@ -134,16 +165,18 @@ class Ec2Compute:
             raise Permanent(f"{_names(gone)} is terminated and cannot be stopped")
         todo = [i for i, info in states.items() if info.state in ("pending", "running")]
         if todo:
-            self._call(_names(todo), lambda: self._client.stop_instances(InstanceIds=todo))
+            self._each_batch(todo, self._client.stop_instances)
 
     def terminate(self, ids: Sequence[str]) -> None:
         states = self.describe(ids)
         todo = [i for i, info in states.items() if info.state not in _GONE]
         if todo:
-            self._call(_names(todo), lambda: self._client.terminate_instances(InstanceIds=todo))
+            self._each_batch(todo, self._client.terminate_instances)
 
     def launch(self, spec: LaunchSpec) -> tuple[str, ...]:
-        kwargs: dict[str, Any] = {"MinCount": spec.count, "MaxCount": spec.count}
+        kwargs: dict[str, Any] = {"MinCount": spec.minimum, "MaxCount": spec.count}
+        if spec.client_token is not None:
+            kwargs["ClientToken"] = spec.client_token
         if spec.template is not None:
             key = "LaunchTemplateId" if spec.template.startswith("lt-") else "LaunchTemplateName"
             kwargs["LaunchTemplate"] = {key: spec.template}
@@ -157,12 +190,17 @@ class Ec2Compute:
             kwargs["SecurityGroupIds"] = list(spec.security_groups)
         if spec.tags:
             kwargs["TagSpecifications"] = [{"ResourceType": "instance", "Tags": _tag_list(spec.tags)}]
-        what = f"a launch from {spec.image or spec.template}"
-        # No retry: a launch that failed after EC2 accepted it would start a second set of instances.
-        try:
-            answer = self._client.run_instances(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise translate_ec2_error(exc, what) from exc
+        what = f"a launch of {spec.count} from {spec.image or spec.template}"
+        if spec.client_token is not None:
+            # Retried (throttling, 5xx, a lost answer): EC2 answers a repeated token with the instances the first
+            # request launched, so a retry after EC2 accepted the launch starts nothing more.
+            answer = self._call(what, lambda: self._client.run_instances(**kwargs))
+        else:
+            # No retry without a token: a launch that failed after EC2 accepted it would start a second set.
+            try:
+                answer = self._client.run_instances(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise translate_ec2_error(exc, what) from exc
         return tuple(str(inst["InstanceId"]) for inst in answer.get("Instances", []))
 
     def find(self, tags: Mapping[str, str]) -> tuple[str, ...]:

@@ -16,21 +16,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Literal, Protocol, runtime_checkable
 
-from orchestrator.errors import NotFound
+from orchestrator.errors import NotFound, ShortOfCapacity
 
 InstanceState = Literal["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]
 INSTANCE_STATES: frozenset[str] = frozenset(
     {"pending", "running", "stopping", "stopped", "shutting-down", "terminated"}
 )
+MAX_CLIENT_TOKEN = 64
+"""EC2's limit on a ClientToken's length (ASCII characters)."""
 
 
 @dataclass(frozen=True)
 class LaunchSpec:
     """What to launch: from a launch ``template`` (name or id) or an ``image`` (or both, the image overriding
-    the template's), ``count`` instances into ``subnet`` with ``security_groups``, each tagged with ``tags``."""
+    the template's), ``count`` instances into ``subnet`` with ``security_groups``, each tagged with ``tags``,
+    in one request.
+
+    ``at_least`` accepts a partial launch (EC2's MinCount): short of capacity, the provider launches what it
+    can, from ``at_least`` up to ``count``, and the caller asks again for the rest. ``client_token`` makes the
+    request idempotent where the provider supports it (EC2's ClientToken): a repeat with the same token returns
+    the first request's instances instead of launching more, so the request may be retried."""
 
     image: str | None = None
     template: str | None = None
@@ -39,12 +48,23 @@ class LaunchSpec:
     security_groups: tuple[str, ...] = ()
     count: int = 1
     tags: Mapping[str, str] = field(default_factory=dict)
+    at_least: int | None = None
+    client_token: str | None = None
 
     def __post_init__(self) -> None:
         if self.image is None and self.template is None:
             raise ValueError("a launch needs an image or a template")
         if self.count < 1:
             raise ValueError("count must be at least 1")
+        if self.at_least is not None and not 1 <= self.at_least <= self.count:
+            raise ValueError("at_least must be between 1 and count")
+        if self.client_token is not None and not 0 < len(self.client_token) <= MAX_CLIENT_TOKEN:
+            raise ValueError(f"a client token has 1 to {MAX_CLIENT_TOKEN} characters")
+
+    @property
+    def minimum(self) -> int:
+        """The fewest instances this request accepts."""
+        return self.count if self.at_least is None else self.at_least
 
 
 @dataclass(frozen=True)
@@ -90,8 +110,9 @@ class Compute(Protocol):
         ...
 
     def launch(self, spec: LaunchSpec) -> tuple[str, ...]:
-        """Launch ``spec.count`` new instances tagged with ``spec.tags``; returns their ids. Not idempotent by
-        itself: callers that must not launch twice look for their tags with ``find`` first."""
+        """Launch ``spec.count`` new instances (at least ``spec.minimum``) tagged with ``spec.tags``; returns
+        their ids. Idempotent only through ``spec.client_token`` where the provider has one: callers that must
+        not launch twice also look for their tags with ``find`` first."""
         ...
 
     def terminate(self, ids: Sequence[str]) -> None:
@@ -122,6 +143,66 @@ class Compute(Protocol):
         """Poll until every instance is in ``state`` or ``time.monotonic()`` passes ``deadline``; ``sleep``
         returns False to stop early. Bounded; see :func:`wait_for_state`."""
         ...
+
+
+LAUNCH_ROUNDS = 5
+"""Requests for one launch when the provider is short of capacity and launches fewer than asked."""
+
+Launched = Callable[[tuple[str, ...], Mapping[str, str]], None]
+"""Told each request's new ids and its timing (``launch_asked``, ``launch_returned``) as soon as it returns."""
+Token = Callable[[int, bool], str]
+"""The client token of a request made when ``n`` instances exist already, accepting a partial launch or not."""
+
+
+def launch_all(
+    compute: Compute,
+    spec: LaunchSpec,
+    token: Token | None,
+    launched: Launched,
+    short: Callable[[int, int], None] | None = None,
+) -> list[str]:
+    """Launch ``spec.count`` instances in as few requests as capacity allows, at most ``LAUNCH_ROUNDS``.
+
+    The first request asks for all of them at once (all or nothing). Refused as ``ShortOfCapacity``, the next
+    ones accept a partial launch (at least one) and each asks again for the rest; ``short(got, asked)`` hears
+    of every request that got fewer than it asked for. Returns the new ids, fewer than asked when capacity
+    stayed short: the caller decides what that means."""
+    got: list[str] = []
+    partial = False
+    for _ in range(LAUNCH_ROUNDS):
+        rest = spec.count - len(got)
+        if rest <= 0:
+            break
+        request = replace(
+            spec,
+            count=rest,
+            at_least=1 if partial else None,
+            client_token=token(len(got), partial) if token else None,
+        )
+        asked = datetime.now(UTC).isoformat()
+        try:
+            new = compute.launch(request)
+        except ShortOfCapacity:
+            if partial:
+                raise
+            partial = True  # all or nothing was refused: take what there is
+            if short is not None:
+                short(0, rest)
+            continue
+        launched(new, {"launch_asked": asked, "launch_returned": datetime.now(UTC).isoformat()})
+        got.extend(new)
+        if not new:
+            break
+        if len(new) < rest and short is not None:
+            short(len(new), rest)
+    return got
+
+
+def shortfall(region: str, got: int, asked: int, what: str) -> str:
+    """The log line of a launch request that got fewer ``what`` than it asked for."""
+    if got == 0:
+        return f"{region} cannot launch {asked} {what} at once (short of capacity); launching what there is"
+    return f"{region} launched {got} of {asked} {what} in one request (short of capacity); asking for the rest"
 
 
 def wait_for_state(

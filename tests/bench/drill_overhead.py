@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.drill.copies import LAUNCH_THREADS
-from orchestrator.drill.scope import TAG_RUN, TAG_SOURCE
+from orchestrator.drill.scope import TAG_BATCH, TAG_RUN
 from orchestrator.engine.journal import RunJournal, journal_path
 from orchestrator.report.model import RunReport, StepReport, build_report
 from orchestrator.runbook.loader import load_runbook
@@ -112,7 +112,7 @@ def emulator_load(ec2: EC2Client) -> EmulatorLoad:
         start = time.perf_counter()
         live_instances(
             ec2,
-            [{"Name": f"tag:{TAG_RUN}", "Values": ["bench-probe"]}, {"Name": f"tag:{TAG_SOURCE}", "Values": ["i-0"]}],
+            [{"Name": f"tag:{TAG_RUN}", "Values": ["bench-probe"]}, {"Name": f"tag:{TAG_BATCH}", "Values": ["probe"]}],
         )
         times.append(time.perf_counter() - start)
     return EmulatorLoad(every, statistics.median(times))

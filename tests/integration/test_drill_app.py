@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from localstack.seed.workload import DUMP_KEY
+from orchestrator.engine.journal import RunJournal
 from orchestrator.errors import ExitCode
 from orchestrator.stack_outputs import load_stack_outputs
 from tests.support.app_drill import (
@@ -109,7 +110,13 @@ def test_a_passing_drill_restores_and_counts_the_orders_measures_rpo_from_the_da
     # One copy per standby of this estate, each gone, and nothing the runner started for them still running.
     copies = drill_copies(estate, run_id)
     standby = {i for ids in estate.outputs.standby_instance_ids.values() for i in ids}
-    assert {tags_of(inst)["drctl:drill-source"] for inst in copies.values()} == standby
+    journal = RunJournal(state / "runs.sqlite")
+    try:
+        ledger = {r.resource_id: r.detail for r in journal.resources(run_id) if r.kind == "instance"}
+    finally:
+        journal.close()
+    assert set(ledger) == set(copies)
+    assert {detail["source"] for detail in ledger.values()} == standby
     assert sorted(tags_of(inst)["drctl:tier"] for inst in copies.values()) == sorted(TIERS)
     assert live_copies(estate, run_id) == set()
     assert {c["resource_id"] for c in doc["cleanup"] if c["kind"] == "instance" and c["outcome"] == "removed"} == set(

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from orchestrator.errors import NotFound, Permanent
+from orchestrator.errors import NotFound, Permanent, ShortOfCapacity
 from orchestrator.providers.compute import InstanceInfo, LaunchSpec, WaitResult
 
 GONE = frozenset({"terminated", "shutting-down"})
@@ -67,6 +67,10 @@ class FakeCompute:
         """``(method, ids)`` for every call; ``ids`` is empty for ``launch``, ``find`` and ``tagged``."""
         self.on_launch: Callable[[LaunchSpec], None] | None = None
         """Called (outside the lock) at the start of each launch: tests synchronise concurrent launches here."""
+        self.capacity: int | None = None
+        """At most this many instances per launch request (None: no limit), as EC2 short of capacity: a request
+        that accepts fewer (``at_least``) gets what there is, one that does not is refused as ``ShortOfCapacity``."""
+        self._tokens: dict[str, tuple[str, ...]] = {}
 
     # -- set-up and inspection ----------------------------------------------------------------------------------
 
@@ -176,8 +180,13 @@ class FakeCompute:
         if self.on_launch is not None:
             self.on_launch(spec)
         with self._lock:
+            if spec.client_token is not None and spec.client_token in self._tokens:
+                return self._tokens[spec.client_token]  # as EC2: a repeated token gets the first request's instances
+            count = spec.count if self.capacity is None else min(spec.count, self.capacity)
+            if count < spec.minimum:
+                raise ShortOfCapacity(f"InsufficientInstanceCapacity: {count} of at least {spec.minimum} available")
             launched: list[str] = []
-            for _ in range(spec.count):
+            for _ in range(count):
                 number = next(self._numbers)
                 iid = f"i-{number:017x}"
                 self._instances[iid] = FakeInstance(
@@ -191,6 +200,8 @@ class FakeCompute:
                     tuple(spec.security_groups),
                 )
                 launched.append(iid)
+            if spec.client_token is not None:
+                self._tokens[spec.client_token] = tuple(launched)
             return tuple(launched)
 
     def describe(self, ids: Sequence[str]) -> dict[str, InstanceInfo]:

@@ -24,12 +24,12 @@ from orchestrator.actions import (
     dns_failover,
 )
 from orchestrator.actions.base import StepStatus
-from orchestrator.drill.copies import TIER_TAG
-from orchestrator.drill.scope import TAG_RUN, TAG_SOURCE, TAG_STARTED, DrillScope
+from orchestrator.drill.copies import TIER_TAG, client_token
+from orchestrator.drill.scope import TAG_BATCH, TAG_RUN, TAG_STARTED, DrillScope
 from orchestrator.engine.context import StepContext
 from orchestrator.engine.executor import Executor, RunOptions
 from orchestrator.engine.journal import RunJournal, RunStatus
-from orchestrator.errors import NotFound, Permanent
+from orchestrator.errors import NotFound, Permanent, Transient
 from orchestrator.providers import aws_ec2, choice
 from orchestrator.providers.compute import LaunchSpec
 from orchestrator.providers.dns import ChangeResult, RecordSet, fqdn
@@ -100,7 +100,7 @@ def standby(compute: FakeCompute, tier: str = "db", state: str = "stopped") -> s
 
 
 def drill_copy(compute: FakeCompute, run_id: str, tier: str = "db", state: str = "running") -> str:
-    tags = {TIER_TAG: tier, TAG_RUN: run_id, TAG_STARTED: STARTED, TAG_SOURCE: "i-somewhere"}
+    tags = {TIER_TAG: tier, TAG_RUN: run_id, TAG_STARTED: STARTED, TAG_BATCH: "0123456789abcdef"}
     return compute.add(state=state, subnet="subnet-drill-a", tags=tags)
 
 
@@ -124,7 +124,7 @@ def test_start_in_a_drill_launches_copies_and_never_starts_the_standbys(compute:
     assert not copies & set(standbys)
     assert compute.called("start") == []
     assert [compute.state(s) for s in standbys] == ["stopped", "stopped"]
-    assert {compute.instance(c).tags[TAG_SOURCE] for c in copies} == set(standbys)
+    assert {detail["source"] for _, _, _, detail in ledger.entries} == set(standbys)
     assert {compute.instance(c).subnet for c in copies} == {"subnet-drill-a", "subnet-drill-b"}
     assert result.outputs["count"] == 2
     assert result.outputs["states"] == ",".join(f"{c}=running" for c in sorted(copies))
@@ -150,9 +150,10 @@ def test_start_in_a_drill_twice_launches_once(compute: FakeCompute) -> None:
 def test_start_in_a_drill_by_standby_ids_copies_them(compute: FakeCompute) -> None:
     a, b = standby(compute), standby(compute, tier="web")
     params = compute_start.Params.model_validate({"ids": [a, b]})
-    result = compute_start.run(params, context(drill_scope(Ledger())))
+    ledger = Ledger()
+    result = compute_start.run(params, context(drill_scope(ledger)))
     copies = ids_of(result.outputs["instance_ids"])
-    assert {compute.instance(c).tags[TAG_SOURCE] for c in copies} == {a, b}
+    assert {detail["source"] for _, _, _, detail in ledger.entries} == {a, b}
     assert {compute.instance(c).security_groups for c in copies} == {("sg-drill-db",), ("sg-drill-web",)}
     assert compute.called("start") == []
 
@@ -321,18 +322,40 @@ def test_launch_in_a_drill_goes_into_the_drill_network_with_the_drill_tags(compu
     result = compute_launch.run(launch_params(), context(drill_scope(ledger), step_id="restore-web"))
 
     assert result.status is StepStatus.SUCCEEDED, result.message
-    assert compute.launches == [
-        LaunchSpec(
-            image="ami-web",
-            subnet="subnet-drill-a",
-            security_groups=("sg-drill-web",),
-            count=2,
-            tags={**LAUNCH_TAGS, TAG_RUN: RUN, TAG_STARTED: STARTED},
-        )
-    ]
+    (spec,) = compute.launches
+    assert spec == LaunchSpec(
+        image="ami-web",
+        subnet="subnet-drill-a",
+        security_groups=("sg-drill-web",),
+        count=2,
+        tags={**LAUNCH_TAGS, TAG_RUN: RUN, TAG_STARTED: STARTED},
+        client_token=client_token(RUN, "restore-web", 0),
+    )
     launched = ids_of(result.outputs["instance_ids"])
     assert (result.outputs["launched"], result.outputs["reused"]) == (2, 0)
-    assert sorted(ledger.entries) == sorted(("instance", REGION, i, {"step": "restore-web"}) for i in launched)
+    assert sorted((kind, where, iid) for kind, where, iid, _ in ledger.entries) == sorted(
+        ("instance", REGION, i) for i in launched
+    )
+    assert all(detail["step"] == "restore-web" and "launch_asked" in detail for *_, detail in ledger.entries)
+
+
+def test_launch_short_of_capacity_asks_again_for_the_rest(compute: FakeCompute) -> None:
+    compute.capacity = 3
+    result = compute_launch.run(launch_params(count=7), context(drill_scope(Ledger()), step_id="restore-web"))
+    assert result.status is StepStatus.SUCCEEDED, result.message
+    assert [(spec.count, spec.at_least) for spec in compute.launches] == [(7, None), (7, 1), (4, 1), (1, 1)]
+    assert result.outputs["launched"] == 7
+
+
+def test_launch_whose_capacity_stays_short_fails_transient_and_a_retry_adds_only_the_rest(
+    compute: FakeCompute,
+) -> None:
+    compute.capacity = 1
+    with pytest.raises(Transient, match=r"launched 4 of the 7 missing instance\(s\)"):
+        compute_launch.run(launch_params(count=7), context(drill_scope(Ledger())))
+    compute.capacity = None
+    again = compute_launch.run(launch_params(count=7), context(drill_scope(Ledger())))
+    assert (again.outputs["launched"], again.outputs["reused"]) == (3, 4)
 
 
 def test_launch_in_a_drill_takes_drill_subnet_and_groups_when_given(compute: FakeCompute) -> None:

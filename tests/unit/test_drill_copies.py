@@ -9,10 +9,20 @@ from typing import Any
 
 import pytest
 
-from orchestrator.drill.copies import LAUNCH_THREADS, TIER_TAG, copy_spec, copy_tags, launch_copies, standby_sources
-from orchestrator.drill.scope import TAG_RUN, TAG_SOURCE, TAG_STARTED, DrillScope
-from orchestrator.errors import NotFound, Permanent, Transient
-from orchestrator.providers.compute import Compute, InstanceInfo, LaunchSpec
+from orchestrator.drill.copies import (
+    LAUNCH_THREADS,
+    MAX_TAG_VALUE,
+    TIER_TAG,
+    client_token,
+    copy_spec,
+    copy_tags,
+    launch_copies,
+    plan_batches,
+    standby_sources,
+)
+from orchestrator.drill.scope import TAG_BATCH, TAG_RUN, TAG_STARTED, DrillScope
+from orchestrator.errors import NotFound, Permanent, ShortOfCapacity, Transient
+from orchestrator.providers.compute import MAX_CLIENT_TOKEN, Compute, InstanceInfo, LaunchSpec
 from orchestrator.stack_outputs import StackOutputs
 from tests.support.drill import Ledger
 from tests.support.fake_compute import FakeCompute
@@ -45,6 +55,15 @@ def test_the_fake_satisfies_the_protocol(compute: FakeCompute) -> None:
 # -- launch_copies ----------------------------------------------------------------------------------------------
 
 
+def copy_of(compute: FakeCompute, tier: str = "db") -> tuple[tuple[str, ...], int]:
+    return launch_copies(compute, standby_sources(compute, (), {TIER_TAG: tier}), scope_of(Ledger()), print)
+
+
+def sources_in(ledger: Ledger) -> dict[str, str]:
+    """Copy id -> the standby it stands for, as the ledger notes it."""
+    return {iid: detail["source"] for _, _, iid, detail in ledger.entries}
+
+
 def test_one_copy_per_standby_in_the_drill_network(compute: FakeCompute) -> None:
     standbys = sorted(standby(compute, f"db-{n}") for n in range(3))
     ledger = Ledger()
@@ -57,26 +76,68 @@ def test_one_copy_per_standby_in_the_drill_network(compute: FakeCompute) -> None
     assert launched == 3
     assert len(copies) == len(set(copies)) == 3
     assert not set(copies) & set(standbys)
-    assert len(compute.launches) == 3
-    for index, (source_id, copy_id) in enumerate(zip(standbys, copies, strict=True)):
-        copy = compute.instance(copy_id)
-        source = compute.instance(source_id)
+    assert sorted(sources_in(ledger).values()) == standbys, "each standby has its copy in the ledger"
+    # Copies go into the drill subnets in turn: standbys 0 and 2 in the first, 1 in the second, one request each.
+    asked = sorted((spec.subnet, spec.count) for spec in compute.launches)
+    assert asked == [(DRILL_SUBNETS[0], 2), (DRILL_SUBNETS[1], 1)]
+    by_source = {source: compute.instance(copy) for copy, source in sources_in(ledger).items()}
+    for index, source_id in enumerate(standbys):
+        copy = by_source[source_id]
         assert copy.state == "running"
         assert copy.image == "ami-db"
         assert copy.instance_type == "r6g.large"
-        assert copy.subnet == DRILL_SUBNETS[index % 2], "copies go into the drill subnets in turn"
+        assert copy.subnet == DRILL_SUBNETS[index % 2]
         assert copy.security_groups == ("sg-drill-db",)
+        batch = copy.tags[TAG_BATCH]
+        name = f"db-0 .. db-2 (2 standbys) (drill {RUN})" if index % 2 == 0 else f"db-1 (drill {RUN})"
         assert dict(copy.tags) == {
             TIER_TAG: "db",
-            "Name": f"{source.tags['Name']} (drill {RUN})",
+            "Name": name,
             "env": "recovery",
             TAG_RUN: RUN,
             TAG_STARTED: STARTED,
-            TAG_SOURCE: source_id,
+            TAG_BATCH: batch,
         }
+    assert len({c.tags[TAG_BATCH] for c in by_source.values()}) == 2
     assert all(compute.state(s) == "stopped" for s in standbys), "the standbys are never started"
     assert compute.called("start") == []
-    assert logs == [f"launched 3 drill copies in {REGION}"]
+    assert logs == [f"launched 3 drill copies in {REGION} (2 batches)"]
+
+
+@pytest.mark.parametrize("size", [5, 50])
+def test_a_tier_takes_the_same_few_calls_whatever_its_size(compute: FakeCompute, size: int) -> None:
+    """The selection, one lookup of earlier copies and one request per drill subnet, at 5 standbys as at 50."""
+    for n in range(size):
+        standby(compute, f"db-{n:02d}")
+    compute.calls.clear()
+    copies, launched = copy_of(compute)
+    assert launched == len(copies) == size
+    assert [name for name, _ in compute.calls] == ["find_described", "find_described", "launch", "launch"]
+
+
+def test_standbys_that_differ_beyond_their_name_are_separate_batches(compute: FakeCompute) -> None:
+    standby(compute, "db-0")
+    standby(compute, "db-1", role="primary")
+    standby(compute, "db-2")
+    scope = scope_of(Ledger(), subnets=(DRILL_SUBNETS[0],))
+    batches = plan_batches(standby_sources(compute, (), {TIER_TAG: "db"}), scope)
+    assert sorted(b.spec.count for b in batches) == [1, 2]
+    assert len({b.key for b in batches}) == 2
+    primary = next(b for b in batches if b.spec.count == 1)
+    assert primary.spec.tags["role"] == "primary"
+    assert primary.spec.tags["Name"] == f"db-1 (drill {RUN})"
+
+
+def test_a_batch_key_is_stable_and_names_are_clipped_to_ec2s_limit(compute: FakeCompute) -> None:
+    for n in range(3):
+        standby(compute, f"{'x' * 300}-{n}")
+    scope = scope_of(Ledger(), subnets=(DRILL_SUBNETS[0],))
+    sources = standby_sources(compute, (), {TIER_TAG: "db"})
+    (batch,) = plan_batches(sources, scope)
+    assert plan_batches(sources, scope)[0].key == batch.key, "a repeat finds the batch again"
+    name = batch.spec.tags["Name"]
+    assert len(name) == MAX_TAG_VALUE
+    assert name.endswith(f" (drill {RUN})")
 
 
 def test_every_launch_is_recorded_with_its_timing(compute: FakeCompute) -> None:
@@ -87,11 +148,10 @@ def test_every_launch_is_recorded_with_its_timing(compute: FakeCompute) -> None:
     assert sorted((kind, where, iid) for kind, where, iid, _ in ledger.entries) == sorted(
         ("instance", REGION, c) for c in copies
     )
-    by_copy = {iid: detail for _, _, iid, detail in ledger.entries}
-    for source_id, copy_id in zip(standbys, copies, strict=True):
-        detail = by_copy[copy_id]
-        assert set(detail) == {"source", "launch_asked", "launch_returned"}
-        assert detail["source"] == source_id
+    assert sorted(sources_in(ledger).values()) == standbys
+    for _, _, iid, detail in ledger.entries:
+        assert set(detail) == {"source", "batch", "launch_asked", "launch_returned"}
+        assert detail["batch"] == compute.instance(iid).tags[TAG_BATCH]
         asked = datetime.fromisoformat(detail["launch_asked"])
         returned = datetime.fromisoformat(detail["launch_returned"])
         assert asked.tzinfo is not None
@@ -111,7 +171,7 @@ def test_a_single_copy_is_logged_in_the_singular(compute: FakeCompute) -> None:
     standby(compute, "db-0")
     logs: list[str] = []
     launch_copies(compute, standby_sources(compute, (), {TIER_TAG: "db"}), scope_of(Ledger()), logs.append)
-    assert logs == [f"launched 1 drill copy in {REGION}"]
+    assert logs == [f"launched 1 drill copy in {REGION} (one request)"]
 
 
 def test_a_repeat_launches_nothing_and_returns_the_same_copies(compute: FakeCompute) -> None:
@@ -125,7 +185,7 @@ def test_a_repeat_launches_nothing_and_returns_the_same_copies(compute: FakeComp
 
     assert (launched, relaunched) == (3, 0)
     assert again == first
-    assert len(compute.launches) == 3
+    assert len(compute.launches) == 2
     assert len(ledger.entries) == 3, "nothing new to record"
     assert logs == []
 
@@ -135,14 +195,16 @@ def test_a_repeat_replaces_only_a_missing_copy(compute: FakeCompute) -> None:
         standby(compute, f"db-{n}")
     scope = scope_of(Ledger())
     first, _ = launch_copies(compute, standby_sources(compute, (), {TIER_TAG: "db"}), scope, print)
-    compute.terminate([first[1]])
+    lost = first[1]
+    compute.terminate([lost])
 
     again, launched = launch_copies(compute, standby_sources(compute, (), {TIER_TAG: "db"}), scope, print)
 
     assert launched == 1
-    assert (again[0], again[2]) == (first[0], first[2])
-    assert again[1] not in first
-    assert compute.instance(again[1]).tags[TAG_SOURCE] == compute.instance(first[1]).tags[TAG_SOURCE]
+    (new,) = set(again) - set(first)
+    assert set(again) == set(first) - {lost} | {new}
+    assert compute.instance(new).tags[TAG_BATCH] == compute.instance(lost).tags[TAG_BATCH]
+    assert compute.launches[-1].count == 1
 
 
 def test_a_failed_launch_leaves_a_repeat_to_finish_without_duplicates(compute: FakeCompute) -> None:
@@ -159,14 +221,89 @@ def test_a_failed_launch_leaves_a_repeat_to_finish_without_duplicates(compute: F
     copies, launched = launch_copies(compute, standby_sources(compute, (), {TIER_TAG: "db"}), scope, print)
 
     assert launched == len(standbys) - len(recorded)
-    for source in standbys:
-        assert len(compute.find({TAG_RUN: RUN, TAG_SOURCE: source})) == 1
+    assert len(compute.find({TAG_RUN: RUN})) == len(standbys) == len(copies)
     assert {iid for _, _, iid, _ in ledger.entries} == set(copies)
+    assert sorted(sources_in(ledger).values()) == sorted(standbys)
 
 
-def test_launches_overlap(compute: FakeCompute) -> None:
-    """All of a pool's launches are in flight at once: each waits at a barrier only they can pass together.
+def test_short_capacity_launches_the_rest_in_further_requests(compute: FakeCompute) -> None:
+    standbys = [standby(compute, f"db-{n}") for n in range(10)]
+    compute.capacity = 4
+    ledger = Ledger()
+    logs: list[str] = []
+    scope = scope_of(ledger, subnets=(DRILL_SUBNETS[0],))
+    copies, launched = launch_copies(compute, standby_sources(compute, (), {TIER_TAG: "db"}), scope, logs.append)
+
+    assert launched == len(copies) == 10
+    # All at once first (refused: EC2 launches nothing then), then what there is, request by request.
+    assert [(spec.count, spec.at_least) for spec in compute.launches] == [(10, None), (10, 1), (6, 1), (2, 1)]
+    assert len({spec.client_token for spec in compute.launches}) == 4, "each request is a new one"
+    assert sorted(sources_in(ledger).values()) == sorted(standbys)
+    assert logs[:3] == [
+        f"{REGION} cannot launch 10 drill copies at once (short of capacity); launching what there is",
+        f"{REGION} launched 4 of 10 drill copies in one request (short of capacity); asking for the rest",
+        f"{REGION} launched 4 of 6 drill copies in one request (short of capacity); asking for the rest",
+    ]
+
+
+def test_capacity_that_stays_short_is_transient_and_a_repeat_launches_the_rest(compute: FakeCompute) -> None:
+    standbys = [standby(compute, f"db-{n}") for n in range(8)]
+    compute.capacity = 1
+    ledger = Ledger()
+    scope = scope_of(ledger, subnets=(DRILL_SUBNETS[0],))
+    with pytest.raises(Transient, match=r"launched 4 of 8 drill copies .* retry the step"):
+        launch_copies(compute, standby_sources(compute, (), {TIER_TAG: "db"}), scope, print)
+    assert len(ledger.entries) == 4, "what was launched is recorded for the cleanup"
+
+    compute.capacity = None
+    copies, launched = launch_copies(compute, standby_sources(compute, (), {TIER_TAG: "db"}), scope, print)
+    assert (launched, len(copies)) == (4, 8)
+    assert sorted(sources_in(ledger).values()) == sorted(standbys)
+
+
+def test_no_capacity_at_all_is_short_of_capacity(compute: FakeCompute) -> None:
+    standby(compute, "db-0")
+    compute.capacity = 0
+    ledger = Ledger()
+    with pytest.raises(ShortOfCapacity):
+        launch_copies(compute, standby_sources(compute, (), {TIER_TAG: "db"}), scope_of(ledger), print)
+    assert ledger.entries == []
+
+
+def test_a_repeated_request_gets_the_first_requests_copies_back(compute: FakeCompute) -> None:
+    """A step repeated before EC2 lists the first attempt's copies sends the same client token, and EC2 answers
+    it with those copies rather than launching a second set (the fake does as EC2 documents)."""
+    for n in range(3):
+        standby(compute, f"db-{n}")
+    scope = scope_of(Ledger(), subnets=(DRILL_SUBNETS[0],))
+    first, _ = launch_copies(compute, standby_sources(compute, (), {TIER_TAG: "db"}), scope, print)
+    for copy in first:  # as if the listing did not show them yet
+        compute.set_state(copy, "terminated")
+    again, _ = launch_copies(compute, standby_sources(compute, (), {TIER_TAG: "db"}), scope, print)
+    assert again == first
+    assert compute.launches[0].client_token == compute.launches[1].client_token
+
+
+def test_client_tokens_fit_ec2_and_differ_by_run_batch_and_progress() -> None:
+    token = client_token(RUN, "0123456789abcdef", 0)
+    assert token == client_token(RUN, "0123456789abcdef", 0)
+    assert 0 < len(token) <= MAX_CLIENT_TOKEN
+    assert token.isascii()
+    batch = "0123456789abcdef"
+    others = {
+        client_token("other-run", batch, 0),
+        client_token(RUN, "fedcba9876543210", 0),
+        client_token(RUN, batch, 1),
+        client_token(RUN, batch, 0, partial=True),
+    }
+    assert token not in others
+    assert len(others) == 4
+
+
+def test_batches_overlap(compute: FakeCompute) -> None:
+    """The batches of a tier are in flight at once: each waits at a barrier only they can pass together.
     Launched one after another, the first would wait there alone and the barrier would break."""
+    subnets = tuple(f"subnet-drill-{n}" for n in range(LAUNCH_THREADS))
     for n in range(LAUNCH_THREADS):
         standby(compute, f"db-{n}")
     barrier = threading.Barrier(LAUNCH_THREADS, timeout=10)
@@ -176,16 +313,18 @@ def test_launches_overlap(compute: FakeCompute) -> None:
         barrier.wait()
 
     compute.on_launch = meet
-    copies, launched = launch_copies(compute, standby_sources(compute, (), {TIER_TAG: "db"}), scope_of(Ledger()), print)
-    assert launched == LAUNCH_THREADS
+    scope = scope_of(Ledger(), subnets=subnets)
+    copies, launched = launch_copies(compute, standby_sources(compute, (), {TIER_TAG: "db"}), scope, print)
+    assert launched == LAUNCH_THREADS == len(compute.launches)
     assert len(set(copies)) == LAUNCH_THREADS
 
 
 def test_many_standbys_get_one_distinct_copy_each(compute: FakeCompute) -> None:
     standbys = sorted(standby(compute, f"db-{n}") for n in range(3 * LAUNCH_THREADS + 1))
-    copies, launched = launch_copies(compute, standby_sources(compute, (), {TIER_TAG: "db"}), scope_of(Ledger()), print)
+    ledger = Ledger()
+    copies, launched = launch_copies(compute, standby_sources(compute, (), {TIER_TAG: "db"}), scope_of(ledger), print)
     assert launched == len(standbys) == len(set(copies))
-    assert [compute.instance(c).tags[TAG_SOURCE] for c in copies] == standbys
+    assert sorted(sources_in(ledger).values()) == standbys
 
 
 def test_without_drill_subnets_nothing_is_launched(compute: FakeCompute) -> None:
@@ -202,7 +341,7 @@ def test_without_drill_subnets_nothing_is_launched(compute: FakeCompute) -> None
 
 def test_drill_copies_are_never_sources(compute: FakeCompute) -> None:
     real = standby(compute, "db-0")
-    old = compute.add(state="running", tags={TIER_TAG: "db", TAG_RUN: "older-run", TAG_SOURCE: real})
+    old = compute.add(state="running", tags={TIER_TAG: "db", TAG_RUN: "older-run", TAG_BATCH: "0123456789abcdef"})
     scope = scope_of(Ledger())
     (mine,), _ = launch_copies(compute, standby_sources(compute, (), {TIER_TAG: "db"}), scope, print)
     assert compute.find({TIER_TAG: "db"}) == tuple(sorted((real, old, mine)))
@@ -254,19 +393,20 @@ def test_copy_tags_keep_the_source_tags_but_aws_ones_and_add_the_drill_tags() ->
         "team": "sre",
         TAG_RUN: RUN,
         TAG_STARTED: STARTED,
-        TAG_SOURCE: "i-src",
     }
 
 
 def test_copy_tags_without_a_name_add_none() -> None:
     tags = copy_tags(info(tags={"team": "sre"}), scope_of(Ledger()))
-    assert tags == {"team": "sre", TAG_RUN: RUN, TAG_STARTED: STARTED, TAG_SOURCE: "i-src"}
+    assert tags == {"team": "sre", TAG_RUN: RUN, TAG_STARTED: STARTED}
 
 
 def test_a_source_cannot_override_the_drill_tags() -> None:
-    """A source that is tagged like a drill (by hand, or an old copy passed by id) still gets this drill's tags."""
-    tags = copy_tags(info(tags={TAG_RUN: "other", TAG_SOURCE: "i-other"}), scope_of(Ledger()))
-    assert (tags[TAG_RUN], tags[TAG_SOURCE]) == (RUN, "i-src")
+    """A source that is tagged like a drill (by hand, or an old copy passed by id) still gets this drill's tags,
+    and none of an old batch: its copies are batched afresh."""
+    tags = copy_tags(info(tags={TAG_RUN: "other", TAG_BATCH: "0123456789abcdef"}), scope_of(Ledger()))
+    assert tags[TAG_RUN] == RUN
+    assert TAG_BATCH not in tags
 
 
 def test_copy_spec() -> None:
@@ -321,7 +461,7 @@ def test_scope_tags() -> None:
     assert scope.owner_tag() == {TAG_RUN: RUN}
     assert TAG_RUN == "drctl:drill-run"
     assert TAG_STARTED == "drctl:drill-started"
-    assert TAG_SOURCE == "drctl:drill-source"
+    assert TAG_BATCH == "drctl:drill-batch"
 
 
 def test_scope_of_stack_outputs() -> None:

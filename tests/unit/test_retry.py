@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.errors import NotFound, Transient
+from orchestrator.errors import NotFound, Throttled, Transient
 from orchestrator.retry import RetryPolicy
 
 
@@ -31,6 +31,28 @@ def test_transient_errors_are_retried_until_success() -> None:
 def test_attempts_are_bounded_and_the_last_error_is_reraised() -> None:
     fn = Flaky([Transient("one"), Transient("two"), Transient("three"), Transient("four")])
     with pytest.raises(Transient, match="three"):
+        RetryPolicy(attempts=3, sleep=no_sleep).call(fn)
+    assert fn.calls == 3
+
+
+def test_throttling_gets_its_own_attempts_and_other_errors_keep_theirs() -> None:
+    policy = RetryPolicy(attempts=3, throttled_attempts=8, sleep=no_sleep)
+    throttled = Flaky([Throttled("slow down")] * 7)
+    assert policy.call(throttled) == "ok"
+    assert throttled.calls == 8
+    down = Flaky([Transient("refused")] * 7)
+    with pytest.raises(Transient, match="refused"):
+        policy.call(down)
+    assert down.calls == 3
+    endless = Flaky([Throttled("slow down")] * 20)
+    with pytest.raises(Throttled):
+        policy.call(endless)
+    assert endless.calls == 8
+
+
+def test_throttling_without_its_own_attempts_counts_as_any_transient_error() -> None:
+    fn = Flaky([Throttled("slow down")] * 5)
+    with pytest.raises(Throttled):
         RetryPolicy(attempts=3, sleep=no_sleep).call(fn)
     assert fn.calls == 3
 
