@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -58,6 +59,11 @@ from orchestrator.retry import RetryPolicy
 
 T = TypeVar("T")
 
+LIST_FROM = 2
+"""Describing this many VMs or more lists the group once instead of one GET per VM."""
+BEGIN_THREADS = 16
+"""Start, deallocate or delete requests in flight at once (each is one short POST or DELETE)."""
+
 NETWORK_API_VERSION = "2022-11-01"
 _SERVICE = "Azure Compute"
 # PowerState codes of the instance view, in the protocol's (EC2's) words.
@@ -84,6 +90,11 @@ class _Vm:
 def _names(ids: Sequence[str]) -> str:
     shown = ", ".join(ids[:5])
     return f"VM(s) {shown}" + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+
+def _check_name(name: str, group: str) -> None:
+    if "/" in name or not name:
+        raise NotFound(f"{name!r} is not a VM name; give the name of a VM in resource group {group}")
 
 
 def _location(value: str | None) -> str:
@@ -137,8 +148,7 @@ class AzureVmCompute:
 
     def _get(self, name: str) -> VirtualMachine | None:
         """The VM with its instance view, or None if the resource group has no VM of that name."""
-        if "/" in name or not name:
-            raise NotFound(f"{name!r} is not a VM name; give the name of a VM in resource group {self._group}")
+        _check_name(name, self._group)
         vms = self._client.virtual_machines
 
         def fetch() -> VirtualMachine | None:
@@ -152,15 +162,38 @@ class AzureVmCompute:
         return self._call(f"VM {name} in resource group {self._group}", fetch)
 
     def _describe(self, ids: Sequence[str]) -> tuple[dict[str, _Vm], list[str]]:
+        """The VMs found and the names missing. One VM is one GET; a tier is one listing of the group with
+        every VM's instance view (paged by ARM), not a GET per VM: a wait over fifty VMs polls once, not fifty
+        times, within ARM's read limits."""
+        wanted = list(dict.fromkeys(ids))
+        if len(wanted) >= LIST_FROM:
+            for name in wanted:
+                _check_name(name, self._group)
+            listed = self._listed(f"{_names(wanted)} in resource group {self._group}")
+            views = {name: _view(name, listed[name]) for name in wanted if name in listed}
+            return views, [name for name in wanted if name not in listed]
         found: dict[str, _Vm] = {}
         missing: list[str] = []
-        for name in dict.fromkeys(ids):
+        for name in wanted:
             vm = self._get(name)
             if vm is None:
                 missing.append(name)
             else:
                 found[name] = _view(name, vm)
         return found, missing
+
+    def _listed(self, what: str) -> dict[str, VirtualMachine]:
+        """Every VM of the resource group with its instance view, by name, from one paginated listing."""
+        vms: dict[str, VirtualMachine] = {}
+
+        def fetch() -> None:
+            vms.clear()  # a retry lists again from the top
+            for vm in self._client.virtual_machines.list(self._group, expand="instanceView"):
+                if vm.name:
+                    vms[vm.name] = vm
+
+        self._call(what, fetch)
+        return vms
 
     def describe(self, ids: Sequence[str]) -> dict[str, InstanceInfo]:
         found, missing = self._describe(ids)
@@ -176,34 +209,27 @@ class AzureVmCompute:
         return infos
 
     def find(self, tags: Mapping[str, str]) -> tuple[str, ...]:
+        return tuple(sorted(self.find_described(tags)))
+
+    def find_described(self, tags: Mapping[str, str]) -> dict[str, InstanceInfo]:
         if not tags:
             raise ValueError("find needs at least one tag; an empty filter would select every VM")
         wanted = dict(tags)
-        names: list[str] = []
-
-        def fetch() -> None:
-            # ARM cannot filter VMs by tag server-side, so the group is listed and filtered here; a retry lists
-            # it again from the top.
-            names.clear()
-            for vm in self._client.virtual_machines.list(self._group):
-                props = vm.properties
-                deleting = props is not None and (props.provisioning_state or "").lower() == "deleting"
-                vm_tags = vm.tags or {}
-                if (
-                    vm.name
-                    and not deleting
-                    and _location(vm.location) == self._location
-                    and all(vm_tags.get(k) == v for k, v in wanted.items())
-                ):
-                    names.append(vm.name)
-
-        self._call(f"VMs tagged {wanted} in resource group {self._group}", fetch)
-        return tuple(sorted(set(names)))
-
-    def find_described(self, tags: Mapping[str, str]) -> dict[str, InstanceInfo]:
-        # A VM's power state is only in its instance view, one GET each: the listing alone cannot describe it.
-        names = self.find(tags)
-        return self.describe(names) if names else {}
+        # ARM cannot filter VMs by tag server-side, so the group is listed (with the instance views, which hold
+        # the power states) and filtered here: one listing describes the whole selection.
+        listed = self._listed(f"VMs tagged {wanted} in resource group {self._group}")
+        found: dict[str, InstanceInfo] = {}
+        for name, vm in sorted(listed.items()):
+            props = vm.properties
+            deleting = props is not None and (props.provisioning_state or "").lower() == "deleting"
+            vm_tags = vm.tags or {}
+            if (
+                not deleting
+                and _location(vm.location) == self._location
+                and all(vm_tags.get(k) == v for k, v in wanted.items())
+            ):
+                found[name] = _view(name, vm).info
+        return found
 
     def status_ok(self, ids: Sequence[str]) -> dict[str, bool]:
         found, _missing = self._describe(ids)
@@ -226,8 +252,8 @@ class AzureVmCompute:
         gone = [n for n, vm in vms.items() if vm.info.state == "shutting-down"]
         if gone:
             raise Permanent(f"{_names(gone)} is being deleted and cannot be started; launch a replacement")
-        for name in [n for n, vm in vms.items() if vm.info.state in ("stopped", "stopping")]:
-            self._begin(f"start of VM {name}", self._client.virtual_machines.begin_start, name)
+        todo = [n for n, vm in vms.items() if vm.info.state in ("stopped", "stopping")]
+        self._begin_each(todo, "start", self._client.virtual_machines.begin_start)
 
     def stop(self, ids: Sequence[str]) -> None:
         vms = self._strict(ids)
@@ -236,13 +262,12 @@ class AzureVmCompute:
             raise Permanent(f"{_names(gone)} is being deleted and cannot be stopped")
         # Powered off but not deallocated still bills compute: deallocate those too.
         todo = [n for n, vm in vms.items() if vm.info.state in ("pending", "running") or vm.power == "stopped"]
-        for name in todo:
-            self._begin(f"deallocation of VM {name}", self._client.virtual_machines.begin_deallocate, name)
+        self._begin_each(todo, "deallocation", self._client.virtual_machines.begin_deallocate)
 
     def terminate(self, ids: Sequence[str]) -> None:
         found, _already_gone = self._describe(ids)
-        for name in [n for n, vm in found.items() if vm.info.state != "shutting-down"]:
-            self._begin(f"deletion of VM {name}", self._client.virtual_machines.begin_delete, name)
+        todo = [n for n, vm in found.items() if vm.info.state != "shutting-down"]
+        self._begin_each(todo, "deletion", self._client.virtual_machines.begin_delete)
 
     def launch(self, spec: LaunchSpec) -> tuple[str, ...]:
         if spec.template is not None:
@@ -282,6 +307,19 @@ class AzureVmCompute:
         """Send a long-running operation's first request and return: ``polling=False`` checks the answer and
         leaves no poller thread behind; ``wait`` observes the outcome."""
         self._call(what, lambda: operation(self._group, *args, polling=False))
+
+    def _begin_each(self, names: Sequence[str], verb: str, operation: Callable[..., object]) -> None:
+        """``operation`` on each VM, the requests in flight together: ARM has no batch start, deallocate or
+        delete for VMs outside a scale set, so a tier is one request per VM, sent at once rather than in turn.
+        Every request is sent even when one fails; the first failure is raised after."""
+        if not names:
+            return
+        with ThreadPoolExecutor(max_workers=min(BEGIN_THREADS, len(names)), thread_name_prefix="azure-vm") as pool:
+            futures = [pool.submit(self._begin, f"{verb} of VM {name}", operation, name) for name in names]
+        for future in futures:
+            error = future.exception()
+            if error is not None:
+                raise error
 
     def _strict(self, ids: Sequence[str]) -> dict[str, _Vm]:
         found, missing = self._describe(ids)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -216,11 +217,31 @@ def vm_json(
 
 @dataclass
 class Rig:
+    """The fake ARM with VMs in a resource group: ``vm(name, answers...)`` answers a GET of that VM and its
+    place in a listing of the group (a 404 leaves it out of the listing, another error fails the listing),
+    each answer in turn, so a test reads the same whether drctl GETs one VM or lists a tier."""
+
     arm: FakeArm
     compute: AzureVmCompute
+    vms: dict[str, deque[Answer | object]] = field(default_factory=dict)
 
     def vm(self, name: str, *answers: Answer | object) -> None:
         self.arm.route("GET", f"{VMS}/{name}", *answers)
+        self.vms[name] = deque(answers)
+        self.arm.route("GET", VMS, self._listing)
+
+    def _listing(self, call: Call) -> Answer:
+        del call
+        value = []
+        for queue in self.vms.values():
+            answer = queue.popleft() if len(queue) > 1 else queue[0]
+            assert isinstance(answer, Answer), "a listing cannot fail to connect for one VM"
+            if answer.status == 404:
+                continue
+            if answer.status >= 400:
+                return answer
+            value.append(answer.body)
+        return ok({"value": value})
 
 
 @pytest.fixture
@@ -275,6 +296,60 @@ def test_describe_missing_vm_is_not_found(rig: Rig) -> None:
     rig.vm("ghost", arm_error(404, "ResourceNotFound"))
     with pytest.raises(NotFound, match="ghost"):
         rig.compute.describe(["web-1", "ghost"])
+    with pytest.raises(NotFound, match="ghost"):
+        rig.compute.describe(["ghost"])
+
+
+def test_a_tier_is_described_by_one_listing_not_a_get_per_vm(rig: Rig) -> None:
+    names = [f"web-{n:02d}" for n in range(50)]
+    for name in names:
+        rig.vm(name, ok(vm_json(name, "deallocated")))
+    rig.vm("unrelated", ok(vm_json("unrelated")))
+    described = rig.compute.describe(names)
+    assert sorted(described) == names
+    assert {info.state for info in described.values()} == {"stopped"}
+    (listing,) = rig.arm.calls
+    assert listing.path == VMS
+    assert listing.query["$expand"] == "instanceView", "the power states are in the instance views"
+
+
+def test_a_selection_is_found_and_described_by_one_listing(rig: Rig) -> None:
+    for n in range(20):
+        rig.vm(f"db-{n:02d}", ok(vm_json(f"db-{n:02d}", "deallocated", tags={"tier": "db"})))
+    rig.vm("web-00", ok(vm_json("web-00", tags={"tier": "web"})))
+    found = rig.compute.find_described({"tier": "db"})
+    assert sorted(found) == [f"db-{n:02d}" for n in range(20)]
+    assert all(info.state == "stopped" and info.tags == {"tier": "db"} for info in found.values())
+    assert [(c.method, c.path) for c in rig.arm.calls] == [("GET", VMS)]
+
+
+def test_starting_a_tier_sends_every_start_at_once_after_one_listing(rig: Rig) -> None:
+    """ARM has no batch start for VMs outside a scale set: one POST per VM, all in flight together. Each POST
+    waits at a barrier only the whole tier can pass; sent one after another, the first would wait alone."""
+    names = [f"app-{n}" for n in range(6)]
+    barrier = threading.Barrier(len(names), timeout=10)
+
+    def started(call: Call) -> Answer:
+        del call
+        barrier.wait()
+        return ok(status=202)
+
+    for name in names:
+        rig.vm(name, ok(vm_json(name, "deallocated")))
+        rig.arm.route("POST", f"{VMS}/{name}/start", started)
+    rig.compute.start(names)
+    assert sorted(c.path for c in rig.arm.made("POST")) == sorted(f"{VMS}/{n}/start" for n in names)
+    assert len(rig.arm.made("GET")) == 1
+
+
+def test_one_failed_start_still_sends_the_others_and_is_raised(rig: Rig) -> None:
+    for name in ("a", "b", "c"):
+        rig.vm(name, ok(vm_json(name, "deallocated")))
+        rig.arm.route("POST", f"{VMS}/{name}/start", ok(status=202))
+    rig.arm.route("POST", f"{VMS}/b/start", arm_error(409, "OperationNotAllowed", "quota"))
+    with pytest.raises(Permanent, match="OperationNotAllowed"):
+        rig.compute.start(["a", "b", "c"])
+    assert sorted(c.path for c in rig.arm.made("POST")) == [f"{VMS}/{n}/start" for n in ("a", "b", "c")]
 
 
 def test_missing_resource_group_says_so(rig: Rig) -> None:
@@ -606,3 +681,16 @@ def test_a_documented_instance_view_reads_as_running_with_its_agent_ready(rig: R
     body["properties"]["instanceView"] = stopped
     rig.vm("myVM", ok(body))
     assert rig.compute.describe(["myVM"])["myVM"].state == "stopped"
+
+
+def test_documented_instance_views_in_a_listing_read_as_they_do_one_by_one(rig: Rig) -> None:
+    """A listing with ``$expand=instanceView`` carries each VM's view where a GET with the same expand does
+    (``properties.instanceView``): the spec example's view, in a listing of two VMs."""
+    view = json.loads(SPEC_EXAMPLE.read_text())["responses"]["200"]["body"]
+    for name, power in (("on", "running"), ("off", "deallocated")):
+        body = vm_json(name, None, agent=None)
+        powered = json.dumps(view).replace("PowerState/running", f"PowerState/{power}")
+        body["properties"]["instanceView"] = json.loads(powered)
+        rig.vm(name, ok(body))
+    assert {n: i.state for n, i in rig.compute.describe(["on", "off"]).items()} == {"on": "running", "off": "stopped"}
+    assert rig.compute.status_ok(["on", "off"]) == {"on": True, "off": False}
