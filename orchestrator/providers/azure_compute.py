@@ -282,24 +282,27 @@ class AzureVmCompute:
             )
         if len(spec.security_groups) > 1:
             raise Permanent("an Azure NIC takes one network security group; give at most one in 'security_groups'")
-        created: list[str] = []
-        for _ in range(spec.count):
-            name = f"{self._prefix}-{secrets.token_hex(4)}"
-            body = self._vm_body(name, spec)
-            try:
-                # Retried: the PUT names its VM, so a repeat converges on the same VM instead of adding one.
-                self._begin(
-                    f"launch of VM {name} from {spec.image}",
-                    self._client.virtual_machines.begin_create_or_update,
-                    name,
-                    body,
-                )
-            except DrError as err:
-                if not created:
-                    raise
-                raise type(err)(f"{err} (already created: {', '.join(created)}; find them by their tags)") from err
-            created.append(name)
-        return tuple(created)
+        names = [f"{self._prefix}-{secrets.token_hex(4)}" for _ in range(spec.count)]
+
+        def create(name: str) -> None:
+            # Retried: the PUT names its VM, so a repeat converges on the same VM instead of adding one.
+            self._begin(
+                f"launch of VM {name} from {spec.image}",
+                self._client.virtual_machines.begin_create_or_update,
+                name,
+                self._vm_body(name, spec),
+            )
+
+        # One PUT per VM (ARM creates VMs one by one outside a scale set), all in flight together.
+        with ThreadPoolExecutor(max_workers=min(BEGIN_THREADS, len(names)), thread_name_prefix="azure-vm") as pool:
+            outcomes = list(zip(names, [pool.submit(create, name) for name in names], strict=True))
+        created = [name for name, future in outcomes if future.exception() is None]
+        failed = next((future.exception() for _, future in outcomes if future.exception() is not None), None)
+        if failed is None:
+            return tuple(created)
+        if not created or not isinstance(failed, DrError):
+            raise failed
+        raise type(failed)(f"{failed} (already created: {', '.join(created)}; find them by their tags)") from failed
 
     # -- plumbing -----------------------------------------------------------------------------------------------
 

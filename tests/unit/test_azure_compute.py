@@ -568,8 +568,14 @@ def test_launch_refuses_what_azure_cannot_do(rig: Rig, spec: LaunchSpec, match: 
 
 
 def test_launch_failure_after_a_first_vm_names_it(rig: Rig) -> None:
+    served: list[str] = []
+    lock = threading.Lock()
+
     def first_fits_then_quota(call: Call) -> Answer:
-        if len(rig.arm.made("PUT")) == 1:
+        with lock:  # the PUTs arrive together: the first one served is the one that fits
+            served.append(call.path)
+            fits = len(served) == 1
+        if fits:
             return _created(call)
         return arm_error(409, "OperationNotAllowed", "Operation results in exceeding quota limits")
 
@@ -577,8 +583,23 @@ def test_launch_failure_after_a_first_vm_names_it(rig: Rig) -> None:
     spec = LaunchSpec(image=IMAGE, instance_type="Standard_B2s", subnet=SUBNET, count=2, tags={"a": "b"})
     with pytest.raises(Permanent, match="quota") as err:
         rig.compute.launch(spec)
-    first = rig.arm.made("PUT")[0].path.rsplit("/", 1)[-1]
+    first = served[0].rsplit("/", 1)[-1]
     assert f"already created: {first}" in str(err.value)
+
+
+def test_a_launch_of_several_sends_every_put_at_once(rig: Rig) -> None:
+    count = 5
+    barrier = threading.Barrier(count, timeout=10)
+
+    def created_together(call: Call) -> Answer:
+        barrier.wait()  # passed only when all five PUTs are in flight
+        return _created(call)
+
+    rig.arm.route_under("PUT", f"{VMS}/", created_together)
+    spec = LaunchSpec(image=IMAGE, instance_type="Standard_B2s", subnet=SUBNET, count=count, tags={"a": "b"})
+    names = rig.compute.launch(spec)
+    assert len(set(names)) == count
+    assert sorted(c.path.rsplit("/", 1)[-1] for c in rig.arm.made("PUT")) == sorted(names)
 
 
 # -- errors -----------------------------------------------------------------------------------------------------
