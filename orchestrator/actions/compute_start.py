@@ -28,7 +28,7 @@ from orchestrator.actions.base import (
     Touch,
     azure_group,
 )
-from orchestrator.drill.copies import launch_copies, standby_sources
+from orchestrator.drill.copies import launch_copies, select_standbys
 from orchestrator.drill.scope import TAG_RUN
 from orchestrator.engine.context import pause
 from orchestrator.errors import NotFound, Permanent
@@ -198,8 +198,9 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     started = time.monotonic()
     compute = compute_of(p, ctx)
     if ctx.drill is not None:
-        sources = standby_sources(compute, tuple(p.ids), p.tags)
-        copies, _ = launch_copies(compute, sources, ctx.drill, ctx.log, placement(p.cloud, p.resource_group, ctx))
+        chosen = select_standbys(compute, tuple(p.ids), p.tags, ctx.drill)
+        where = placement(p.cloud, p.resource_group, ctx)
+        copies, _ = launch_copies(compute, chosen.sources, ctx.drill, ctx.log, where, chosen.earlier)
         ctx.log(f"drill: {len(copies)} cop{'y' if len(copies) == 1 else 'ies'} of {p.describe()} in the drill network")
         return settle(compute, copies, "running", p, ctx, started, "started drill copies of")
     ids = select(p, compute, ctx)

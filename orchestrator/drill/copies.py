@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from orchestrator.drill.scope import TAG_BATCH, TAG_RUN, DrillScope
+from orchestrator.drill.scope import TAG_BATCH, TAG_RUN, TAG_STARTED, DrillScope
 from orchestrator.errors import NotFound, Permanent, Transient
 from orchestrator.providers.compute import Compute, InstanceInfo, Launched, LaunchSpec, launch_all, shortfall
 
@@ -38,13 +38,42 @@ MAX_TAG_VALUE = 256
 
 def standby_sources(compute: Compute, ids: tuple[str, ...], tags: Mapping[str, str]) -> dict[str, InstanceInfo]:
     """The selected instances that are not themselves drill copies (of this drill or an older one)."""
+    return _sources(compute.describe(ids) if ids else compute.find_described(tags), tags)
+
+
+@dataclass(frozen=True)
+class Selected:
+    sources: dict[str, InstanceInfo]
+    earlier: dict[str, InstanceInfo] | None
+    """This drill's copies the same lookup found, or None when it could not have found them all (by ids, or by a
+    tag the copies do not keep): ``launch_copies`` then looks for them itself."""
+
+
+def select_standbys(compute: Compute, ids: tuple[str, ...], tags: Mapping[str, str], scope: DrillScope) -> Selected:
+    """The standbys to copy and, where one lookup can tell, this drill's copies of them from an earlier attempt:
+    copies keep their standby's tags, so a selection by those tags finds both, and a tier costs one
+    DescribeInstances before its launches instead of two."""
     infos = compute.describe(ids) if ids else compute.find_described(tags)
+    earlier = {i: info for i, info in infos.items() if scope.owns(info.tags)} if finds_copies(ids, tags) else None
+    return Selected(_sources(infos, tags), earlier)
+
+
+def finds_copies(ids: tuple[str, ...], tags: Mapping[str, str]) -> bool:
+    """Whether a selection also finds the copies of what it selects: by tags, none of which a copy rewrites."""
+    return not ids and bool(tags) and not any(k in REWRITTEN or k.startswith("aws:") for k in tags)
+
+
+def _sources(infos: Mapping[str, InstanceInfo], tags: Mapping[str, str]) -> dict[str, InstanceInfo]:
     if not infos:
         raise NotFound(f"no live instances tagged {', '.join(f'{k}={v}' for k, v in tags.items())} to copy")
     sources = {i: info for i, info in sorted(infos.items()) if TAG_RUN not in info.tags}
     if not sources:
         raise NotFound(f"only drill copies match {', '.join(f'{k}={v}' for k, v in tags.items())}: no standby to copy")
     return sources
+
+
+REWRITTEN = frozenset({"Name", TAG_BATCH, TAG_RUN, TAG_STARTED})
+"""Tags a copy does not keep from its standby as they were (besides AWS's own ``aws:`` ones)."""
 
 
 def copy_tags(source: InstanceInfo, scope: DrillScope) -> dict[str, str]:
@@ -132,18 +161,21 @@ def launch_copies(
     scope: DrillScope,
     log: Callable[[str], None],
     where: Mapping[str, str] | None = None,
+    earlier_copies: Mapping[str, InstanceInfo] | None = None,
 ) -> tuple[tuple[str, ...], int]:
     """Ensure one copy per source; returns the copies' ids (sorted) and how many were launched now. ``where``
-    (cloud, resource group) goes into each ledger entry, for the cleanup to reach the copy."""
+    (cloud, resource group) goes into each ledger entry, for the cleanup to reach the copy. ``earlier_copies``
+    are this drill's live copies if the caller's lookup found them (``select_standbys``); None looks them up."""
     if not scope.subnets:
         raise Permanent(
             "a drill launches copies only into the isolated drill network, and none is known: "
             "pass --stack-outputs with drill_subnet_ids"
         )
     batches = plan_batches(sources, scope)
-    # This drill's copies made by an earlier attempt, by batch: one lookup for the whole tier.
+    # This drill's copies made by an earlier attempt, by batch: at most one lookup for the whole tier.
     earlier: dict[str, list[str]] = defaultdict(list)
-    for copy, info in sorted(compute.find_described(scope.owner_tag()).items()):
+    found = compute.find_described(scope.owner_tag()) if earlier_copies is None else earlier_copies
+    for copy, info in sorted(found.items()):
         earlier[info.tags.get(TAG_BATCH, "")].append(copy)
 
     def ensure(batch: CopyBatch) -> tuple[list[str], int]:

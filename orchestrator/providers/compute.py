@@ -212,15 +212,18 @@ def wait_for_state(
     deadline: float,
     *,
     interval_s: float = 5.0,
+    first_interval_s: float = 1.0,
     missing_ok: bool = False,
     sleep: Callable[[float], bool] | None = None,
     clock: Callable[[], float] = time.monotonic,
     describe: Callable[[Sequence[str]], dict[str, InstanceInfo]] | None = None,
 ) -> WaitResult:
-    """Poll ``describe`` (``compute.describe`` unless the provider reads states another way) every ``interval_s``
-    until every instance is in ``state`` or ``clock()`` reaches ``deadline``. ``sleep(seconds)`` returns False
-    to stop early (cancellation); the default sleeps and returns True. Bounded: the last poll is at or just
-    after ``deadline``.
+    """Poll ``describe`` (``compute.describe`` unless the provider reads states another way) until every
+    instance is in ``state`` or ``clock()`` reaches ``deadline``: first after ``first_interval_s``, the pause
+    doubling up to ``interval_s``, so a change that takes a second is seen in a second, and one that takes
+    minutes costs a describe every ``interval_s`` (each poll is one call for all of ``ids``). ``sleep(seconds)``
+    returns False to stop early (cancellation); the default sleeps and returns True. Bounded: the last poll is
+    at or just after ``deadline``.
 
     ``missing_ok`` treats ``NotFound`` as "not visible yet" (state ``unknown``) rather than an error: EC2's
     reads are eventually consistent, so instances launched a moment ago may not be described yet.
@@ -229,6 +232,7 @@ def wait_for_state(
         raise ValueError(f"unknown instance state {state!r}")
     pause = sleep or _sleep
     started = clock()
+    wait_s = min(first_interval_s, interval_s)
     while True:
         try:
             infos = (describe or compute.describe)(ids)
@@ -240,8 +244,9 @@ def wait_for_state(
         now = clock()
         if all(s == state for s in states.values()):
             return WaitResult(True, states, round(now - started, 3), infos)
-        if now >= deadline or not pause(min(interval_s, max(0.0, deadline - now))):
+        if now >= deadline or not pause(min(wait_s, max(0.0, deadline - now))):
             return WaitResult(False, states, round(clock() - started, 3), infos)
+        wait_s = min(interval_s, wait_s * 2)
 
 
 def _sleep(seconds: float) -> bool:

@@ -51,7 +51,9 @@ from tests.bench.drill_estate import (
     status_checks_reported,
     teardown,
 )
+from tests.bench.drill_floor import Floor, batched_floor, limit_floor_s
 from tests.support.drill import peak_in_flight
+from tests.support.ec2_throttle import AWS_DEFAULTS, Ec2ThrottleProxy, Limits
 from tests.support.lab import NOT_RUNNING, lab_settings
 
 if TYPE_CHECKING:
@@ -81,13 +83,13 @@ class TierFigures:
     launches: int
     peak_in_flight: int
     mean_in_flight: float
-    """Sum of the launch calls' durations over the launch window: how busy the launch threads kept EC2."""
+    """Sum of the launch requests' durations over the launch window: how busy the launch threads kept EC2."""
     launch_window_s: float
     launch_call_s: float
-    """Median duration of one RunInstances call as the launching thread saw it."""
+    """Median duration of one RunInstances request (a batch of copies) as the launching thread saw it."""
     before_launches_s: float
-    """Start step's start to its first launch: selecting and describing the standbys, then each copy's own
-    idempotency lookup (``launch_asked`` is stamped after it), and in the first tier building the client."""
+    """Start step's start to its first launch: selecting and describing the standbys, the one lookup of
+    earlier copies (``launch_asked`` is stamped after it), and in the first tier building the client."""
     after_launches_s: float
     """Last launch's return to the start step's end: waiting for the copies to run, describing their IPs."""
 
@@ -245,16 +247,18 @@ def measure(
     needs = {s.id: tuple(s.needs) for s in graph.steps.values()}
     tier_of_step = {s.id: f"t{s.tier}" for s in graph.steps.values()}
     tier_of_source = estate.tier_of()
-    launches: dict[str, list[tuple[datetime, datetime]]] = {}
+    # One RunInstances request launches a batch of copies, and each copy's ledger entry carries its request's
+    # times: a request counts once.
+    launches: dict[str, set[tuple[datetime, datetime]]] = {}
     for r in resources:
         asked, returned = r.detail.get("launch_asked"), r.detail.get("launch_returned")
         if r.kind == "instance" and asked and returned:
             tier = tier_of_source.get(str(r.detail.get("source")), "?")
-            launches.setdefault(tier, []).append((_at(str(asked)), _at(str(returned))))
+            launches.setdefault(tier, set()).add((_at(str(asked)), _at(str(returned))))
     tiers: dict[str, TierFigures] = {}
     for tier in estate.shape.tier_names:
         members = [s for s in report.steps if tier_of_step.get(s.step_id) == tier]
-        tiers[tier] = _tier_figures(members, needs, launches.get(tier, []))
+        tiers[tier] = _tier_figures(members, needs, sorted(launches.get(tier, set())))
     started, finished = _at(report.started), _at(report.finished)
     ordered = list(tiers.values())
     cleanup = [e.at for e in report.events if e.kind == "cleanup"]
@@ -289,12 +293,13 @@ def _tier_rows(reps: Sequence[RepFigures], tier: str) -> list[tuple[str, list[fl
 
     return [
         (f"{tier} start step", each(lambda t: t.steps[f"start-{tier}"]), "s"),
-        (f"{tier}   before 1st launch (select, per-copy find)", each(lambda t: t.before_launches_s), "s"),
+        (f"{tier}   before 1st launch (one selection)", each(lambda t: t.before_launches_s), "s"),
         (f"{tier}   launch window (first ask -> last return)", each(lambda t: t.launch_window_s), "s"),
         (f"{tier}   after the last launch (wait running, IPs)", each(lambda t: t.after_launches_s), "s"),
-        (f"{tier}   one RunInstances call (median)", each(lambda t: t.launch_call_s), "s"),
-        (f"{tier}   launches in flight: peak", each(lambda t: float(t.peak_in_flight)), ""),
-        (f"{tier}   launches in flight: mean", each(lambda t: t.mean_in_flight), ""),
+        (f"{tier}   RunInstances requests", each(lambda t: float(t.launches)), ""),
+        (f"{tier}   one RunInstances request (median)", each(lambda t: t.launch_call_s), "s"),
+        (f"{tier}   requests in flight: peak", each(lambda t: float(t.peak_in_flight)), ""),
+        (f"{tier}   requests in flight: mean", each(lambda t: t.mean_in_flight), ""),
         (
             f"{tier}   launch threads' time in RunInstances",
             each(lambda t: 100 * t.mean_in_flight / LAUNCH_THREADS),
@@ -360,6 +365,95 @@ def print_table(reps: Sequence[RepFigures], tiers: Sequence[str]) -> None:
         print(f"{name:<{label}}{cells}{_cell(median, unit):>10}  {unit}")
 
 
+# -- the yardsticks: the batched floor and EC2's throttling ------------------------------------------------------
+
+BENCH_LIMITS = Limits(resource={**AWS_DEFAULTS.resource, "RunInstances": (50, 2)})
+"""EC2's request buckets as AWS documents them, and a RunInstances resource bucket as a busy day leaves it: 50
+instances left of AWS's 1,000, refilled at AWS's 2 a second, so a 200-copy drill waits for most of its copies."""
+
+
+def _rep(
+    label: str,
+    state: Path,
+    runbook: Path,
+    outputs: Path,
+    estate: Estate,
+    ec2: EC2Client,
+    lab: Mapping[str, str],
+    limits: Limits | None,
+) -> tuple[RepFigures, Ec2ThrottleProxy]:
+    """One drill, its EC2 calls counted (and throttled, with ``limits``) by a proxy in front of LocalStack."""
+    load = emulator_load(ec2)
+    proxy = Ec2ThrottleProxy(lab["AWS_ENDPOINT_URL"], limits)
+    try:
+        drill = run_drill(runbook, outputs, state, {**os.environ, **lab, "AWS_ENDPOINT_URL_EC2": proxy.url})
+    finally:
+        proxy.close()
+    figures = measure(state, drill, runbook, estate, ec2, load)
+    print(
+        f"bench: {label}: drill {figures.run_id} {figures.status} (exit {figures.exit_code}) in "
+        f"{figures.wall_s:.1f}s; {proxy.calls.total()} EC2 calls ({proxy.throttled.total()} throttled); live "
+        f"instances tagged {TAG_RUN}={figures.run_id} afterwards: {figures.left_live}",
+        file=sys.stderr,
+    )
+    return figures, proxy
+
+
+def _start_phases_s(r: RepFigures) -> float:
+    return sum(t.steps[f"start-{name}"] for name, t in r.tiers.items())
+
+
+def print_yardsticks(
+    reps: Sequence[RepFigures],
+    calls: Sequence[Ec2ThrottleProxy],
+    floors: Sequence[Floor],
+    throttled: tuple[RepFigures, Ec2ThrottleProxy],
+) -> None:
+    before, after = floors
+    first, last = _start_phases_s(reps[0]), _start_phases_s(reps[-1])
+    cleanups = [r.cleanup_s for r in reps if r.cleanup_s is not None]
+    slow, slow_calls = throttled
+    limit = limit_floor_s(BENCH_LIMITS, slow.launched)
+    capacity, refill = BENCH_LIMITS.resource["RunInstances"]
+
+    def line(label: str, value: float, unit: str, note: str = "") -> None:
+        print(f"  {label:<56}{value:8.2f} {unit}{note}")
+
+    print()
+    print("side by side (same estate, same run; tier-start phases = the compute.start steps, summed over tiers):")
+    line("batched floor, before the drills", before.start_s, "s")
+    line("drctl drill, rep 1", first, "s")
+    line("  rep 1 / floor before", first / before.start_s, "x", "  (target <= 2)")
+    line(f"drctl drill, rep {len(reps)}", last, "s")
+    line("batched floor, after the drills", after.start_s, "s")
+    line(f"  rep {len(reps)} / floor after", last / after.start_s, "x", "  (target <= 2)")
+    if cleanups:
+        line("cleanup, drctl (median)", statistics.median(cleanups), "s")
+    floor_cleanup = statistics.median(f.terminate_s for f in floors)
+    line("cleanup, floor (one TerminateInstances, then wait; median)", floor_cleanup, "s")
+    bucket = f"RunInstances bucket {capacity:g}, +{refill:g}/s"
+    print(f"  behind throttling ({bucket}): drill {slow.status}, exit {slow.exit_code}")
+    line("  tier-start phases", _start_phases_s(slow), "s")
+    line(f"  the limit's floor for {slow.launched} copies", limit, "s")
+    if limit > 0:
+        line("  drctl / limit floor", _start_phases_s(slow) / limit, "x", "  (target <= 1.5)")
+    print()
+    kinds = sorted(set().union(*(c.calls for c in calls), slow_calls.calls, before.calls))
+    head = "".join(f"{f'rep {i}':>8}" for i in range(1, len(calls) + 1))
+    print(f"EC2 calls by kind    {head}{'floor':>8}{'throttled':>11}{'refused':>9}")
+    for kind in kinds:
+        cells = "".join(f"{c.calls[kind]:>8}" for c in calls)
+        print(
+            f"  {kind:<19}{cells}{before.calls.get(kind, 0):>8}{slow_calls.calls[kind]:>11}"
+            f"{slow_calls.throttled[kind]:>9}"
+        )
+    total = "".join(f"{c.calls.total():>8}" for c in calls)
+    print(
+        f"  {'all':<19}{total}{sum(before.calls.values()):>8}{slow_calls.calls.total():>11}"
+        f"{slow_calls.throttled.total():>9}"
+    )
+
+
 # -- main --------------------------------------------------------------------------------------------------------
 
 
@@ -387,6 +481,9 @@ def main(argv: Sequence[str]) -> int:
     ec2 = ec2_client()
     work = Path(tempfile.mkdtemp(prefix="drctl-bench-drill-"))
     reps: list[RepFigures] = []
+    calls: list[Ec2ThrottleProxy] = []
+    floors: list[Floor] = []
+    throttled: tuple[RepFigures, Ec2ThrottleProxy] | None = None
     checks = True
     try:
         print(
@@ -399,18 +496,17 @@ def main(argv: Sequence[str]) -> int:
         outputs, runbook = work / "stack-outputs.json", work / "runbook.yaml"
         outputs.write_text(json.dumps(stack_outputs(estate), indent=2) + "\n", encoding="utf-8")
         runbook.write_text(runbook_yaml(estate, args.interval, checks), encoding="utf-8")
+        # The floor right before the first rep and right after the last: LocalStack slows down as terminated
+        # instances pile up in the region, so each drill is held against a floor measured at its own load.
+        print("bench: the batched floor on the same estate, before the drills", file=sys.stderr)
+        floors.append(batched_floor(ec2, estate))
         for rep in range(1, args.reps + 1):
-            state = work / f"state-{rep}"
-            load = emulator_load(ec2)
-            drill = run_drill(runbook, outputs, state, {**os.environ, **lab})
-            figures = measure(state, drill, runbook, estate, ec2, load)
+            figures, counted = _rep(f"rep {rep}", work / f"state-{rep}", runbook, outputs, estate, ec2, lab, None)
             reps.append(figures)
-            print(
-                f"bench: rep {rep}: drill {figures.run_id} {figures.status} (exit {figures.exit_code}) in "
-                f"{figures.wall_s:.1f}s; live instances tagged {TAG_RUN}={figures.run_id} afterwards: "
-                f"{figures.left_live}",
-                file=sys.stderr,
-            )
+            calls.append(counted)
+        print("bench: the batched floor again, after the drills", file=sys.stderr)
+        floors.append(batched_floor(ec2, estate))
+        throttled = _rep("throttled", work / "state-throttled", runbook, outputs, estate, ec2, lab, BENCH_LIMITS)
     finally:
         if args.keep_estate:
             print(f"bench: estate kept (--keep-estate); reuse it with --estate {shape.name}", file=sys.stderr)
@@ -429,13 +525,16 @@ def main(argv: Sequence[str]) -> int:
     )
     print(f"runbook and stack outputs: {work}")
     print_table(reps, shape.tier_names)
-    for r in reps:
+    if len(floors) == 2 and throttled is not None:
+        print_yardsticks(reps, calls, floors, throttled)
+    for r in [*reps, *([throttled[0]] if throttled else [])]:
         for note in r.notes:
             print(f"note (drill {r.run_id}): {note}")
         if r.left_live:
             print(f"LEFT BEHIND: drill {r.run_id} has {r.left_live} live instance(s) after its cleanup")
-    failed = [r for r in reps if r.status != "succeeded" or r.exit_code != 0]
-    return 1 if failed or any(r.left_live for r in reps) else 0
+    every = [*reps, *([throttled[0]] if throttled else [])]
+    failed = [r for r in every if r.status != "succeeded" or r.exit_code != 0]
+    return 1 if failed or any(r.left_live for r in every) else 0
 
 
 if __name__ == "__main__":

@@ -419,6 +419,19 @@ class LaggingCompute(FakeCompute):
         return super().describe(ids)
 
 
+def test_wait_pauses_double_from_a_second_up_to_the_interval() -> None:
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> bool:
+        sleeps.append(seconds)
+        return True
+
+    compute = LaggingCompute(["i-1"], lag=6)
+    result = wait_for_state(compute, ["i-1"], "running", time.monotonic() + 600, sleep=sleep, missing_ok=True)  # type: ignore[arg-type]
+    assert result.reached
+    assert sleeps == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
+
+
 def test_wait_polls_through_not_yet_visible_instances_only_when_asked() -> None:
     sleeps: list[float] = []
 
@@ -430,7 +443,7 @@ def test_wait_polls_through_not_yet_visible_instances_only_when_asked() -> None:
     result = wait_for_state(compute, ["i-1"], "running", time.monotonic() + 60, sleep=sleep, missing_ok=True)  # type: ignore[arg-type]
     assert result.reached
     assert result.states == {"i-1": "running"}
-    assert sleeps == [5.0, 5.0]
+    assert sleeps == [1.0, 2.0], "the first polls come quickly"
     with pytest.raises(NotFound):
         wait_for_state(LaggingCompute(["i-1"], lag=1), ["i-1"], "running", time.monotonic() + 60, sleep=sleep)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown instance state"):

@@ -135,6 +135,17 @@ def test_start_in_a_drill_launches_copies_and_never_starts_the_standbys(compute:
     )
 
 
+@pytest.mark.parametrize("size", [5, 50])
+def test_start_in_a_drill_is_a_few_calls_whatever_the_tier_size(compute: FakeCompute, size: int) -> None:
+    """One selection (which also sees earlier copies), one launch per drill subnet, one wait."""
+    for _ in range(size):
+        standby(compute)
+    params = compute_start.Params.model_validate({"tags": {TIER_TAG: "db"}})
+    result = compute_start.run(params, context(drill_scope(Ledger())))
+    assert result.outputs["count"] == size
+    assert [name for name, _ in compute.calls] == ["find_described", "launch", "launch", "wait"]
+
+
 def test_start_in_a_drill_twice_launches_once(compute: FakeCompute) -> None:
     standby(compute)
     ledger = Ledger()

@@ -16,8 +16,10 @@ from orchestrator.drill.copies import (
     client_token,
     copy_spec,
     copy_tags,
+    finds_copies,
     launch_copies,
     plan_batches,
+    select_standbys,
     standby_sources,
 )
 from orchestrator.drill.scope import TAG_BATCH, TAG_RUN, TAG_STARTED, DrillScope
@@ -113,6 +115,43 @@ def test_a_tier_takes_the_same_few_calls_whatever_its_size(compute: FakeCompute,
     copies, launched = copy_of(compute)
     assert launched == len(copies) == size
     assert [name for name, _ in compute.calls] == ["find_described", "find_described", "launch", "launch"]
+
+
+def test_a_selection_by_tags_finds_the_earlier_copies_too_so_a_tier_is_one_lookup(compute: FakeCompute) -> None:
+    for n in range(10):
+        standby(compute, f"db-{n}")
+    scope = scope_of(Ledger())
+    chosen = select_standbys(compute, (), {TIER_TAG: "db"}, scope)
+    assert chosen.earlier == {}
+    compute.calls.clear()
+    first, _ = launch_copies(compute, chosen.sources, scope, print, earlier_copies=chosen.earlier)
+    assert [name for name, _ in compute.calls] == ["launch", "launch"]
+
+    again = select_standbys(compute, (), {TIER_TAG: "db"}, scope)
+    assert again.earlier is not None
+    assert sorted(again.earlier) == sorted(first), "the copies keep the tier tag, so the selection sees them"
+    assert sorted(again.sources) == sorted(chosen.sources), "and never takes them for standbys"
+    compute.calls.clear()
+    repeat, launched = launch_copies(compute, again.sources, scope, print, earlier_copies=again.earlier)
+    assert (repeat, launched) == (first, 0)
+    assert compute.calls == []
+
+
+@pytest.mark.parametrize(
+    ("ids", "tags"),
+    [
+        (("i-given",), {}),
+        ((), {"Name": "db-0"}),
+        ((), {TIER_TAG: "db", "aws:autoscaling:groupName": "asg"}),
+        ((), {TAG_RUN: RUN}),
+    ],
+)
+def test_a_selection_that_cannot_see_the_copies_leaves_the_lookup_to_launch_copies(
+    ids: tuple[str, ...], tags: dict[str, str]
+) -> None:
+    """By ids, or by a tag a copy does not keep as it was, a selection misses the copies: finds_copies says so."""
+    assert not finds_copies(ids, tags)
+    assert finds_copies((), {TIER_TAG: "db", "env": "recovery"})
 
 
 def test_standbys_that_differ_beyond_their_name_are_separate_batches(compute: FakeCompute) -> None:
