@@ -83,7 +83,8 @@ bench: setup
 	@if [ -f tests/bench/run.py ]; then $(LAB) run -- $(PY) -m tests.bench.run; \
 	else echo "make bench: no benchmark exists yet; it arrives with the backup engine."; fi
 
-# The orchestrator's own overhead on a generated 200-instance, 4-tier drill (the figures come from LocalStack).
+# The orchestrator's own overhead on a generated 200-instance, 4-tier drill, beside a hand-written batched floor and
+# the same drill behind EC2's throttling, with EC2 calls counted by kind (the figures come from LocalStack).
 bench-drill: setup
 	$(LAB) run -- $(PY) -m tests.bench.drill_overhead
 

@@ -281,7 +281,7 @@ def test_without_the_instance_runner_a_drill_fails_at_its_first_health_check(
         "DRCTL_LAB_RUNNER": "off",
     }
     python = str(REPO / ".venv" / "bin" / "python")
-    argv = [python, "localstack/lab.py", "run", "--", python, "-m", "localstack.lab_drill", "-p", "health_timeout=15s"]
+    argv = [python, "localstack/lab.py", "run", "--", python, "-m", "localstack.lab_drill", "-p", "health_timeout=8s"]
     began = time.monotonic()
     result = subprocess.run(
         argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=PRIVATE_LAB_TIMEOUT_S, check=False
@@ -293,7 +293,7 @@ def test_without_the_instance_runner_a_drill_fails_at_its_first_health_check(
     assert result.returncode != 0, text[-4000:]
     assert "the instance runner is off" in result.stderr, text[-4000:]
     db_failed = [line for line in text.splitlines() if line.startswith("[db-healthy] failed")]
-    assert any("not healthy within 15s" in line for line in db_failed), text[-4000:]
+    assert any("not healthy within 8s" in line for line in db_failed), text[-4000:]
     for never in ("restore-db", "check-db", "start-app"):
         assert f"[{never}] running" not in text, text[-4000:]
 
