@@ -36,14 +36,10 @@ MAX_TAG_VALUE = 256
 """EC2's limit on a tag value's length."""
 
 
-def standby_sources(compute: Compute, ids: tuple[str, ...], tags: Mapping[str, str]) -> dict[str, InstanceInfo]:
-    """The selected instances that are not themselves drill copies (of this drill or an older one)."""
-    return _sources(compute.describe(ids) if ids else compute.find_described(tags), tags)
-
-
 @dataclass(frozen=True)
 class Selected:
     sources: dict[str, InstanceInfo]
+    """The selected instances that are not themselves drill copies (of this drill or an older one)."""
     earlier: dict[str, InstanceInfo] | None
     """This drill's copies the same lookup found, or None when it could not have found them all (by ids, or by a
     tag the copies do not keep): ``launch_copies`` then looks for them itself."""

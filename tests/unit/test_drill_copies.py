@@ -20,7 +20,6 @@ from orchestrator.drill.copies import (
     launch_copies,
     plan_batches,
     select_standbys,
-    standby_sources,
 )
 from orchestrator.drill.scope import TAG_BATCH, TAG_RUN, TAG_STARTED, DrillScope
 from orchestrator.errors import NotFound, Permanent, ShortOfCapacity, Transient
@@ -43,6 +42,10 @@ def scope_of(ledger: Ledger, *, subnets: tuple[str, ...] = DRILL_SUBNETS, run_id
 def standby(compute: FakeCompute, name: str, tier: str = "db", **extra: str) -> str:
     tags = {TIER_TAG: tier, "Name": name, "aws:cloudformation:stack-name": "dr-lab", "env": "recovery", **extra}
     return compute.add(image=f"ami-{tier}", instance_type="r6g.large", tags=tags)
+
+
+def standby_sources(compute: FakeCompute, ids: tuple[str, ...], tags: dict[str, str]) -> dict[str, InstanceInfo]:
+    return select_standbys(compute, ids, tags, scope_of(Ledger())).sources
 
 
 @pytest.fixture
