@@ -72,7 +72,6 @@ def ensure_orchestrator_role(
         bucket_arns=[f"arn:aws:s3:::{names.backups}", f"arn:aws:s3:::{names.replica}"],
         kms_key_arns=[],
         hosted_zone_ids=[dns.zone_id, dns.drill_zone_id],
-        health_check_ids=[dns.health_check_id],
         manage_ec2=True,
     )
     principal = aws.orchestrator_trusted_principal or f"arn:aws:iam::{account}:root"

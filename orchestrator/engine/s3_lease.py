@@ -30,11 +30,19 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.engine.lock import LockHolder
 from orchestrator.errors import DrError, LockHeld, LockLost, Permanent
+from orchestrator.permissions import Grant, Scope
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 DEFAULT_TTL_S = 60.0
+
+IAM_GRANTS = (
+    # The lock lives next to the backups (``--lock-url s3://<backup bucket>/...``); ``drctl unlock`` lists it.
+    Grant(Scope.BACKUP_OBJECT, ("s3:GetObject", "s3:PutObject"), ("s3:GetObject", "s3:PutObject")),
+    Grant(Scope.BACKUP_BUCKET, ("s3:ListBucket",), ("s3:ListObjectsV2",)),
+)
+"""What the S3 run lock calls (see ``orchestrator.permissions``)."""
 _CONFLICT = ("PreconditionFailed", "ConditionalRequestConflict", "412")
 _MISSING = ("NoSuchKey", "404")
 

@@ -22,10 +22,39 @@ from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
 from orchestrator.errors import InvalidInput, PermissionDenied, Transient
+from orchestrator.permissions import Grant, Scope
 
 RECEIVE_WAIT_S = 20
 """SQS long polling's longest wait: one request per 20 s when nothing happens."""
 EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+
+IAM_GRANTS = (
+    Grant(
+        Scope.BACKUP_BUCKET,
+        ("s3:GetBucketNotification", "s3:PutBucketNotification"),
+        ("s3:GetBucketNotificationConfiguration", "s3:PutBucketNotificationConfiguration"),
+    ),
+    Grant(
+        Scope.EVENT_QUEUE,
+        (
+            "sqs:CreateQueue",
+            "sqs:GetQueueUrl",
+            "sqs:GetQueueAttributes",
+            "sqs:SetQueueAttributes",
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+        ),
+        (
+            "sqs:CreateQueue",
+            "sqs:GetQueueUrl",
+            "sqs:GetQueueAttributes",
+            "sqs:SetQueueAttributes",
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessageBatch",
+        ),
+    ),
+)
+"""What ``drctl protect`` calls to follow a bucket's changes (see ``orchestrator.permissions``)."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from orchestrator.errors import (
     Throttled,
     Transient,
 )
+from orchestrator.permissions import Grant, Scope
 from orchestrator.providers.aws_clients import aws_client, malformed_credential
 from orchestrator.providers.compute import InstanceInfo, LaunchSpec, WaitResult, wait_for_state
 from orchestrator.retry import RetryPolicy
@@ -96,6 +97,31 @@ TerminateInstances request, and the same bound keeps the others' requests within
 def batches(ids: Sequence[str]) -> list[list[str]]:
     """``ids`` in calls of at most ``MAX_IDS_PER_CALL``."""
     return [list(ids[i : i + MAX_IDS_PER_CALL]) for i in range(0, len(ids), MAX_IDS_PER_CALL)]
+
+
+IAM_GRANTS = (
+    Grant(
+        Scope.EC2_READ,
+        ("ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeImages"),
+        ("ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeImages"),
+        ec2_only=True,
+    ),
+    Grant(
+        Scope.STACK_INSTANCE,
+        ("ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances"),
+        ("ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances"),
+        ec2_only=True,
+    ),
+    Grant(Scope.LAUNCH, ("ec2:RunInstances",), ("ec2:RunInstances",), ec2_only=True),
+    # Launches and image copies tag what they make in the same call (TagSpecifications), which EC2 authorises as
+    # CreateTags with ec2:CreateAction set; the stack allows it only then.
+    Grant(Scope.TAG_ON_CREATE, ("ec2:CreateTags",), ("ec2:RunInstances", "ec2:CopyImage"), ec2_only=True),
+    Grant(Scope.IMAGE_COPY, ("ec2:CopyImage",), ("ec2:CopyImage",), ec2_only=True),
+    # A drill tags its image copy again after the copy (``tag_resources``), with its own tag keys only.
+    Grant(Scope.DRILL_IMAGE_TAGS, ("ec2:CreateTags",), ("ec2:CreateTags",), ec2_only=True),
+    Grant(Scope.DRILL_IMAGE, ("ec2:DeregisterImage",), ("ec2:DeregisterImage",), ec2_only=True),
+)
+"""What the EC2 provider calls (see ``orchestrator.permissions``)."""
 
 
 def _names(ids: Sequence[str]) -> str:

@@ -11,6 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from orchestrator.errors import AuthError, NotFound, Permanent, PermissionDenied, ProviderError, Transient
+from orchestrator.permissions import Grant, Scope
 from orchestrator.providers.aws_clients import aws_client, malformed_credential
 from orchestrator.providers.dns import ChangeResult, ChangeStatus, FailoverRole, RecordSet, fqdn
 from orchestrator.retry import RetryPolicy
@@ -25,6 +26,17 @@ T = TypeVar("T")
 _ZONE_ID = re.compile(r"(?:/hostedzone/)?([A-Z0-9]+)\Z")
 _AUTH_CODES = {"InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "UnrecognizedClientException"}
 _TRANSIENT_CODES = {"Throttling", "ThrottlingException", "PriorRequestNotComplete", "ServiceUnavailable"}
+
+IAM_GRANTS = (
+    Grant(
+        Scope.HOSTED_ZONE,
+        ("route53:ChangeResourceRecordSets", "route53:GetHostedZone", "route53:ListResourceRecordSets"),
+        ("route53:ChangeResourceRecordSets", "route53:GetHostedZone", "route53:ListResourceRecordSets"),
+    ),
+    Grant(Scope.DNS_CHANGE, ("route53:GetChange",), ("route53:GetChange",)),
+    Grant(Scope.DNS_LOOKUP, ("route53:ListHostedZonesByName",), ("route53:ListHostedZonesByName",)),
+)
+"""What the Route53 provider calls (see ``orchestrator.permissions``)."""
 
 
 def translate_route53_error(exc: Exception, what: str) -> ProviderError:

@@ -24,6 +24,7 @@ from orchestrator.errors import (
     ProviderError,
     Transient,
 )
+from orchestrator.permissions import Grant, Scope
 from orchestrator.providers.aws_clients import malformed_credential
 from orchestrator.providers.base import (
     DEFAULT_PART_CONCURRENCY,
@@ -47,6 +48,40 @@ T = TypeVar("T")
 # S3 refuses CopyObject above 5 GiB; larger copies go part by part with UploadPartCopy.
 MAX_SINGLE_COPY = 5 * 1024**3
 COPY_PART_SIZE = 512 * 1024**2
+
+IAM_GRANTS = (
+    Grant(Scope.BACKUP_BUCKET, ("s3:ListBucket",), ("s3:ListObjectsV2", "s3:HeadBucket")),
+    Grant(Scope.BACKUP_BUCKET, ("s3:ListBucketVersions",), ("s3:ListObjectVersions",)),
+    # A copy within S3 reads its source and writes its destination: GetObject and PutObject, no action of its own.
+    Grant(
+        Scope.BACKUP_OBJECT,
+        ("s3:GetObject",),
+        ("s3:GetObject", "s3:HeadObject", "s3:CopyObject", "s3:UploadPartCopy"),
+    ),
+    Grant(Scope.BACKUP_OBJECT, ("s3:GetObjectVersion",), ("s3:GetObject",)),
+    Grant(
+        Scope.BACKUP_OBJECT,
+        ("s3:PutObject",),
+        (
+            "s3:PutObject",
+            "s3:CreateMultipartUpload",
+            "s3:UploadPart",
+            "s3:CompleteMultipartUpload",
+            "s3:CopyObject",
+            "s3:UploadPartCopy",
+        ),
+    ),
+    Grant(Scope.BACKUP_OBJECT, ("s3:AbortMultipartUpload",), ("s3:AbortMultipartUpload",)),
+    Grant(Scope.BACKUP_OBJECT, ("s3:DeleteObject",), ("s3:DeleteObject",)),
+    # SSE-KMS: S3 asks KMS for a data key on every write and to decrypt one on every read (and, for a multipart
+    # upload, on each part) as the caller, so the caller needs both on the bucket's key.
+    Grant(
+        Scope.BACKUP_KEY,
+        ("kms:GenerateDataKey", "kms:Decrypt"),
+        ("s3:PutObject", "s3:CreateMultipartUpload", "s3:UploadPart", "s3:GetObject", "s3:CopyObject"),
+    ),
+)
+"""What the S3 store calls (see ``orchestrator.permissions``)."""
 _AUTH_CODES = {
     "InvalidAccessKeyId",
     "SignatureDoesNotMatch",

@@ -12,6 +12,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_azure_native as azure_native
 
+from orchestrator.drill.scope import TAG_RUN
+from orchestrator.permissions import DRILL_TAG_PREFIX, EVENT_QUEUE_PREFIX, Scope, actions_by_scope
 from stacks.naming import STACK_TAG, Tags, tags
 from stacks.providers import invoke_on, on
 
@@ -92,7 +94,6 @@ class OrchestratorIdentity(pulumi.ComponentResource):
             pulumi.Output.all(*cloud.bucket_arns),
             cloud.kms_key_arns,
             pulumi.Output.all(*cloud.hosted_zone_ids),
-            pulumi.Output.all(*cloud.health_check_ids),
         ).apply(
             lambda v: json.dumps(
                 orchestrator_policy(
@@ -102,7 +103,6 @@ class OrchestratorIdentity(pulumi.ComponentResource):
                     bucket_arns=[a for a in v[1] if a],
                     kms_key_arns=v[2],
                     hosted_zone_ids=v[3],
-                    health_check_ids=[h for h in v[4] if h],
                     manage_ec2=cloud.manage_ec2,
                 )
             )
@@ -161,72 +161,61 @@ def orchestrator_policy(
     bucket_arns: Sequence[str],
     kms_key_arns: Sequence[str],
     hosted_zone_ids: Sequence[str],
-    health_check_ids: Sequence[str],
     manage_ec2: bool,
 ) -> dict[str, Any]:
-    """The orchestrator's IAM policy. ``Resource: "*"`` appears only for actions AWS cannot scope."""
+    """The orchestrator's IAM policy: the actions drctl's code declares (``orchestrator.permissions``), each
+    scope turned into this stack's resources. ``Resource: "*"`` appears only for actions AWS cannot scope."""
+    ec2 = f"arn:aws:ec2:{region}:{account_id}"
+    images = [f"arn:aws:ec2:{region}::image/*", f"{ec2}:image/*"]
+    made_by_launch = [f"{ec2}:instance/*", f"{ec2}:volume/*", f"{ec2}:network-interface/*"]
+    zones = [f"arn:aws:route53:::hostedzone/{z}" for z in hosted_zone_ids]
+    scoped: dict[Scope, tuple[list[str], dict[str, Any] | None]] = {
+        Scope.BACKUP_BUCKET: (list(bucket_arns), None),
+        Scope.BACKUP_OBJECT: ([f"{arn}/*" for arn in bucket_arns], None),
+        Scope.BACKUP_KEY: (list(kms_key_arns), None),
+        # ``drctl protect``'s queues carry a bucket's events, so there are none without a bucket.
+        Scope.EVENT_QUEUE: ([f"arn:aws:sqs:*:{account_id}:{EVENT_QUEUE_PREFIX}*"] if bucket_arns else [], None),
+        Scope.HOSTED_ZONE: (zones, None),
+        Scope.DNS_CHANGE: (["arn:aws:route53:::change/*"] if zones else [], None),
+        # Route53's list actions take no resource; the zone found is still only changeable if it is one above.
+        Scope.DNS_LOOKUP: (["*"] if zones else [], None),
+        Scope.EC2_READ: (["*"], None),
+        Scope.STACK_INSTANCE: ([f"{ec2}:instance/*"], {"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": stack}}),
+        Scope.LAUNCH: (
+            [
+                *made_by_launch,
+                f"{ec2}:subnet/*",
+                f"{ec2}:security-group/*",
+                f"{ec2}:launch-template/*",
+                *images,
+            ],
+            None,
+        ),
+        # Tags only in the call that makes the resource: without this condition the role could tag any instance
+        # with this stack's tag and so satisfy StandbyLifecycle's condition on it.
+        Scope.TAG_ON_CREATE: (
+            [*made_by_launch, *images],
+            {"StringEquals": {"ec2:CreateAction": ["RunInstances", "CopyImage"]}},
+        ),
+        Scope.IMAGE_COPY: (images[:1], None),
+        # Re-tagging a drill's image copy (which its copy call already tagged with the run), with the drill's
+        # own tag keys: an image without the run tag cannot be given one, so it can never become deregistrable.
+        Scope.DRILL_IMAGE_TAGS: (
+            images,
+            {
+                "Null": {f"aws:ResourceTag/{TAG_RUN}": "false"},
+                "ForAllValues:StringLike": {"aws:TagKeys": [f"{DRILL_TAG_PREFIX}*"]},
+            },
+        ),
+        Scope.DRILL_IMAGE: (images, {"Null": {f"aws:ResourceTag/{TAG_RUN}": "false"}}),
+    }
     statements: list[dict[str, Any]] = []
-
-    def allow(sid: str, actions: list[str], resources: list[str], condition: dict[str, Any] | None = None) -> None:
+    for scope, actions in actions_by_scope(ec2=manage_ec2).items():
+        resources, condition = scoped[scope]
         if resources:
-            statement: dict[str, Any] = {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
+            statement: dict[str, Any] = {"Sid": scope.value, "Effect": "Allow", "Action": list(actions)}
+            statement["Resource"] = resources
             if condition:
                 statement["Condition"] = condition
             statements.append(statement)
-
-    allow("BackupBuckets", ["s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketVersioning"], list(bucket_arns))
-    allow(
-        "BackupObjects",
-        ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject"],
-        [f"{arn}/*" for arn in bucket_arns],
-    )
-    allow("BackupKeys", ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], list(kms_key_arns))
-    allow(
-        "FailoverRecords",
-        ["route53:ChangeResourceRecordSets", "route53:GetHostedZone", "route53:ListResourceRecordSets"],
-        [f"arn:aws:route53:::hostedzone/{z}" for z in hosted_zone_ids],
-    )
-    if hosted_zone_ids:
-        # Change ids are minted per request, so they cannot be named in advance.
-        allow("FailoverChanges", ["route53:GetChange"], ["arn:aws:route53:::change/*"])
-    allow(
-        "HealthChecks",
-        ["route53:GetHealthCheck", "route53:GetHealthCheckStatus"],
-        [f"arn:aws:route53:::healthcheck/{h}" for h in health_check_ids],
-    )
-    if manage_ec2:
-        ec2 = f"arn:aws:ec2:{region}:{account_id}"
-        allow(
-            "StandbyLifecycle",
-            ["ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances"],
-            [f"{ec2}:instance/*"],
-            {"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": stack}},
-        )
-        allow(
-            "LaunchRecovery",
-            ["ec2:RunInstances", "ec2:CreateTags"],
-            [
-                f"{ec2}:instance/*",
-                f"{ec2}:volume/*",
-                f"{ec2}:network-interface/*",
-                f"{ec2}:subnet/*",
-                f"{ec2}:security-group/*",
-                f"arn:aws:ec2:{region}::image/*",
-                f"arn:aws:ec2:{region}:{account_id}:image/*",
-            ],
-        )
-        allow("CopyImages", ["ec2:CopyImage"], [f"arn:aws:ec2:{region}::image/*"])
-        allow(
-            "Describe",
-            [
-                "ec2:DescribeInstances",
-                "ec2:DescribeInstanceStatus",
-                "ec2:DescribeImages",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeSecurityGroups",
-                "ec2:DescribeVpcs",
-            ],
-            # EC2 Describe* calls do not support resource-level permissions.
-            ["*"],
-        )
     return {"Version": "2012-10-17", "Statement": statements}

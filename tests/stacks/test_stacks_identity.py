@@ -8,6 +8,8 @@ from typing import Any
 import pulumi
 import pytest
 
+from orchestrator.drill.scope import TAG_BATCH, TAG_RUN, TAG_STARTED
+from orchestrator.permissions import DRILL_TAG_PREFIX, actions_by_scope
 from stacks.components.orchestrator_identity import (
     NETWORK_CONTRIBUTOR,
     STORAGE_BLOB_DATA_CONTRIBUTOR,
@@ -24,16 +26,13 @@ from tests.stacks.samples import TAGS, aws_pair, azure_target
 BUCKETS = ["arn:aws:s3:::backups", "arn:aws:s3:::backups-replica"]
 RESOURCE_GROUP_ID = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/drctl"
 ACCOUNT_SCOPE = f"{RESOURCE_GROUP_ID}/providers/Microsoft.Storage/storageAccounts/vault"
-EXPECTED_ACTIONS = {
-    "s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketVersioning",
-    "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject",
-    "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey",
-    "route53:ChangeResourceRecordSets", "route53:GetHostedZone", "route53:ListResourceRecordSets",
-    "route53:GetChange", "route53:GetHealthCheck", "route53:GetHealthCheckStatus",
-    "ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances", "ec2:RunInstances", "ec2:CreateTags",
-    "ec2:CopyImage", "ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeImages",
-    "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:DescribeVpcs",
-}  # fmt: skip
+# Actions an outside review found missing when the policy was a hand-kept list: each is called by drctl.
+ONCE_MISSING = {
+    "s3:ListBucketVersions",
+    "s3:AbortMultipartUpload",
+    "ec2:DeregisterImage",
+    "route53:ListHostedZonesByName",
+}
 
 
 def _aws(trusted: str | None = None, *, manage_ec2: bool = True) -> Run:
@@ -70,24 +69,67 @@ def _statements(result: Run) -> dict[str, dict[str, Any]]:
     return {s["Sid"]: s for s in _document(result)["Statement"]}
 
 
-def test_policy_lists_exactly_the_runbook_actions() -> None:
+def test_policy_grants_exactly_the_actions_the_code_declares() -> None:
     result = _aws()
     actions = {a for s in _document(result)["Statement"] for a in s["Action"]}
-    assert actions == EXPECTED_ACTIONS
+    declared = {a for scoped in actions_by_scope(ec2=True).values() for a in scoped}
+    assert actions == declared
+    assert actions >= ONCE_MISSING
     assert all("*" not in a for a in actions)
+
+
+def test_each_scope_is_one_statement_with_its_own_actions() -> None:
+    statements = _statements(_aws())
+    assert {sid: tuple(s["Action"]) for sid, s in statements.items()} == {
+        scope.value: actions for scope, actions in actions_by_scope(ec2=True).items()
+    }
+
+
+def test_launching_from_a_template_is_allowed() -> None:
+    launch = _statements(_aws())["LaunchRecovery"]
+    assert f"arn:aws:ec2:us-west-2:{ACCOUNT_ID}:launch-template/*" in launch["Resource"]
+
+
+def test_tags_go_on_only_in_the_call_that_makes_the_resource() -> None:
+    """The hole an outside review found: CreateTags on instance/* without a condition let the role tag any
+    instance with this stack's tag, which then satisfied the tag condition on stop and terminate."""
+    statements = _statements(_aws())
+    on_create = statements["TagOnCreate"]
+    assert on_create["Action"] == ["ec2:CreateTags"]
+    assert on_create["Condition"] == {"StringEquals": {"ec2:CreateAction": ["RunInstances", "CopyImage"]}}
+    # Every other statement allowing CreateTags is held to drill tag keys on images that already carry the run.
+    later = [s for s in statements.values() if "ec2:CreateTags" in s["Action"] and s is not on_create]
+    assert later
+    for statement in later:
+        assert all(":image/" in r for r in statement["Resource"])
+        assert statement["Condition"] == {
+            "Null": {f"aws:ResourceTag/{TAG_RUN}": "false"},
+            "ForAllValues:StringLike": {"aws:TagKeys": ["drctl:drill-*"]},
+        }
+
+
+def test_only_drill_images_can_be_deregistered() -> None:
+    remove = _statements(_aws())["RemoveDrillImages"]
+    assert remove["Action"] == ["ec2:DeregisterImage"]
+    assert remove["Condition"] == {"Null": {f"aws:ResourceTag/{TAG_RUN}": "false"}}
+
+
+def test_every_drill_tag_is_one_the_image_tag_condition_admits() -> None:
+    assert all(tag.startswith(DRILL_TAG_PREFIX) for tag in (TAG_RUN, TAG_STARTED, TAG_BATCH))
 
 
 def test_only_unscopable_describe_calls_use_a_wildcard_resource() -> None:
     statements = _statements(_aws())
     wildcard = {sid for sid, s in statements.items() if "*" in s["Resource"]}
-    assert wildcard == {"Describe"}
+    assert wildcard == {"Describe", "FindZones"}
+    assert statements["FindZones"]["Action"] == ["route53:ListHostedZonesByName"]
     assert statements["BackupBuckets"]["Resource"] == BUCKETS
     assert statements["BackupObjects"]["Resource"] == [f"{b}/*" for b in BUCKETS]
     assert statements["FailoverRecords"]["Resource"] == [
         "arn:aws:route53:::hostedzone/ZPROD",
         "arn:aws:route53:::hostedzone/ZDRILL",
     ]
-    assert statements["HealthChecks"]["Resource"] == ["arn:aws:route53:::healthcheck/hc-1"]
+    assert statements["ChangeQueues"]["Resource"] == [f"arn:aws:sqs:*:{ACCOUNT_ID}:drctl-*"]
 
 
 def test_ec2_lifecycle_is_limited_to_this_stacks_instances_in_the_recovery_region() -> None:
@@ -119,7 +161,7 @@ def test_no_ec2_permissions_when_recovery_is_not_on_aws() -> None:
 def test_policy_omits_statements_for_absent_resources() -> None:
     document = orchestrator_policy(
         account_id="1", region="r", stack="s", bucket_arns=[], kms_key_arns=[],
-        hosted_zone_ids=[], health_check_ids=[], manage_ec2=False,
+        hosted_zone_ids=[], manage_ec2=False,
     )  # fmt: skip
     assert document == {"Version": "2012-10-17", "Statement": []}
 
