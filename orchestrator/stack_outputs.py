@@ -5,8 +5,11 @@ bumps the version, so a runbook never silently reads outputs from a stack built 
 ``tests/stacks/test_stacks_contract.py`` keeps the Pulumi program and this model in lock-step.
 
 Fields that do not apply to a stack's clouds are ``None`` (for example ``vault_account`` in an AWS-only
-stack). Ids are cloud-native: an AWS VPC id or an Azure VNet resource id in ``recovery_network_id``, AMI ids or
-Azure gallery image-version ids in ``image_ids``.
+stack). Pulumi's Python SDK drops exports whose value is ``None``, so `pulumi stack output --json` omits such
+a field altogether: every field that may be ``None`` therefore defaults to ``None`` here.
+
+Ids are cloud-native: an AWS VPC id or an Azure VNet resource id in ``recovery_network_id``, AMI ids or Azure
+gallery image-version ids in ``image_ids``.
 
 Get outputs either from a JSON file written by ``pulumi stack output --json`` (:func:`load_stack_outputs`)
 or, where a Pulumi CLI is installed, straight from the stack (:func:`read_stack_outputs`).

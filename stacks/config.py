@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import field, fields
 from typing import Annotated, Any, Literal
@@ -24,6 +25,13 @@ Cloud = Literal["aws", "azure"]
 TierName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{0,9}$")]
 NamePrefix = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,14}[a-z0-9]$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
+HyperVGeneration = Literal["V1", "V2"]
+# One DNS label: Traffic Manager names and record names end up as labels of a public DNS name.
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# Route 53 hosted zone ids as the API returns them without the "/hostedzone/" prefix, e.g. Z0123456789ABCDEFGHIJ.
+ROUTE53_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+# The derived Traffic Manager name is "<prefix>-<record_name>-<8 hex>", see failover_dns.traffic_manager_name.
+TRAFFIC_MANAGER_SUFFIX = 9
 ADMIN_PORTS: Mapping[str, int] = {"linux": 22, "windows": 3389}
 _ANYWHERE = ("0.0.0.0/0", "::/0")
 _SECTION = ConfigDict(extra="forbid")
@@ -73,9 +81,10 @@ class AzureConfig:
 @dataclass(frozen=True, config=_SECTION)
 class StorageConfig:
     aws_encryption: Literal["aws:kms", "AES256"] = "aws:kms"
-    # S3 rejects STANDARD_IA transitions earlier than 30 days.
+    # S3 rejects STANDARD_IA transitions earlier than 30 days; the cross-key rules are in _lifecycle_problems.
     ia_after_days: Annotated[int, Field(ge=30)] = 30
-    glacier_after_days: Annotated[int, Field(ge=31)] = 90
+    glacier_after_days: Annotated[int, Field(ge=1)] = 90
+    noncurrent_glacier_after_days: Annotated[int, Field(ge=1)] = 30
     noncurrent_expire_days: Annotated[int, Field(ge=1)] = 365
     object_lock_days: Annotated[int, Field(ge=0)] = 0
     azure_sku: Literal["Standard_GRS", "Standard_RAGRS", "Standard_GZRS"] = "Standard_GRS"
@@ -89,6 +98,11 @@ class ImagesConfig:
     aws_source_region: str | None = None
     aws_source_amis: dict[str, str] = field(default_factory=dict)
     azure_source_image_ids: dict[str, str] = field(default_factory=dict)
+    # Where the source images live. Azure creates a gallery image version only in its source's region, so the
+    # gallery goes there and replicates to the recovery location; the id alone does not say which region it is.
+    azure_source_location: str | None = None
+    # Per tier, the Hyper-V generation of the source image: a gallery definition must match its source.
+    azure_hyper_v_generations: dict[str, HyperVGeneration] = field(default_factory=dict)
     azure_replica_regions: tuple[str, ...] = ()
 
 
@@ -114,7 +128,14 @@ class DnsConfig:
     recovery_endpoint: str
     drill_endpoint: str
     record_name: str = "app"
+    # route53: the existing public hosted zone the failover records go into.
     zone_id: str | None = None
+    # route53 and azure_dns: create zone_name instead. Nothing resolves it until its parent delegates to the
+    # new zone's name servers, so this is an explicit choice, never a fallback.
+    create_zone: bool = False
+    # traffic_manager: the profile's label under trafficmanager.net, which must be unique across all of Azure.
+    # Unset, a label unique to this subscription and resource group is derived.
+    traffic_manager_name: str | None = None
     health_check_path: str = "/healthz"
     health_check_port: Port = 443
     drill_zone_name: str = "drill.internal"
@@ -126,6 +147,16 @@ class DnsConfig:
     @property
     def drill_fqdn(self) -> str:
         return f"{self.record_name}.{self.drill_zone_name}"
+
+
+@dataclass(frozen=True, config=_SECTION)
+class ProtectionConfig:
+    """What ``pulumi destroy``, or a change that replaces a resource, may do to backup data and its keys."""
+
+    # Pulumi refuses to delete or replace a protected resource until `pulumi state unprotect`.
+    protect: bool = True
+    # Pulumi forgets a retained resource instead of deleting it from the cloud.
+    retain_on_delete: bool = True
 
 
 @dataclass(frozen=True, config=_SECTION)
@@ -142,6 +173,7 @@ class StackConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
+    protection: ProtectionConfig = field(default_factory=ProtectionConfig)
 
     @property
     def uses_aws(self) -> bool:
@@ -186,8 +218,14 @@ def load_config(stack: str, get: ConfigGetter | None = None) -> StackConfig:
         if f.name == "stack":
             continue
         value = get(f.name)
-        if value is not None:
-            raw[f.name] = _decode(value)
+        if value is None:
+            continue
+        decoded = _decode(value)
+        # Pulumi.yaml defaults every optional section to {} (a declared key without a default is required in
+        # every stack), so an empty cloud section is the same as none: that cloud is not used.
+        if decoded == {} and f.default is None:
+            continue
+        raw[f.name] = decoded
     return parse_config(raw)
 
 
@@ -233,6 +271,7 @@ def consistency_problems(config: StackConfig) -> list[str]:
     problems += _dns_problems(config)
     problems += _drill_endpoint_problems(config)
     problems += _image_problems(config)
+    problems += _lifecycle_problems(config.storage)
     if config.recovery_cloud == "azure" and config.compute.azure_mode == "vmss":
         # The stack and the actions must agree: compute.start starts (and compute.stop deallocates) VMs, and
         # no action scales a scale set yet, so a failover could never bring a capacity-0 scale set up.
@@ -287,24 +326,121 @@ def is_ipv4(text: str) -> bool:
 
 
 def _dns_problems(config: StackConfig) -> list[str]:
-    provider = config.dns.provider
+    dns = config.dns
+    provider = dns.provider
     if provider == "route53" and not config.uses_aws:
         return ["drctl:dns.provider route53 needs aws as a cloud"]
-    if provider == "route53" and is_ipv4(config.dns.primary_endpoint) != is_ipv4(config.dns.recovery_endpoint):
+    if provider == "route53" and is_ipv4(dns.primary_endpoint) != is_ipv4(dns.recovery_endpoint):
         # Route 53 pairs PRIMARY and SECONDARY failover records only when both have the same type.
         return ["drctl:dns.primary_endpoint and recovery_endpoint must both be IPv4 addresses or both host names"]
     if provider in ("traffic_manager", "azure_dns") and not config.uses_azure:
         return [f"drctl:dns.provider {provider} needs azure as a cloud"]
+    problems: list[str] = []
+    if not DNS_LABEL.match(dns.record_name):
+        problems.append(
+            f"drctl:dns.record_name {dns.record_name!r} must be one DNS label: 1-63 of a-z, 0-9 and '-', "
+            "starting and ending with a letter or digit"
+        )
+    if provider == "route53":
+        problems += _route53_zone_problems(dns)
+    elif provider == "azure_dns" and not dns.create_zone:
+        # Only a zone this stack creates is supported; an existing Azure DNS zone may live in any resource group.
+        problems.append(
+            f"drctl:dns.create_zone must be true for azure_dns: the stack creates the public zone {dns.zone_name}, "
+            "and you must then delegate it to the name servers `pulumi up` prints"
+        )
+    elif provider == "traffic_manager":
+        problems += _traffic_manager_problems(config)
+    if provider != "route53" and dns.zone_id is not None:
+        problems.append(f"drctl:dns.zone_id applies only to route53, not {provider}; remove it")
+    if provider == "traffic_manager" and dns.create_zone:
+        problems.append("drctl:dns.create_zone applies only to route53 and azure_dns, not traffic_manager; remove it")
+    if provider != "traffic_manager" and dns.traffic_manager_name is not None:
+        problems.append(f"drctl:dns.traffic_manager_name applies only to traffic_manager, not {provider}; remove it")
+    return problems
+
+
+def _route53_zone_problems(dns: DnsConfig) -> list[str]:
+    if dns.zone_id is not None and dns.create_zone:
+        return ["drctl:dns.zone_id and create_zone are exclusive: use the existing zone or create one, not both"]
+    if dns.zone_id is None and not dns.create_zone:
+        # A zone created silently answers nobody until its parent delegates to it: failover would move nothing.
+        return [
+            f"drctl:dns.zone_id is required for route53: the id of the public hosted zone {dns.zone_name} that "
+            f"resolvers already reach (`aws route53 list-hosted-zones-by-name --dns-name {dns.zone_name}`); "
+            "or set drctl:dns.create_zone true and delegate the new zone to the name servers `pulumi up` prints"
+        ]
+    if dns.zone_id is not None and not ROUTE53_ZONE_ID.match(dns.zone_id):
+        return [f"drctl:dns.zone_id {dns.zone_id!r} is not a Route 53 hosted zone id like Z0123456789ABCDEFGHIJ"]
+    return []
+
+
+def _traffic_manager_problems(config: StackConfig) -> list[str]:
+    dns = config.dns
+    if dns.traffic_manager_name is not None:
+        if DNS_LABEL.match(dns.traffic_manager_name):
+            return []
+        return [
+            f"drctl:dns.traffic_manager_name {dns.traffic_manager_name!r} must be one DNS label under "
+            "trafficmanager.net: 1-63 of a-z, 0-9 and '-', starting and ending with a letter or digit"
+        ]
+    derived = len(config.name_prefix) + 1 + len(dns.record_name) + TRAFFIC_MANAGER_SUFFIX
+    if derived > 63:
+        return [
+            f"drctl:dns.record_name: the derived Traffic Manager name would be {derived} characters, over the 63 "
+            "of a DNS label; shorten record_name or name_prefix, or set drctl:dns.traffic_manager_name"
+        ]
     return []
 
 
 def _image_problems(config: StackConfig) -> list[str]:
-    images = config.images.aws_source_amis if config.recovery_cloud == "aws" else config.images.azure_source_image_ids
-    key = "aws_source_amis" if config.recovery_cloud == "aws" else "azure_source_image_ids"
-    missing = [n for n in config.tier_names if n not in images]
-    extra = sorted(set(images) - set(config.tier_names))
-    problems = [f"drctl:images.{key}: no image for tier {n!r}" for n in missing]
-    problems += [f"drctl:images.{key}: {n!r} is not a tier" for n in extra]
+    images = config.images
+    if config.recovery_cloud == "aws":
+        return _per_tier("aws_source_amis", images.aws_source_amis, config.tier_names, "no image")
+    problems = _per_tier("azure_source_image_ids", images.azure_source_image_ids, config.tier_names, "no image")
+    problems += _per_tier(
+        "azure_hyper_v_generations",
+        images.azure_hyper_v_generations,
+        config.tier_names,
+        "no Hyper-V generation (V1 or V2, as `az image show --query hyperVGeneration` reports)",
+    )
+    if images.azure_source_location is None:
+        problems.append(
+            "drctl:images.azure_source_location is required: the Azure region the source images are in "
+            "(`az image show --ids <id> --query location`), where the gallery must create its image versions"
+        )
+    return problems
+
+
+def _per_tier(key: str, values: Mapping[str, object], tiers: tuple[str, ...], what: str) -> list[str]:
+    problems = [f"drctl:images.{key}: {what} for tier {n!r}" for n in tiers if n not in values]
+    problems += [f"drctl:images.{key}: {n!r} is not a tier" for n in sorted(set(values) - set(tiers))]
+    return problems
+
+
+def _lifecycle_problems(storage: StorageConfig) -> list[str]:
+    """Lifecycle rules S3 refuses at `pulumi up`.
+
+    S3 User Guide, "Transitioning objects using Amazon S3 Lifecycle", Constraints
+    (docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-transition-general-considerations.html): a rule's
+    GLACIER transition must come at least 30 days after its STANDARD_IA one. PutBucketLifecycleConfiguration
+    rejects a NoncurrentVersionExpiration whose NoncurrentDays are not greater than the
+    NoncurrentVersionTransition's ("'NoncurrentDays' in the NoncurrentVersionExpiration action must be greater
+    than 'NoncurrentDays' in the NoncurrentVersionTransition action").
+    """
+    problems: list[str] = []
+    earliest = storage.ia_after_days + 30
+    if storage.glacier_after_days < earliest:
+        problems.append(
+            f"drctl:storage.glacier_after_days {storage.glacier_after_days} must be at least ia_after_days + 30 "
+            f"({earliest}): S3 keeps objects 30 days in STANDARD_IA before GLACIER; raise glacier_after_days"
+        )
+    if storage.noncurrent_expire_days <= storage.noncurrent_glacier_after_days:
+        problems.append(
+            f"drctl:storage.noncurrent_expire_days {storage.noncurrent_expire_days} must be greater than "
+            f"noncurrent_glacier_after_days {storage.noncurrent_glacier_after_days}: S3 rejects expiring noncurrent "
+            "versions before they move to GLACIER; raise noncurrent_expire_days or lower the other"
+        )
     return problems
 
 

@@ -1,7 +1,8 @@
 """Wires the components together for one stack and returns the outputs runbooks read.
 
 The returned mapping is the stack-outputs contract (``orchestrator/stack_outputs.py``): one entry per field,
-``None`` where the field does not apply to this stack's clouds, so every stack exports the same names.
+``None`` where the field does not apply to this stack's clouds. Pulumi's Python SDK drops exports whose value
+is ``None``, so `pulumi stack output --json` leaves those fields out and the contract defaults them to ``None``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from stacks.components.orchestrator_identity import (
     OrchestratorIdentity,
     OrchestratorIdentityArgs,
 )
+from stacks.components.protection import guarded
 from stacks.components.replicated_storage import (
     AwsStorageArgs,
     ReplicatedBackupStorage,
@@ -78,7 +80,8 @@ def _azure_side(config: StackConfig, tags: Tags) -> AzureSide | None:
         f"{config.name_prefix}-dr",
         location=config.azure.location,
         tags=tags,
-        opts=pulumi.ResourceOptions(provider=provider),
+        # Deleting a resource group deletes everything in it, the retained backup vault included.
+        opts=guarded(pulumi.ResourceOptions(provider=provider), config.protection),
     )
     return AzureSide(
         config=config.azure,
@@ -97,6 +100,7 @@ def _storage(config: StackConfig, aws: AwsSide | None, azure: AzureSide | None, 
             tags=tags,
             aws=AwsStorageArgs(aws.providers.primary, aws.providers.recovery) if aws else None,
             azure=azure.primary if azure else None,
+            protection=config.protection,
         ),
     )
 
@@ -108,13 +112,17 @@ def _images_args(config: StackConfig, aws: AwsSide | None, azure: AzureSide | No
         source_region = images.aws_source_region or aws.config.region
         aws_args = AwsImagesArgs(aws.providers.recovery, source_region, images.aws_source_amis)
     elif config.recovery_cloud == "azure" and azure:
+        if images.azure_source_location is None:
+            raise ValueError("config validation lets no Azure recovery through without images.azure_source_location")
         target = azure.recovery
         azure_args = AzureImagesArgs(
             target.provider,
             target.resource_group_name,
             target.location,
             images.azure_source_image_ids,
-            images.azure_replica_regions,
+            source_location=images.azure_source_location,
+            hyper_v_generations=images.azure_hyper_v_generations,
+            replica_regions=images.azure_replica_regions,
         )
     return VmImagesArgs(config.name_prefix, config.tiers, tags, aws=aws_args, azure=azure_args)
 
@@ -162,6 +170,7 @@ def _standby(
             tags=tags,
             aws=aws_args,
             azure=azure_args,
+            root_device_names=images.root_device_names,
         ),
     )
 
@@ -186,7 +195,6 @@ def _identity(
             bucket_arns=[storage.bucket_arn, storage.replica_bucket_arn],
             kms_key_arns=storage.kms_key_arns,
             hosted_zone_ids=zones,
-            health_check_ids=[network.production_dns.health_check_id] if route53 else [],
             manage_ec2=config.recovery_cloud == "aws",
             trusted_principal=aws.config.orchestrator_trusted_principal,
         )

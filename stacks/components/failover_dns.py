@@ -6,6 +6,9 @@ rewrites it can never move production traffic.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+
 import pulumi
 import pulumi_aws as aws
 import pulumi_azure_native as azure_native
@@ -13,7 +16,7 @@ import pulumi_azure_native as azure_native
 from stacks.components.network_types import DrillDns, ProductionDns
 from stacks.config import DnsConfig, is_ipv4
 from stacks.naming import Tags, tags
-from stacks.providers import AzureTarget, on
+from stacks.providers import AzureTarget, invoke_on, on
 
 TTL = 60
 EXTERNAL_ENDPOINT = "Microsoft.Network/trafficManagerProfiles/externalEndpoints"
@@ -23,16 +26,51 @@ def record_type(endpoint: str) -> str:
     return "A" if is_ipv4(endpoint) else "CNAME"
 
 
+def traffic_manager_name(prefix: str, record_name: str, subscription_id: str, resource_group: str) -> str:
+    """A Traffic Manager label that no other subscription or resource group derives.
+
+    The label becomes ``<label>.trafficmanager.net``, one namespace for every Azure customer, so
+    ``<prefix>-<record>`` alone collides with anyone who picked the same words and `pulumi up` fails.
+    """
+    digest = hashlib.sha256(f"{subscription_id}/{resource_group}".lower().encode()).hexdigest()[:8]
+    return f"{prefix}-{record_name}-{digest}"
+
+
+def _listed(servers: Sequence[str] | None) -> list[str]:
+    return list(servers or [])
+
+
+def announce_delegation(zone_name: str, name_servers: pulumi.Output[list[str]], resource: pulumi.Resource) -> None:
+    """Warn on every `pulumi up` until the stack-outputs contract can carry the name servers."""
+
+    def warn(servers: Sequence[str] | None) -> None:
+        if servers:
+            pulumi.log.warn(
+                f"{zone_name} is a new public zone: nothing resolves it until its parent zone delegates it "
+                f"with NS records for {', '.join(servers)}",
+                resource=resource,
+            )
+
+    name_servers.apply(warn)
+
+
 def route53_production(
     name: str, parent: pulumi.Resource, provider: aws.Provider, dns: DnsConfig, base: Tags
 ) -> ProductionDns:
     opts = on(provider, parent)
+    name_servers: pulumi.Output[list[str]] | None = None
     if dns.zone_id is not None:
         zone_id: pulumi.Output[str] = pulumi.Output.from_input(dns.zone_id)
-    else:
-        zone_id = aws.route53.Zone(
+    elif dns.create_zone:
+        zone = aws.route53.Zone(
             f"{name}-zone", name=dns.zone_name, comment="drctl production zone", tags=tags(base, "dns"), opts=opts
-        ).zone_id
+        )
+        zone_id = zone.zone_id
+        name_servers = zone.name_servers.apply(_listed)
+        announce_delegation(dns.zone_name, name_servers, zone)
+    else:
+        # Config validation refuses this first; a zone must never be created by default.
+        raise ValueError("route53 production DNS needs drctl:dns.zone_id or drctl:dns.create_zone")
     is_ip = record_type(dns.primary_endpoint) == "A"
     check = aws.route53.HealthCheck(
         f"{name}-primary",
@@ -66,6 +104,7 @@ def route53_production(
         zone_id=zone_id,
         record_name=pulumi.Output.from_input(dns.production_fqdn),
         health_check_id=check.id,
+        name_servers=name_servers,
     )
 
 
@@ -73,7 +112,13 @@ def traffic_manager_production(
     name: str, parent: pulumi.Resource, target: AzureTarget, dns: DnsConfig, prefix: str, base: Tags
 ) -> ProductionDns:
     tm = azure_native.trafficmanager
-    relative_name = f"{prefix}-{dns.record_name}"
+    if dns.traffic_manager_name is not None:
+        relative_name: pulumi.Output[str] = pulumi.Output.from_input(dns.traffic_manager_name)
+    else:
+        client = azure_native.authorization.get_client_config_output(opts=invoke_on(target.provider, parent))
+        relative_name = pulumi.Output.all(client.subscription_id, target.resource_group_name).apply(
+            lambda ids: traffic_manager_name(prefix, dns.record_name, ids[0], ids[1])
+        )
     profile = tm.Profile(
         f"{name}-tm",
         resource_group_name=target.resource_group_name,
@@ -104,7 +149,7 @@ def traffic_manager_production(
     # Traffic Manager's own monitor is the health check; runbooks query it through the profile.
     return ProductionDns(
         zone_id=profile.id,
-        record_name=pulumi.Output.from_input(f"{relative_name}.trafficmanager.net"),
+        record_name=relative_name.apply(lambda label: f"{label}.trafficmanager.net"),
         health_check_id=profile.id,
     )
 
@@ -113,6 +158,9 @@ def azure_dns_production(
     name: str, parent: pulumi.Resource, target: AzureTarget, dns: DnsConfig, base: Tags
 ) -> ProductionDns:
     opts = on(target.provider, parent)
+    if not dns.create_zone:
+        # Config validation refuses this first; a zone must never be created by default.
+        raise ValueError("azure_dns production DNS needs drctl:dns.create_zone")
     zone = azure_native.dns.Zone(
         f"{name}-zone",
         zone_name=dns.zone_name,
@@ -134,10 +182,13 @@ def azure_dns_production(
         cname_record=azure_native.dns.CnameRecordArgs(cname=dns.primary_endpoint) if kind == "CNAME" else None,
         opts=opts,
     )
+    name_servers = zone.name_servers.apply(_listed)
+    announce_delegation(dns.zone_name, name_servers, zone)
     return ProductionDns(
         zone_id=zone.id,
         record_name=pulumi.Output.from_input(dns.production_fqdn),
         health_check_id=pulumi.Output.from_input(None),
+        name_servers=name_servers,
     )
 
 

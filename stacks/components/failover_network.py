@@ -71,6 +71,7 @@ class FailoverNetwork(pulumi.ComponentResource):
                 "dns_zone_id": self.production_dns.zone_id,
                 "production_record_name": self.production_dns.record_name,
                 "health_check_id": self.production_dns.health_check_id,
+                "name_servers": self.production_dns.name_servers,
                 "drill_dns_zone_id": self.drill_dns.zone_id,
                 "drill_record_name": self.drill_dns.record_name,
             }

@@ -21,7 +21,9 @@ def recovery_vnet(
     public_cidrs, private_cidrs = carve(net.recovery_cidr, 1)
     vnet = _vnet(f"{name}-recovery", parent, target, net.recovery_cidr, tags(base, "recovery"))
     public = _subnet(f"{name}-recovery-public", parent, target, vnet, public_cidrs[0], outbound=True)
-    private = _subnet(f"{name}-recovery-private", parent, target, vnet, private_cidrs[0], outbound=True)
+    # One subnet at a time: Azure fails concurrent subnet writes to one VNet with AnotherOperationInProgress
+    # (pulumi/pulumi-azure-native#699), so each subnet waits for the one before it.
+    private = _subnet(f"{name}-recovery-private", parent, target, vnet, private_cidrs[0], outbound=True, after=public)
     groups = _tier_groups(
         f"{name}-recovery",
         parent,
@@ -33,7 +35,10 @@ def recovery_vnet(
         base=tags(base, "recovery"),
     )
     return Segment(
-        network_id=vnet.id, private_subnet_ids=[private], public_subnet_ids=[public], security_group_ids=groups
+        network_id=vnet.id,
+        private_subnet_ids=[private.id],
+        public_subnet_ids=[public.id],
+        security_group_ids=groups,
     )
 
 
@@ -54,7 +59,7 @@ def drill_vnet(
         internal=private_cidrs[0],
         base=tags(base, "drill"),
     )
-    return Segment(network_id=vnet.id, private_subnet_ids=[private], security_group_ids=groups)
+    return Segment(network_id=vnet.id, private_subnet_ids=[private.id], security_group_ids=groups)
 
 
 def _vnet(name: str, parent: pulumi.Resource, target: AzureTarget, cidr: str, labels: Tags) -> network.VirtualNetwork:
@@ -74,17 +79,26 @@ def _vnet(name: str, parent: pulumi.Resource, target: AzureTarget, cidr: str, la
 
 
 def _subnet(
-    name: str, parent: pulumi.Resource, target: AzureTarget, vnet: network.VirtualNetwork, cidr: str, *, outbound: bool
-) -> pulumi.Output[str]:
-    subnet = network.Subnet(
+    name: str,
+    parent: pulumi.Resource,
+    target: AzureTarget,
+    vnet: network.VirtualNetwork,
+    cidr: str,
+    *,
+    outbound: bool,
+    after: network.Subnet | None = None,
+) -> network.Subnet:
+    """A subnet of ``vnet``, created only once ``after`` (the VNet's previous subnet) exists."""
+    return network.Subnet(
         name,
         resource_group_name=target.resource_group_name,
         virtual_network_name=vnet.name,
         address_prefix=cidr,
         default_outbound_access=outbound,
-        opts=on(target.provider, parent),
+        opts=pulumi.ResourceOptions(
+            parent=parent, provider=target.provider, depends_on=[after] if after is not None else None
+        ),
     )
-    return subnet.id
 
 
 def _tier_groups(

@@ -23,6 +23,8 @@ class ProductionDns:
     zone_id: pulumi.Output[str]
     record_name: pulumi.Output[str]
     health_check_id: pulumi.Output[str | None]
+    # Set only when the stack created the public zone: what its parent zone must delegate to.
+    name_servers: pulumi.Output[list[str]] | None = None
 
 
 @dataclass(frozen=True)

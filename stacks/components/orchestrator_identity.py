@@ -33,7 +33,6 @@ class AwsIdentityArgs:
     bucket_arns: Sequence[pulumi.Output[str | None]]
     kms_key_arns: pulumi.Output[list[str]]
     hosted_zone_ids: Sequence[pulumi.Output[str]]
-    health_check_ids: Sequence[pulumi.Output[str | None]]
     # Only when the recovery site is on AWS does the orchestrator drive EC2 there.
     manage_ec2: bool
     trusted_principal: str | None = None

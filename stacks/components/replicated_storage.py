@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
 from stacks.components import storage_aws, storage_azure
-from stacks.config import StorageConfig
+from stacks.config import ProtectionConfig, StorageConfig
 from stacks.naming import Tags
 from stacks.providers import AzureTarget
 
@@ -29,6 +29,7 @@ class ReplicatedBackupStorageArgs:
     aws: AwsStorageArgs | None = None
     # The vault account goes into this target's location; GRS/GZRS copies it to the paired region.
     azure: AzureTarget | None = None
+    protection: ProtectionConfig = field(default_factory=ProtectionConfig)
 
 
 class ReplicatedBackupStorage(pulumi.ComponentResource):
@@ -57,7 +58,7 @@ class ReplicatedBackupStorage(pulumi.ComponentResource):
         self.kms_key_arns = pulumi.Output.from_input([])
         if args.aws is not None:
             pair = storage_aws.replicated_buckets(
-                name, self, args.settings, args.tags, args.aws.primary, args.aws.recovery
+                name, self, args.settings, args.tags, args.aws.primary, args.aws.recovery, args.protection
             )
             self.bucket_name = pair.source.bucket.bucket
             self.bucket_arn = pair.source.bucket.arn
@@ -65,7 +66,9 @@ class ReplicatedBackupStorage(pulumi.ComponentResource):
             self.replica_bucket_arn = pair.replica.bucket.arn
             self.kms_key_arns = pair.key_arns
         if args.azure is not None:
-            vault = storage_azure.vault(name, self, args.name_prefix, args.settings, args.tags, args.azure)
+            vault = storage_azure.vault(
+                name, self, args.name_prefix, args.settings, args.tags, args.azure, args.protection
+            )
             self.account_name = vault.account_name
             self.account_id = vault.account_id
             self.container_name = vault.container_name

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pulumi
@@ -42,6 +42,8 @@ class StandbyComputeArgs:
     tags: Tags
     aws: AwsComputeArgs | None = None
     azure: AzureComputeArgs | None = None
+    # Tier -> the image's root device name; launch templates need it (VmImages.root_device_names).
+    root_device_names: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 class StandbyCompute(pulumi.ComponentResource):
@@ -109,6 +111,8 @@ class StandbyCompute(pulumi.ComponentResource):
         self, base: str, tier: TierConfig, args: StandbyComputeArgs, cloud: AwsComputeArgs
     ) -> pulumi.Output[str]:
         labels = tags(args.tags, "standby", tier.name)
+        if tier.name not in args.root_device_names:
+            raise ValueError(f"StandbyCompute needs the root device name of tier {tier.name}'s image")
         template = aws.ec2.LaunchTemplate(
             base,
             image_id=args.image_ids[tier.name],
@@ -117,7 +121,9 @@ class StandbyCompute(pulumi.ComponentResource):
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(http_tokens="required"),
             block_device_mappings=[
                 aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                    device_name="/dev/xvda",
+                    # The image's own root device: a mapping under any other name adds a second volume and
+                    # leaves the root one as the image has it.
+                    device_name=args.root_device_names[tier.name],
                     ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(encrypted="true"),
                 )
             ],

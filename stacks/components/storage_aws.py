@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from stacks.config import StorageConfig
+from stacks.components.protection import guarded
+from stacks.config import ProtectionConfig, StorageConfig
 from stacks.naming import Tags, tags
 from stacks.providers import on
 
@@ -37,10 +38,11 @@ def replicated_buckets(
     base: Tags,
     primary: aws.Provider,
     recovery: aws.Provider,
+    protection: ProtectionConfig,
 ) -> BucketPair:
     """A source bucket in the primary region replicating every object version to a bucket in the recovery one."""
-    source = protected_bucket(f"{name}-primary", parent, settings, base, primary)
-    replica = protected_bucket(f"{name}-replica", parent, settings, base, recovery)
+    source = protected_bucket(f"{name}-primary", parent, settings, base, primary, protection)
+    replica = protected_bucket(f"{name}-replica", parent, settings, base, recovery, protection)
     role = aws.iam.Role(
         f"{name}-replication",
         description="S3 replication of drctl backups to the recovery region",
@@ -75,12 +77,23 @@ def replicated_buckets(
 
 
 def protected_bucket(
-    name: str, parent: pulumi.Resource, settings: StorageConfig, base: Tags, provider: aws.Provider
+    name: str,
+    parent: pulumi.Resource,
+    settings: StorageConfig,
+    base: Tags,
+    provider: aws.Provider,
+    protection: ProtectionConfig,
 ) -> ProtectedBucket:
-    """Versioned, encrypted, never public, tiered to cheaper storage, optionally object-locked."""
+    """Versioned, encrypted, never public, tiered to cheaper storage, optionally object-locked.
+
+    The bucket and its key are guarded by ``protection``, and so are the settings that keep it safe
+    (versioning, encryption, public access block, object lock): deleting one of those suspends versioning or
+    opens the bucket, so a bucket retained by `pulumi destroy` must keep them too.
+    """
     opts = on(provider, parent)
+    guard = guarded(opts, protection)
     locked = settings.object_lock_days > 0
-    bucket = aws.s3.Bucket(name, object_lock_enabled=locked, tags=tags(base, "backup"), opts=opts)
+    bucket = aws.s3.Bucket(name, object_lock_enabled=locked, tags=tags(base, "backup"), opts=guard)
     key = None
     if settings.aws_encryption == "aws:kms":
         key = aws.kms.Key(
@@ -89,13 +102,13 @@ def protected_bucket(
             enable_key_rotation=True,
             deletion_window_in_days=30,
             tags=tags(base, "backup"),
-            opts=opts,
+            opts=guard,
         )
     versioning = aws.s3.BucketVersioning(
         name,
         bucket=bucket.id,
         versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-        opts=opts,
+        opts=guard,
     )
     aws.s3.BucketServerSideEncryptionConfiguration(
         name,
@@ -109,7 +122,7 @@ def protected_bucket(
                 bucket_key_enabled=key is not None,
             )
         ],
-        opts=opts,
+        opts=guard,
     )
     aws.s3.BucketPublicAccessBlock(
         name,
@@ -118,7 +131,7 @@ def protected_bucket(
         block_public_policy=True,
         ignore_public_acls=True,
         restrict_public_buckets=True,
-        opts=opts,
+        opts=guard,
     )
     aws.s3.BucketLifecycleConfiguration(name, bucket=bucket.id, rules=[_lifecycle_rule(settings)], opts=opts)
     if locked:
@@ -132,7 +145,7 @@ def protected_bucket(
                     days=settings.object_lock_days,
                 )
             ),
-            opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=[versioning]),
+            opts=pulumi.ResourceOptions.merge(guard, pulumi.ResourceOptions(depends_on=[versioning])),
         )
     return ProtectedBucket(bucket=bucket, key=key, versioning=versioning)
 
@@ -191,6 +204,7 @@ def replication_policy(
 
 
 def _lifecycle_rule(settings: StorageConfig) -> aws.s3.BucketLifecycleConfigurationRuleArgs:
+    # The days are checked against S3's ordering rules in stacks.config._lifecycle_problems.
     return aws.s3.BucketLifecycleConfigurationRuleArgs(
         id="tier-backups",
         status="Enabled",
@@ -205,7 +219,7 @@ def _lifecycle_rule(settings: StorageConfig) -> aws.s3.BucketLifecycleConfigurat
         ],
         noncurrent_version_transitions=[
             aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionTransitionArgs(
-                noncurrent_days=30, storage_class="GLACIER"
+                noncurrent_days=settings.noncurrent_glacier_after_days, storage_class="GLACIER"
             )
         ],
         noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(

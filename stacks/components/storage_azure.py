@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native as azure_native
 
-from stacks.config import StorageConfig
+from stacks.components.protection import guarded
+from stacks.config import ProtectionConfig, StorageConfig
 from stacks.naming import Tags, compact, tags
 from stacks.providers import AzureTarget, on
 
@@ -21,10 +22,21 @@ class Vault:
 
 
 def vault(
-    name: str, parent: pulumi.Resource, prefix: str, settings: StorageConfig, base: Tags, target: AzureTarget
+    name: str,
+    parent: pulumi.Resource,
+    prefix: str,
+    settings: StorageConfig,
+    base: Tags,
+    target: AzureTarget,
+    protection: ProtectionConfig,
 ) -> Vault:
-    """A geo-redundant StorageV2 account, HTTPS/TLS 1.2 only, with versioned, soft-deleted, private blobs."""
+    """A geo-redundant StorageV2 account, HTTPS/TLS 1.2 only, with versioned, soft-deleted, private blobs.
+
+    The account, its blob service settings (versioning, soft delete) and the container are guarded by
+    ``protection``. Keys are Microsoft-managed, so there is no key vault to guard.
+    """
     opts = on(target.provider, parent)
+    guard = guarded(opts, protection)
     immutability = None
     if settings.immutability_days > 0:
         immutability = azure_native.storage.ImmutableStorageAccountArgs(
@@ -55,7 +67,7 @@ def vault(
         ),
         immutable_storage_with_versioning=immutability,
         tags=tags(base, "backup"),
-        opts=opts,
+        opts=guard,
     )
     retention = azure_native.storage.DeleteRetentionPolicyArgs(enabled=True, days=settings.soft_delete_days)
     service = azure_native.storage.BlobServiceProperties(
@@ -66,7 +78,7 @@ def vault(
         is_versioning_enabled=True,
         delete_retention_policy=retention,
         container_delete_retention_policy=retention,
-        opts=opts,
+        opts=guard,
     )
     container = azure_native.storage.BlobContainer(
         f"{name}-container",
@@ -74,7 +86,7 @@ def vault(
         resource_group_name=target.resource_group_name,
         container_name=settings.container_name,
         public_access=azure_native.storage.PublicAccess.NONE,
-        opts=pulumi.ResourceOptions(parent=parent, provider=target.provider, depends_on=[service]),
+        opts=pulumi.ResourceOptions.merge(guard, pulumi.ResourceOptions(depends_on=[service])),
     )
     return Vault(
         account_name=account.name,

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_azure_native as azure_native
 
-from stacks.config import TierConfig
+from stacks.config import HyperVGeneration, TierConfig
 from stacks.naming import Tags, compact, tags
 from stacks.providers import on
 
@@ -27,9 +27,19 @@ class AwsImagesArgs:
 class AzureImagesArgs:
     provider: azure_native.Provider
     resource_group_name: pulumi.Input[str]
+    # The recovery location: every image version is replicated there, which is where standby VMs boot.
     location: str
     source_image_ids: dict[str, str]
+    # Azure creates an image version only in its source's region, so the gallery lives there.
+    source_location: str
+    hyper_v_generations: dict[str, HyperVGeneration]
     replica_regions: tuple[str, ...] = ()
+
+    @property
+    def target_regions(self) -> list[str]:
+        """Where each version is replicated: its own (source) region first, as Azure requires, then recovery."""
+        regions = [self.source_location, self.location, *self.replica_regions]
+        return list(dict.fromkeys(regions))
 
 
 @dataclass(frozen=True)
@@ -42,13 +52,20 @@ class VmImagesArgs:
 
 
 class VmImages(pulumi.ComponentResource):
-    """One bootable image per tier in the recovery region; ``image_ids`` maps tier name to image id."""
+    """One bootable image per tier in the recovery region; ``image_ids`` maps tier name to image id.
+
+    ``root_device_names`` maps tier to the AMI copy's root device (AWS only): AMIs differ (``/dev/xvda`` on
+    Amazon Linux, ``/dev/sda1`` on Ubuntu and Windows), and a block device mapping for any other name adds a
+    second volume instead of configuring the root one.
+    """
 
     image_ids: pulumi.Output[dict[str, str]]
     by_tier: dict[str, pulumi.Output[str]]
+    root_device_names: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: VmImagesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
+        self.root_device_names = {}
         ids: dict[str, pulumi.Output[str]] = {}
         if args.aws is not None:
             ids = self._copy_amis(name, args, args.aws)
@@ -73,20 +90,23 @@ class VmImages(pulumi.ComponentResource):
                 opts=on(cloud.recovery, self),
             )
             ids[tier.name] = copy.id
+            self.root_device_names[tier.name] = copy.root_device_name
         return ids
 
     def _gallery(self, name: str, args: VmImagesArgs, cloud: AzureImagesArgs) -> dict[str, pulumi.Output[str]]:
         opts = on(cloud.provider, self)
+        # Gallery, definitions and versions share the source images' region: Azure refuses a version whose
+        # source is elsewhere ("Source ... is not found. Please check source exists, and is in the same region
+        # as gallery image version being created"), and requires that region among its target regions.
         gallery = azure_native.compute.Gallery(
             f"{name}-gallery",
             gallery_name=compact(f"{args.name_prefix}gallery", 60),
             resource_group_name=cloud.resource_group_name,
-            location=cloud.location,
+            location=cloud.source_location,
             description="drctl recovery images",
             tags=tags(args.tags, "image"),
             opts=opts,
         )
-        regions = [cloud.location, *(r for r in cloud.replica_regions if r != cloud.location)]
         ids: dict[str, pulumi.Output[str]] = {}
         for tier in args.tiers:
             definition = azure_native.compute.GalleryImage(
@@ -94,12 +114,13 @@ class VmImages(pulumi.ComponentResource):
                 gallery_name=gallery.name,
                 gallery_image_name=tier.name,
                 resource_group_name=cloud.resource_group_name,
-                location=cloud.location,
+                location=cloud.source_location,
                 os_type=azure_native.compute.OperatingSystemTypes.WINDOWS
                 if tier.os_type == "windows"
                 else azure_native.compute.OperatingSystemTypes.LINUX,
                 os_state=azure_native.compute.OperatingSystemStateTypes.GENERALIZED,
-                hyper_v_generation="V2",
+                # Must match the source image, and cannot change once the definition exists.
+                hyper_v_generation=cloud.hyper_v_generations[tier.name],
                 identifier=azure_native.compute.GalleryImageIdentifierArgs(
                     publisher=args.name_prefix, offer="drctl", sku=tier.name
                 ),
@@ -112,7 +133,7 @@ class VmImages(pulumi.ComponentResource):
                 gallery_image_name=definition.name,
                 gallery_image_version_name=IMAGE_VERSION,
                 resource_group_name=cloud.resource_group_name,
-                location=cloud.location,
+                location=cloud.source_location,
                 storage_profile=azure_native.compute.GalleryImageVersionStorageProfileArgs(
                     source=azure_native.compute.GalleryArtifactVersionFullSourceArgs(
                         id=cloud.source_image_ids[tier.name]
@@ -121,7 +142,7 @@ class VmImages(pulumi.ComponentResource):
                 publishing_profile=azure_native.compute.GalleryImageVersionPublishingProfileArgs(
                     target_regions=[
                         azure_native.compute.TargetRegionArgs(name=region, regional_replica_count=1)
-                        for region in regions
+                        for region in cloud.target_regions
                     ]
                 ),
                 tags=tags(args.tags, "image", tier.name),

@@ -17,6 +17,8 @@ LINUX_TIERS = tuple(
     for t in TIERS
 )
 SUBNETS = ["subnet-a", "subnet-b"]
+# Ubuntu and Windows AMIs boot from /dev/sda1, Amazon Linux from /dev/xvda.
+ROOT_DEVICES = {"db": "/dev/sda1", "app": "/dev/xvda", "web": "/dev/sda1"}
 INSTANCE = "aws:ec2/instance:Instance"
 
 
@@ -41,6 +43,7 @@ def _run(mode: str) -> Run:
                 tags=TAGS,
                 aws=aws_args,
                 azure=azure_args,
+                root_device_names={t.name: ROOT_DEVICES[t.name] for t in TIERS},
             ),
         )
         return {"instances": standby.instance_ids, "templates": standby.template_ids, "order": standby.tier_order}
@@ -86,6 +89,10 @@ def test_pilot_light_keeps_launch_templates_and_no_instances() -> None:
     assert db["imageId"] == "image-db"
     assert db["vpcSecurityGroupIds"] == ["sg-db"]
     assert db["blockDeviceMappings"][0]["ebs"]["encrypted"] == "true"
+    # The mapping must name the image's own root device, or it adds a second volume beside the root one.
+    assert {name: t["blockDeviceMappings"][0]["deviceName"] for name, t in templates.items()} == {
+        f"standby-{tier}": device for tier, device in ROOT_DEVICES.items()
+    }
     assert {s["resourceType"] for s in db["tagSpecifications"]} == {"instance", "volume"}
     assert db["tagSpecifications"][0]["tags"]["drctl:tier"] == "db"
     assert result.values["instances"] == {"db": [], "app": [], "web": []}

@@ -48,7 +48,6 @@ def _aws(trusted: str | None = None, *, manage_ec2: bool = True) -> Run:
                     bucket_arns=[pulumi.Output.from_input(b) for b in BUCKETS],
                     kms_key_arns=pulumi.Output.from_input(["arn:aws:kms:us-east-1:1:key/k"]),
                     hosted_zone_ids=[pulumi.Output.from_input("ZPROD"), pulumi.Output.from_input("ZDRILL")],
-                    health_check_ids=[pulumi.Output.from_input("hc-1")],
                     manage_ec2=manage_ec2,
                     trusted_principal=trusted,
                 ),

@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 
+from stacks.components.failover_dns import traffic_manager_name
 from stacks.components.failover_network import AwsNetworkArgs, FailoverNetwork, FailoverNetworkArgs
 from stacks.config import DnsConfig, NetworkConfig
 from stacks.policy.network import check_admin_ports, check_drill_isolation
-from tests.stacks.pulumi_harness import Run, run
-from tests.stacks.samples import TAGS, TIERS, aws_pair, azure_target
+from tests.stacks.pulumi_harness import SUBSCRIPTION_ID, Run, run
+from tests.stacks.samples import RG_NAME, TAGS, TIERS, aws_pair, azure_target
 
 NET = NetworkConfig(admin_cidrs=("10.200.0.0/24",), recovery_cidr="10.60.0.0/16", drill_cidr="10.61.0.0/16")
 VPC, SUBNET, ROUTE_TABLE = "aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet", "aws:ec2/routeTable:RouteTable"
@@ -67,7 +68,7 @@ def _azure(dns: DnsConfig) -> Run:
 
 @pytest.fixture(scope="module")
 def aws_net() -> Run:
-    return _aws(_dns("route53"))
+    return _aws(_dns("route53", create_zone=True))
 
 
 def _by_role(result: Run, role: str) -> Any:
@@ -176,7 +177,9 @@ def test_an_existing_route53_zone_is_used_not_created() -> None:
 
 
 def test_host_name_endpoints_become_cname_records_checked_by_fqdn() -> None:
-    result = _aws(_dns("route53", primary_endpoint="eu.example.net", recovery_endpoint="dr.example.net"))
+    result = _aws(
+        _dns("route53", zone_id="Z0EXISTING", primary_endpoint="eu.example.net", recovery_endpoint="dr.example.net")
+    )
     (check,) = result.of_type("aws:route53/healthCheck:HealthCheck")
     assert check.inputs["fqdn"] == "eu.example.net"
     assert "ipAddress" not in check.inputs
@@ -224,7 +227,9 @@ def test_traffic_manager_routes_by_priority_to_primary_then_recovery(azure_tm: R
     endpoints = {e["name"]: e for e in profile.inputs["endpoints"]}
     assert (endpoints["primary"]["priority"], endpoints["primary"]["target"]) == (1, "203.0.113.10")
     assert (endpoints["recovery"]["priority"], endpoints["recovery"]["target"]) == (2, "198.51.100.10")
-    assert azure_tm.values["record"] == "drctl-test-app.trafficmanager.net"
+    label = traffic_manager_name("drctl-test", "app", SUBSCRIPTION_ID, RG_NAME)
+    assert profile.inputs["dnsConfig"]["relativeName"] == label
+    assert azure_tm.values["record"] == f"{label}.trafficmanager.net"
     assert azure_tm.values["zone_id"] == profile.id
     assert azure_tm.values["health_check_id"] == profile.id
 
@@ -241,7 +246,7 @@ def test_azure_drill_zone_is_private_and_linked_only_to_the_drill_vnet(azure_tm:
 
 
 def test_azure_dns_publishes_the_production_record_without_health_checks() -> None:
-    result = _azure(_dns("azure_dns"))
+    result = _azure(_dns("azure_dns", create_zone=True))
     (zone,) = result.of_type("azure-native:dns:Zone")
     (record,) = result.of_type("azure-native:dns:RecordSet")
     assert zone.inputs["zoneName"] == "example.com"

@@ -111,6 +111,7 @@ def test_both_buckets_are_versioned_encrypted_private_and_tiered(kms_locked: Run
     transitions = {(t["storageClass"], t["days"]) for t in lifecycle["rules"][0]["transitions"]}
     assert transitions == {("STANDARD_IA", 30), ("GLACIER", 90)}
     assert lifecycle["rules"][0]["noncurrentVersionExpiration"]["noncurrentDays"] == 365
+    assert lifecycle["rules"][0]["noncurrentVersionTransitions"] == [{"noncurrentDays": 30, "storageClass": "GLACIER"}]
 
 
 @pytest.mark.parametrize("bucket", [PRIMARY, REPLICA])
