@@ -1,8 +1,8 @@
-"""The policies' view of a stack: every resource's type token, inputs and (mock) outputs."""
+"""A stack as Pulumi's mocks record it: every resource's type token, inputs, (mock) outputs and options."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,12 @@ Check = Callable[[Sequence["RecordedResource"]], list[str]]
 
 @dataclass(frozen=True)
 class RecordedResource:
-    """One registered resource. ``inputs`` and ``outputs`` use Pulumi's wire (camelCase) property names."""
+    """One registered resource. ``inputs`` and ``outputs`` use Pulumi's wire (camelCase) property names.
+
+    The options are those the program sent the engine (so ``protect`` includes what a parent passed down);
+    ``dependencies`` holds ``depends_on`` and every resource an input was made from, as URNs, and
+    ``property_dependencies`` the latter per input. Resources built by hand in tests may leave them empty.
+    """
 
     type: str
     name: str
@@ -22,6 +27,12 @@ class RecordedResource:
     outputs: Mapping[str, Any] = field(default_factory=dict)
     id: str | None = None
     provider: str | None = None
+    urn: str | None = None
+    parent: str | None = None
+    protect: bool = False
+    retain_on_delete: bool = False
+    dependencies: tuple[str, ...] = ()
+    property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def refs(self) -> set[str]:
         """Every value another resource may use to point at this one: id, name, ARN, bucket name."""
@@ -36,27 +47,3 @@ class RecordedResource:
     @property
     def role(self) -> str | None:
         return self.tag(ROLE_TAG)
-
-
-def of_type(resources: Iterable[RecordedResource], *types: str) -> Iterator[RecordedResource]:
-    return (r for r in resources if r.type in types)
-
-
-def pointing_at(
-    resources: Iterable[RecordedResource], type_: str, key: str, target: RecordedResource
-) -> list[RecordedResource]:
-    """Resources of ``type_`` whose input ``key`` names ``target``."""
-    refs = target.refs()
-    return [r for r in of_type(resources, type_) if r.inputs.get(key) in refs]
-
-
-def dig(value: Any, *path: str | int) -> Any:
-    """``value[path[0]][path[1]]...``, or None as soon as a step is missing."""
-    for step in path:
-        if isinstance(step, int):
-            if not isinstance(value, Sequence) or isinstance(value, str) or step >= len(value):
-                return None
-        elif not isinstance(value, Mapping):
-            return None
-        value = value[step] if isinstance(step, int) else value.get(step)
-    return value

@@ -6,9 +6,11 @@ which test ran first. Mock ids and outputs are deterministic, derived from resou
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import runpy
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,13 +100,27 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[RecordedResource] = []
         self.invokes: list[str] = []
+        # The registration being served on this thread (see RecordingMonitor): Pulumi registers resources from
+        # a thread pool, and the request carries the options that MockResourceArgs leaves out.
+        self.registering = threading.local()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         id_, computed = fake_state(args.typ, args.name, args.inputs)
         outputs = {**args.inputs, **computed}
-        self.resources.append(
-            RecordedResource(args.typ, args.name, dict(args.inputs), outputs, id_, args.provider or None)
-        )
+        request, urn = getattr(self.registering, "current", (None, None))
+        record = RecordedResource(args.typ, args.name, dict(args.inputs), outputs, id_, args.provider or None)
+        if request is not None:
+            record = dataclasses.replace(
+                record,
+                urn=urn,
+                parent=request.parent or None,
+                protect=request.protect,
+                retain_on_delete=request.retainOnDelete,
+                dependencies=tuple(request.dependencies),
+                property_dependencies={key: tuple(deps.urns) for key, deps in request.propertyDependencies.items()},
+            )
+        # Recorded here, in registration order, as before options were recorded: tests rely on that order.
+        self.resources.append(record)
         return id_, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -113,6 +129,25 @@ class RecordingMocks(pulumi.runtime.Mocks):
             # Unanswered invokes would silently return {}; fail loudly instead.
             raise NotImplementedError(f"no mock answer for invoke {args.token}")
         return dict(INVOKE_ANSWERS[args.token]), []
+
+
+class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
+    """Hands each registration request to :class:`RecordingMocks`, which :class:`pulumi.runtime.Mocks` never sees.
+
+    The request is the one the engine would get, so ``protect`` already includes what a parent passed down.
+    """
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recorder = mocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        # The URN the base class gives the resource, computed the same way.
+        self.recorder.registering.current = (request, self.make_urn(request.parent, request.type, request.name))
+        try:
+            return super().RegisterResource(request)  # type: ignore[no-untyped-call]  # pulumi's mocks are untyped
+        finally:
+            del self.recorder.registering.current
 
 
 @dataclass(frozen=True)
@@ -158,7 +193,7 @@ def run(program: Program, *, stack: str = "test", config: Mapping[str, str] | No
     """
     reset_runtime(stack, config)
     mocks = RecordingMocks()
-    monitor = pulumi.runtime.mocks.MockMonitor(mocks)
+    monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     exports: dict[str, Any] = {}
     values: dict[str, Any] = {}
