@@ -74,6 +74,17 @@ class RunAs:
             os.chown(path, self.uid, self.gid)
 
 
+SYSTEM_BIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+"""Where ``useradd`` lives; the lab's instance programs run with a PATH that leaves them out."""
+
+
+def useradd() -> str:
+    """``useradd``, found on PATH or in the system directories: a database instance is often the first lab
+    program to need the lab user, and the instance runner gives it a PATH of ``/usr/local/bin:/usr/bin:/bin``."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), *SYSTEM_BIN_DIRS])
+    return shutil.which("useradd", path=path) or "useradd"
+
+
 def run_as() -> RunAs:
     """As root, the unprivileged :data:`LAB_USER` (created if missing); otherwise whoever runs the lab."""
     if os.geteuid() != 0:
@@ -82,7 +93,7 @@ def run_as() -> RunAs:
         entry = pwd.getpwnam(LAB_USER)
     except KeyError:
         made = subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", LAB_USER],
+            [useradd(), "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", LAB_USER],
             capture_output=True,
             text=True,
             check=False,
