@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from stacks.config import AwsConfig, AzureConfig, StackConfig, TierConfig, load_config
@@ -52,3 +53,33 @@ def azure_target(location: str = "westeurope") -> AzureTarget:
         )
     )
     return AzureTarget(provider, RG_NAME, location)
+
+
+Edit = Callable[[dict[str, Any]], None]
+"""A change to a raw stack config (the ``drctl:`` namespace stripped), for tests of its validation."""
+
+
+def set_key(path: str, value: Any) -> Edit:
+    """Set dotted ``path`` (``dns.zone_id``) to ``value``, making parents as needed."""
+
+    def edit(raw: dict[str, Any]) -> None:
+        *parents, leaf = path.split(".")
+        node = raw
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+
+    return edit
+
+
+def drop_key(path: str) -> Edit:
+    """Remove dotted ``path``."""
+
+    def edit(raw: dict[str, Any]) -> None:
+        *parents, leaf = path.split(".")
+        node = raw
+        for key in parents:
+            node = node[key]
+        del node[leaf]
+
+    return edit

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from typing import Any
 
 import pulumi
 import pytest
 
 from stacks.config import ConfigError, StackConfig, load_config, parse_config
 from tests.stacks.pulumi_harness import STACK_NAMES, reset_runtime, stack_config
-from tests.stacks.samples import checked_in, raw_config
+from tests.stacks.samples import Edit, checked_in, drop_key, raw_config, set_key
 
 
 def test_lab_targets_localstack_and_leaves_azure_out() -> None:
@@ -59,54 +57,33 @@ def test_config_is_frozen() -> None:
         config.name_prefix = "other"  # type: ignore[misc]  # the point is that assignment fails
 
 
-Edit = Callable[[dict[str, Any]], None]
-
-
-def _set(path: str, value: Any) -> Edit:
-    def edit(raw: dict[str, Any]) -> None:
-        *parents, leaf = path.split(".")
-        node = raw
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-
-    return edit
-
-
-def _drop(path: str) -> Edit:
-    def edit(raw: dict[str, Any]) -> None:
-        *parents, leaf = path.split(".")
-        node = raw
-        for key in parents:
-            node = node[key]
-        del node[leaf]
-
-    return edit
-
-
 @pytest.mark.parametrize(
     ("stack", "edit", "expected"),
     [
-        ("lab", _set("primary_cloud", "gcp"), "drctl:primary_cloud: Input should be 'aws' or 'azure'"),
-        ("lab", _set("aws.regoin", "us-east-1"), "drctl:aws.regoin"),
-        ("lab", _drop("dns.provider"), "drctl:dns.provider: Field required"),
-        ("lab", _drop("aws"), "drctl:aws is required because a cloud is aws"),
-        ("lab", _set("network.admin_cidrs", ["0.0.0.0/0"]), "0.0.0.0/0 opens SSH/RDP to the internet"),
-        ("lab", _set("network.admin_cidrs", ["10.0.0.300/8"]), "drctl:network.admin_cidrs"),
-        ("lab", _set("network.drill_cidr", "127.60.128.0/17"), "drill_cidr must not overlap recovery_cidr"),
-        ("lab", _set("dns.drill_endpoint", "203.0.113.10"), "drctl:dns.drill_endpoint 203.0.113.10 is outside"),
-        ("lab", _set("dns.recovery_endpoint", "dr.example.com"), "both be IPv4 addresses or both host names"),
-        ("lab", _set("dns.provider", "traffic_manager"), "traffic_manager needs azure as a cloud"),
-        ("lab", _set("images.aws_source_amis", {"db": "ami-1", "app": "ami-2"}), "no image for tier 'web'"),
-        ("lab", _set("tiers", [{"name": "db", "port": 5432, "ingress_from": "cache"}]), "'cache' must be 'internet'"),
-        ("lab", _set("tiers", []), "drctl:tiers: Tuple should have at least 1 item"),
-        ("lab", _set("name_prefix", "Has Spaces"), "drctl:name_prefix"),
-        ("lab", _set("storage.ia_after_days", 7), "drctl:storage.ia_after_days"),
-        ("aws-to-azure", _set("storage.azure_sku", "Standard_LRS"), "drctl:storage.azure_sku"),
-        ("aws-to-azure", _set("compute.azure_mode", "vmss"), "no drctl action scales a scale set yet"),
+        ("lab", set_key("primary_cloud", "gcp"), "drctl:primary_cloud: Input should be 'aws' or 'azure'"),
+        ("lab", set_key("aws.regoin", "us-east-1"), "drctl:aws.regoin"),
+        ("lab", drop_key("dns.provider"), "drctl:dns.provider: Field required"),
+        ("lab", drop_key("aws"), "drctl:aws is required because a cloud is aws"),
+        ("lab", set_key("network.admin_cidrs", ["0.0.0.0/0"]), "0.0.0.0/0 opens SSH/RDP to the internet"),
+        ("lab", set_key("network.admin_cidrs", ["10.0.0.300/8"]), "drctl:network.admin_cidrs"),
+        ("lab", set_key("network.drill_cidr", "127.60.128.0/17"), "drill_cidr must not overlap recovery_cidr"),
+        ("lab", set_key("dns.drill_endpoint", "203.0.113.10"), "drctl:dns.drill_endpoint 203.0.113.10 is outside"),
+        ("lab", set_key("dns.recovery_endpoint", "dr.example.com"), "both be IPv4 addresses or both host names"),
+        ("lab", set_key("dns.provider", "traffic_manager"), "traffic_manager needs azure as a cloud"),
+        ("lab", set_key("images.aws_source_amis", {"db": "ami-1", "app": "ami-2"}), "no image for tier 'web'"),
+        (
+            "lab",
+            set_key("tiers", [{"name": "db", "port": 5432, "ingress_from": "cache"}]),
+            "'cache' must be 'internet'",
+        ),
+        ("lab", set_key("tiers", []), "drctl:tiers: Tuple should have at least 1 item"),
+        ("lab", set_key("name_prefix", "Has Spaces"), "drctl:name_prefix"),
+        ("lab", set_key("storage.ia_after_days", 7), "drctl:storage.ia_after_days"),
+        ("aws-to-azure", set_key("storage.azure_sku", "Standard_LRS"), "drctl:storage.azure_sku"),
+        ("aws-to-azure", set_key("compute.azure_mode", "vmss"), "no drctl action scales a scale set yet"),
         (
             "aws-to-azure",
-            _set("tiers", [{"name": "db", "port": 1433, "ingress_from": "internet", "os_type": "windows"}]),
+            set_key("tiers", [{"name": "db", "port": 1433, "ingress_from": "internet", "os_type": "windows"}]),
             "db.os_type windows is not supported on Azure recovery",
         ),
     ],

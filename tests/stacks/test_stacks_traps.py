@@ -6,7 +6,6 @@ Each trap has a config check (one line naming the key and the fix) and a test of
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Any
 
 import pulumi
@@ -17,33 +16,10 @@ from stacks.components.failover_network import AwsNetworkArgs, FailoverNetwork, 
 from stacks.config import ConfigError, DnsConfig, NetworkConfig, StorageConfig, parse_config
 from tests.stacks import pulumi_harness
 from tests.stacks.pulumi_harness import SUBSCRIPTION_ID, run, run_main, run_stack
-from tests.stacks.samples import TAGS, TIERS, aws_pair, azure_target, checked_in, raw_config
+from tests.stacks.samples import TAGS, TIERS, Edit, aws_pair, azure_target, checked_in, drop_key, raw_config, set_key
 from tests.stacks.test_stacks_protection import capturing
 
-Edit = Callable[[dict[str, Any]], None]
 NET = NetworkConfig(admin_cidrs=("10.200.0.0/24",), recovery_cidr="10.60.0.0/16", drill_cidr="10.61.0.0/16")
-
-
-def _set(path: str, value: Any) -> Edit:
-    def edit(raw: dict[str, Any]) -> None:
-        *parents, leaf = path.split(".")
-        node = raw
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-
-    return edit
-
-
-def _drop(path: str) -> Edit:
-    def edit(raw: dict[str, Any]) -> None:
-        *parents, leaf = path.split(".")
-        node = raw
-        for key in parents:
-            node = node[key]
-        del node[leaf]
-
-    return edit
 
 
 def _rejected(stack: str, *edits: Edit) -> str:
@@ -64,12 +40,12 @@ def _rejected(stack: str, *edits: Edit) -> str:
     ("edit", "expected"),
     [
         (
-            _drop("images.azure_hyper_v_generations.web"),
+            drop_key("images.azure_hyper_v_generations.web"),
             "drctl:images.azure_hyper_v_generations: no Hyper-V generation (V1 or V2",
         ),
-        (_set("images.azure_hyper_v_generations.web", "V3"), "drctl:images.azure_hyper_v_generations.web"),
-        (_set("images.azure_hyper_v_generations.cache", "V2"), "azure_hyper_v_generations: 'cache' is not a tier"),
-        (_drop("images.azure_source_location"), "drctl:images.azure_source_location is required"),
+        (set_key("images.azure_hyper_v_generations.web", "V3"), "drctl:images.azure_hyper_v_generations.web"),
+        (set_key("images.azure_hyper_v_generations.cache", "V2"), "azure_hyper_v_generations: 'cache' is not a tier"),
+        (drop_key("images.azure_source_location"), "drctl:images.azure_source_location is required"),
     ],
 )
 def test_gallery_images_need_each_sources_generation_and_region(edit: Edit, expected: str) -> None:
@@ -125,7 +101,7 @@ def test_image_versions_are_made_where_their_sources_are_and_replicated_to_recov
     ],
 )
 def test_lifecycle_days_s3_would_reject_are_refused(storage: dict[str, Any], expected: str) -> None:
-    assert expected in _rejected("lab", *(_set(f"storage.{k}", v) for k, v in storage.items()))
+    assert expected in _rejected("lab", *(set_key(f"storage.{k}", v) for k, v in storage.items()))
 
 
 def test_the_tightest_lifecycle_s3_accepts_passes() -> None:
@@ -154,14 +130,14 @@ def test_the_azure_to_aws_stack_uses_its_existing_zone() -> None:
 @pytest.mark.parametrize(
     ("stack", "edits", "expected"),
     [
-        ("azure-to-aws", [_drop("dns.zone_id")], "drctl:dns.zone_id is required for route53"),
-        ("azure-to-aws", [_set("dns.create_zone", True)], "drctl:dns.zone_id and create_zone are exclusive"),
-        ("azure-to-aws", [_set("dns.zone_id", "/hostedzone/Z1")], "drctl:dns.zone_id '/hostedzone/Z1' is not"),
-        ("lab", [_set("dns.create_zone", False)], "or set drctl:dns.create_zone true"),
-        ("aws-to-azure", [_set("dns.provider", "azure_dns")], "drctl:dns.create_zone must be true for azure_dns"),
-        ("aws-to-azure", [_set("dns.zone_id", "Z123")], "drctl:dns.zone_id applies only to route53"),
-        ("aws-to-azure", [_set("dns.create_zone", True)], "drctl:dns.create_zone applies only to route53 and"),
-        ("lab", [_set("dns.traffic_manager_name", "x")], "drctl:dns.traffic_manager_name applies only to"),
+        ("azure-to-aws", [drop_key("dns.zone_id")], "drctl:dns.zone_id is required for route53"),
+        ("azure-to-aws", [set_key("dns.create_zone", True)], "drctl:dns.zone_id and create_zone are exclusive"),
+        ("azure-to-aws", [set_key("dns.zone_id", "/hostedzone/Z1")], "drctl:dns.zone_id '/hostedzone/Z1' is not"),
+        ("lab", [set_key("dns.create_zone", False)], "or set drctl:dns.create_zone true"),
+        ("aws-to-azure", [set_key("dns.provider", "azure_dns")], "drctl:dns.create_zone must be true for azure_dns"),
+        ("aws-to-azure", [set_key("dns.zone_id", "Z123")], "drctl:dns.zone_id applies only to route53"),
+        ("aws-to-azure", [set_key("dns.create_zone", True)], "drctl:dns.create_zone applies only to route53 and"),
+        ("lab", [set_key("dns.traffic_manager_name", "x")], "drctl:dns.traffic_manager_name applies only to"),
     ],
 )
 def test_an_undelegated_zone_is_never_created_by_default(stack: str, edits: list[Edit], expected: str) -> None:
@@ -300,11 +276,14 @@ def test_a_configured_traffic_manager_name_is_used_as_is() -> None:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (_set("dns.traffic_manager_name", "Shop_DR"), "drctl:dns.traffic_manager_name 'Shop_DR' must be one DNS label"),
-        (_set("dns.traffic_manager_name", "a" * 64), "must be one DNS label under trafficmanager.net"),
-        (_set("dns.traffic_manager_name", "-shop"), "drctl:dns.traffic_manager_name '-shop'"),
-        (_set("dns.record_name", "a" * 50), "drctl:dns.record_name: the derived Traffic Manager name would be"),
-        (_set("dns.record_name", "app.eu"), "drctl:dns.record_name 'app.eu' must be one DNS label"),
+        (
+            set_key("dns.traffic_manager_name", "Shop_DR"),
+            "drctl:dns.traffic_manager_name 'Shop_DR' must be one DNS label",
+        ),
+        (set_key("dns.traffic_manager_name", "a" * 64), "must be one DNS label under trafficmanager.net"),
+        (set_key("dns.traffic_manager_name", "-shop"), "drctl:dns.traffic_manager_name '-shop'"),
+        (set_key("dns.record_name", "a" * 50), "drctl:dns.record_name: the derived Traffic Manager name would be"),
+        (set_key("dns.record_name", "app.eu"), "drctl:dns.record_name 'app.eu' must be one DNS label"),
     ],
 )
 def test_traffic_manager_names_azure_would_reject_are_refused(edit: Edit, expected: str) -> None:
