@@ -212,8 +212,12 @@ def orchestrator_policy(
     for scope, actions in actions_by_scope(ec2=manage_ec2).items():
         resources, condition = scoped[scope]
         if resources:
-            statement: dict[str, Any] = {"Sid": scope.value, "Effect": "Allow", "Action": list(actions)}
-            statement["Resource"] = resources
+            statement: dict[str, Any] = {
+                "Sid": scope.value,
+                "Effect": "Allow",
+                "Action": list(actions),
+                "Resource": resources,
+            }
             if condition:
                 statement["Condition"] = condition
             statements.append(statement)
