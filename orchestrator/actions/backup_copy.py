@@ -3,25 +3,38 @@
 Idempotent: the copy journal records every object once it is verified in the set, so a repeat after an
 interruption or a timeout resumes rather than re-sends; a repeat after success adds a recovery point that
 shares all of its data with the previous one and changes nothing else.
+
+With ``shards: N`` the copy runs as N shards side by side on this machine (the local engine: one thread
+pool per shard, as ``drctl backup copy --shard I/N`` would run in N pods), then seals them into one point.
+The shard group is the run's, so a repeat of the step keeps the shards that finished and reruns the rest.
 """
 
 from __future__ import annotations
 
+import re
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from pydantic import Field, StrictBool, StrictInt, field_validator
 
 from orchestrator.actions.base import ActionContext, ActionParams, ActionSpec, StepResult, StepStatus, Touch
-from orchestrator.backup.copy import CopyOptions, Filters, execute_copy, plan_copy
+from orchestrator.backup.copy import CopyOptions, CopyResult, Filters, execute_copy, plan_copy
 from orchestrator.backup.journal import CopyJournal, state_dir
 from orchestrator.backup.manifest import Mode
 from orchestrator.backup.pipeline import parse_rate
 from orchestrator.backup.recipients import check_recipients
-from orchestrator.backup.sets import NewSetOptions, open_or_create_set
+from orchestrator.backup.seal import seal_shards
+from orchestrator.backup.sets import BackupSet, NewSetOptions, open_or_create_set
+from orchestrator.backup.shards import SHARDS_PREFIX, Shard, check_group
 from orchestrator.engine.context import key_source, store_factory
 from orchestrator.errors import InvalidInput
+from orchestrator.providers.base import ObjectStore
 from orchestrator.runbook.fields import LocationText, Name, drctl_error
 from orchestrator.runbook.interpolate import has_references
+
+# Each local shard runs its own pool of ``transfers`` threads; past a few dozen, one machine gains nothing.
+LOCAL_SHARDS_MAX = 64
 
 
 class Params(ActionParams):
@@ -39,6 +52,9 @@ class Params(ActionParams):
     recipients: tuple[str, ...] = ()
     """age recipients a new set's data is sealed to (implies ``encrypt``; the set's key is still needed)."""
     key_env: Name | None = None
+    shards: StrictInt | None = Field(default=None, ge=1, le=LOCAL_SHARDS_MAX)
+    """Run the copy as this many shards in parallel on this machine, then seal them into one recovery point.
+    More shards than this belong on a batch engine (``drctl backup copy --shard``, docs/sharding.md)."""
 
     @field_validator("bwlimit")
     @classmethod
@@ -77,22 +93,70 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     new_set = NewSetOptions(compression=p.compress, encryption=encrypt, recipients=recipients)
     bset = open_or_create_set(dest, keys, ctx.env, new_set, datetime.now(UTC))
     assert bset is not None  # create=True (the default) always returns a set
-    plan = plan_copy(source, bset, options)
     journal = CopyJournal(state_dir(ctx.env) / "journal.sqlite")
     try:
-        result = execute_copy(plan, source, bset, options, journal)
+        if p.shards is None:
+            result = execute_copy(plan_copy(source, bset, options), source, bset, options, journal)
+            point, transferred, skipped, sent = (
+                str(result.recovery_point),
+                result.objects_transferred,
+                result.objects_skipped,
+                result.bytes_transferred,
+            )
+        else:
+            group = _group_of(ctx)
+            results = _run_shards(source, bset, options, journal, p.shards, group)
+            sealed = seal_shards(bset, p.shards, group, datetime.now(UTC)).point
+            point = sealed.id
+            transferred = sum(r.objects_transferred for r in results)
+            skipped = sealed.totals.objects - transferred
+            sent = sum(r.bytes_transferred for r in results)
     finally:
         journal.close()
-    ctx.log(f"recovery point {result.recovery_point}: {result.objects_transferred} objects transferred")
+    shards = f" by {p.shards} shards" if p.shards else ""
+    ctx.log(f"recovery point {point}: {transferred} objects transferred{shards}")
     return StepResult(
         StepStatus.SUCCEEDED,
         {
-            "recovery_point": result.recovery_point,
-            "objects_transferred": result.objects_transferred,
-            "objects_skipped": result.objects_skipped,
-            "bytes_transferred": result.bytes_transferred,
+            "recovery_point": point,
+            "objects_transferred": transferred,
+            "objects_skipped": skipped,
+            "bytes_transferred": sent,
         },
     )
+
+
+def _group_of(ctx: ActionContext) -> str:
+    # One group per run and step: a repeat of the step finds its own finished shards, another run never does.
+    raw = f"{ctx.run_id or 'run'}-{ctx.step_id}"
+    return check_group(re.sub(r"[^A-Za-z0-9._-]", "-", raw).strip("-._")[:128] or "run")
+
+
+def _run_shards(
+    source: ObjectStore,
+    bset: BackupSet,
+    options: CopyOptions,
+    journal: CopyJournal,
+    count: int,
+    group: str,
+) -> list[CopyResult]:
+    """Every shard not already finished in this group, side by side. A failed shard does not stop the others:
+    each one that finishes is a part a repeat need not copy again. The first failure is raised after all."""
+    done = {info.key for info in bset.store.list(f"{SHARDS_PREFIX}{group}/")}
+
+    def one(index: int) -> CopyResult | None:
+        shard = Shard(index, count, group)
+        if shard.manifest_key in done:
+            return None
+        sharded = replace(options, shard=shard)
+        return execute_copy(plan_copy(source, bset, sharded), source, bset, sharded, journal)
+
+    with ThreadPoolExecutor(count, thread_name_prefix="shard") as pool:
+        futures = [pool.submit(one, i) for i in range(count)]
+        wait(futures)
+    for future in futures:
+        future.result()  # the first failure, in shard order
+    return [r for f in futures if (r := f.result()) is not None]
 
 
 SPEC = ActionSpec(

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import fnmatch
+import io
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +38,7 @@ from orchestrator.backup.pipeline import (
 )
 from orchestrator.backup.progress import ProgressSink, QuietProgress
 from orchestrator.backup.sets import BackupSet, new_point_id
+from orchestrator.backup.shards import Shard, ShardInfo, ShardManifest, seal_shard
 from orchestrator.errors import IntegrityError, InvalidInput, NotFound
 from orchestrator.providers.base import (
     ETAG_MD5_HINT,
@@ -76,6 +78,8 @@ class CopyOptions:
     bwlimit: float | None = None
     cancelled: CancelCheck = never_cancelled
     """Checked between objects and between chunks; once true, the copy stops with ``Cancelled``, unsealed."""
+    shard: Shard | None = None
+    """Copy only this shard's slice of the source and leave a shard manifest; ``seal_shards`` makes the point."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ class CopyPlan:
 
 @dataclass
 class CopyResult:
-    recovery_point: str
+    recovery_point: str | None
+    """None for a shard, which leaves a shard manifest instead (``shard_manifest``)."""
     objects_transferred: int
     objects_skipped: int
     bytes_transferred: int
@@ -115,10 +120,13 @@ class CopyResult:
     paths: dict[str, int]
     resumed_objects: int = 0
     object_paths: dict[str, str] = field(default_factory=dict)
+    shard: Shard | None = None
 
     def summary(self) -> dict[str, object]:
+        shard = {"shard": self.shard.label, "shard_group": self.shard.group} if self.shard else {}
         return {
             "recovery_point": self.recovery_point,
+            **shard,
             "objects_transferred": self.objects_transferred,
             "objects_skipped": self.objects_skipped,
             "objects_resumed": self.resumed_objects,
@@ -180,6 +188,9 @@ def plan_copy(
                 "take a full copy first"
             )
         base = base_point.result()
+    if options.shard is not None:
+        # After the emptiness check: a shard's slice of a small source may be empty, the source may not.
+        listed = [info for info in listed if options.shard.owns(info.key)]
     base_index = {e.key: e for e in base.objects} if base else {}
     planned: list[PlannedObject] = []
     for info in listed:
@@ -199,6 +210,7 @@ class _Run:
     progress: ProgressSink
     bucket: TokenBucket | None
     cancelled: CancelCheck = never_cancelled
+    shard: Shard | None = None
     bytes_sent: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -340,11 +352,17 @@ def execute_copy(
     started = clock()
     # The journal's run id survives a crash; the recovery point's id is only minted when it is sealed, so
     # points sort in the order they came into existence, resumed or not.
-    run_id = journal.unfinished_run(bset.url, plan.source_url, plan.mode) or new_point_id(now())
-    journal.start(run_id, bset.url, plan.source_url, plan.mode, now().isoformat())
+    # Each shard resumes its own run: shards of one copy may run side by side on one machine.
+    scope = (
+        plan.source_url
+        if options.shard is None
+        else f"{plan.source_url} (shard {options.shard.label} of {options.shard.group})"
+    )
+    run_id = journal.unfinished_run(bset.url, scope, plan.mode) or new_point_id(now())
+    journal.start(run_id, bset.url, scope, plan.mode, now().isoformat())
     sink = progress or QuietProgress()
     bucket = TokenBucket(options.bwlimit) if options.bwlimit else None
-    run = _Run(source, bset, run_id, journal, sink, bucket, options.cancelled)
+    run = _Run(source, bset, run_id, journal, sink, bucket, options.cancelled, options.shard)
 
     resumed = _resumable(run, plan)
     pending = [o for o in plan.to_transfer if o.info.key not in resumed]
@@ -367,10 +385,18 @@ def execute_copy(
         sink.finish()
 
     stop_if_cancelled(run.cancelled, "the copy")  # the last safe moment: after it, the point is sealed
-    point = _seal_point(run, plan, entries, paths, now())
+    objects = tuple(entries[o.info.key] for o in plan.objects)
+    # Prove the blobs this run wrote are in the set before a manifest claims them. Blobs taken over from the
+    # base point were proven when it was sealed, and prune never removes what an existing point refers to.
+    prove_written(bset, [e for e in objects if e.written_by == run_id], "the recovery point was not written")
+    point = _point(run, plan, objects, paths, now())
+    if options.shard is None:
+        bset.write_point(point)
+    else:
+        _write_shard_manifest(bset, options.shard, point)
     journal.finish(run_id, now().isoformat())
     return CopyResult(
-        recovery_point=point.id,
+        recovery_point=point.id if options.shard is None else None,
         objects_transferred=len(pending),
         objects_skipped=len(plan.objects) - len(pending),
         bytes_transferred=run.bytes_sent,
@@ -378,6 +404,7 @@ def execute_copy(
         paths=paths,
         resumed_objects=len(resumed),
         object_paths=object_paths,
+        shard=options.shard,
     )
 
 
@@ -408,7 +435,7 @@ def _run_parallel(run: _Run, pending: list[PlannedObject], transfers: int) -> It
             raise
 
 
-def _stored_sizes(bset: BackupSet, blobs: list[str]) -> dict[str, int]:
+def stored_sizes(bset: BackupSet, blobs: list[str]) -> dict[str, int]:
     """Stored sizes of ``blobs``: one stat each for a few, one listing of the set for many, or whenever the set
     was made by this run (it then holds only this run's blobs, so a listing costs a request per thousand)."""
     if not blobs:
@@ -431,28 +458,26 @@ def _reraise(future: Future[tuple[ObjectEntry, PathTaken]]) -> None:
     future.result()  # raises the worker's exception with its own traceback
 
 
-def _seal_point(
-    run: _Run,
-    plan: CopyPlan,
-    entries: dict[str, ObjectEntry],
-    paths: dict[str, int],
-    created: datetime,
-) -> RecoveryPoint:
-    objects = tuple(entries[o.info.key] for o in plan.objects)
-    # Prove the blobs this run wrote are in the set before the point claims them. Blobs taken over from the
-    # base point were proven when it was sealed, and prune never removes what an existing point refers to.
-    written = [e for e in objects if e.written_by == run.run_id]
-    present = _stored_sizes(run.bset, [e.blob for e in written])
+def prove_written(bset: BackupSet, written: list[ObjectEntry], consequence: str) -> None:
+    """Raise unless every blob of ``written`` is in the set at its recorded size."""
+    present = stored_sizes(bset, [e.blob for e in written])
     for entry in written:
         if present.get(entry.blob) != entry.stored_size:
             raise IntegrityError(
-                f"{entry.key}'s data (written by this run) is missing from {run.bset.url} or has the wrong size; "
-                "the recovery point was not written. Run the copy again."
+                f"{entry.key}'s data (written by this run) is missing from {bset.url} or has the wrong size; "
+                f"{consequence}. Run the copy again."
             )
-    point_id = new_point_id(created)
+
+
+def _point(
+    run: _Run, plan: CopyPlan, objects: tuple[ObjectEntry, ...], paths: dict[str, int], created: datetime
+) -> RecoveryPoint:
+    """The recovery point of a whole copy, or a shard's part of one (its id is then the shard's run id, which
+    its entries keep naming until the seal gives them the point's)."""
+    point_id = run.run_id if run.shard is not None else new_point_id(created)
     # Entries this run wrote name the run in the journal; in the manifest they name the point.
     objects = tuple(e.model_copy(update={"written_by": point_id}) if e.written_by == run.run_id else e for e in objects)
-    point = RecoveryPoint(
+    return RecoveryPoint(
         id=point_id,
         started=plan.started,
         created=created,
@@ -472,5 +497,9 @@ def _seal_point(
         ),
         paths={k: v for k, v in paths.items() if k in ("streamed", "server-side", "unchanged")},  # type: ignore[misc]
     )
-    run.bset.write_point(point)
-    return point
+
+
+def _write_shard_manifest(bset: BackupSet, shard: Shard, part: RecoveryPoint) -> None:
+    manifest = ShardManifest(shard=ShardInfo(group=shard.group, index=shard.index, count=shard.count), point=part)
+    raw = seal_shard(manifest, bset.keys.mac_key if bset.keys else None)
+    bset.store.write(shard.manifest_key, io.BytesIO(raw), metadata={"drctl_kind": "shard-manifest"})

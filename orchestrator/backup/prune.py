@@ -2,7 +2,8 @@
 
 Manifests are removed first and blobs after, so a crash in between leaves only unreferenced blobs (which the
 next prune removes), never a kept point without its data. Blobs younger than the grace period are kept even
-when unreferenced: they may belong to a copy still running, whose manifest is not written yet.
+when unreferenced: they may belong to a copy still running, whose manifest is not written yet. Shards of a
+copy that are finished but not sealed keep their data and their base point, however long the seal waits.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta
 
 from orchestrator.backup.layout import DATA_PREFIX, blob_key, point_key
 from orchestrator.backup.manifest import RecoveryPoint
+from orchestrator.backup.seal import pending_parts
 from orchestrator.backup.sets import BackupSet
 from orchestrator.errors import InvalidInput
 
@@ -60,11 +62,14 @@ def prune_set(
     bset: BackupSet, policy: RetentionPolicy, now: datetime, grace: timedelta, dry_run: bool = False
 ) -> PruneReport:
     points = bset.points()
-    keep = policy.kept(points)
+    # Shards not sealed yet hold data no point names, and compared against a base point their seal still needs.
+    pending = pending_parts(bset)
+    keep = policy.kept(points) | {p.point.parent for p in pending if p.point.parent}
     report = PruneReport(dry_run=dry_run)
     report.kept = [p.id for p in points if p.id in keep]
     report.forgotten = [p.id for p in points if p.id not in keep]
     referenced = {e.blob for p in points if p.id in keep for e in p.objects}
+    referenced |= {e.blob for p in pending for e in p.point.objects}
     doomed = []
     for info in bset.store.list(DATA_PREFIX):
         blob = info.key.rsplit("/", 1)[1]

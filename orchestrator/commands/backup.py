@@ -1,4 +1,4 @@
-"""``drctl backup ...``: copy, list, verify, restore, prune and keygen over backup sets."""
+"""``drctl backup ...``: init, copy, seal, list, verify, restore, prune and keygen over backup sets."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ from orchestrator.backup.progress import progress_for
 from orchestrator.backup.prune import RetentionPolicy, prune_set
 from orchestrator.backup.recipients import DEFAULT_IDENTITY_ENV, IdentitySource, check_recipients, new_identity
 from orchestrator.backup.restore import choose_point, restore_point
+from orchestrator.backup.seal import seal_shards
 from orchestrator.backup.sets import BackupSet, NewSetOptions, open_or_create_set, open_set
+from orchestrator.backup.shards import DEFAULT_GROUP, Shard, parse_shard
 from orchestrator.backup.verify import verify_set
 from orchestrator.commands.common import add_azure_account, mib, parse_time, print_json
 from orchestrator.durations import parse_duration
@@ -56,11 +58,13 @@ def _open(args: argparse.Namespace, location: str) -> BackupSet:
 
 
 @contextmanager
-def set_lock(set_url: str, command: str) -> Iterator[None]:
-    """One writer per backup set on this machine: a second copy or prune into it is refused (exit 3)."""
+def set_lock(set_url: str, command: str, shard: Shard | None = None) -> Iterator[None]:
+    """One writer per backup set on this machine: a second copy or prune into it is refused (exit 3). Shards of
+    one copy each write only their own slice and manifest, so they lock per shard and run side by side."""
+    what = f"backup set {set_url}" + (f" shard {shard.label} of group {shard.group}" if shard else "")
     lock = SqliteRunLock(
         locks_path(state_dir(_env())),
-        f"backup set {set_url}",
+        what,
         hint="wait for it to finish (a lock left by a run that crashed on this host is taken over)",
     )
     holder = LockHolder.here(f"{command}-{os.getpid()}", f"drctl backup {command}")
@@ -121,11 +125,15 @@ def _print_plan(plan: CopyPlan, as_json: bool) -> None:
 def _cmd_copy(args: argparse.Namespace) -> int:
     if args.transfers < 1:
         raise InvalidInput("--transfers must be at least 1")
+    if args.shard_group and not args.shard:
+        raise InvalidInput("--shard-group is for sharded copies; give --shard I/N too")
+    shard = parse_shard(args.shard, args.shard_group or DEFAULT_GROUP) if args.shard else None
     options = CopyOptions(
         mode=args.mode,
         filters=filters_of(args),
         transfers=args.transfers,
         bwlimit=parse_rate(args.bwlimit) if args.bwlimit else None,
+        shard=shard,
     )
     factory = store_factory(args)
     source = factory.open(args.source)
@@ -138,9 +146,15 @@ def _cmd_copy(args: argparse.Namespace) -> int:
         _print_plan(plan, args.json)
         return ExitCode.OK
     if bset is None:
+        if shard is not None:
+            # N shards starting at once would each make the set, and an encrypted one with its own key.
+            raise InvalidInput(
+                f"{dest.url} is not a backup set yet, and shards cannot make one: run `drctl backup init "
+                f"{args.dest}` first (with the --compress, --encrypt or --recipient the set should have)"
+            )
         bset = open_or_create_set(dest, key_source_of(args), _env(), new_set, now)
         assert bset is not None  # create=True always returns a set
-    with set_lock(bset.url, "copy"):
+    with set_lock(bset.url, "copy", shard):
         journal = CopyJournal(state_dir(_env()) / "journal.sqlite")
         try:
             result = execute_copy(plan, source, bset, options, journal, progress_for(sys.stderr, quiet=args.quiet))
@@ -150,12 +164,56 @@ def _cmd_copy(args: argparse.Namespace) -> int:
         print_json(result.summary())
     else:
         resumed = f", {result.resumed_objects} resumed" if result.resumed_objects else ""
+        made = (
+            f"shard {shard.label} of group {shard.group!r} done, waiting for `drctl backup seal`"
+            if shard
+            else f"recovery point {result.recovery_point}"
+        )
         print(
-            f"recovery point {result.recovery_point} ({plan.mode}): {result.objects_transferred} objects, "
+            f"{made} ({plan.mode}): {result.objects_transferred} objects, "
             f"{mib(result.bytes_transferred)} transferred in {result.seconds:.1f}s; "
             f"{result.objects_skipped} skipped{resumed}; paths: "
             + ", ".join(f"{k} {v}" for k, v in result.paths.items() if v)
         )
+    return ExitCode.OK
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    store = store_factory(args).open(args.set)
+    existing = open_or_create_set(store, key_source_of(args), _env(), new_set_of(args), datetime.now(UTC), create=False)
+    bset = existing or open_or_create_set(store, key_source_of(args), _env(), new_set_of(args), datetime.now(UTC))
+    assert bset is not None  # create=True always returns a set
+    settings = ", ".join(
+        s
+        for s in (
+            "compressed" if bset.config.compression else "",
+            "encrypted" if bset.config.encryption else "",
+            f"sealed to {len(bset.config.encryption.recipients)} recipient(s)"
+            if bset.config.encryption and bset.config.encryption.recipients
+            else "",
+        )
+        if s
+    )
+    verb = "is already a backup set" if existing else "is a new backup set"
+    print(f"{bset.url} {verb} ({settings or 'plain'})")
+    return ExitCode.OK
+
+
+def _cmd_seal(args: argparse.Namespace) -> int:
+    bset = _open(args, args.set)
+    with set_lock(bset.url, "seal"):
+        result = seal_shards(bset, args.shards, args.shard_group, datetime.now(UTC))
+    if args.json:
+        print_json(result.summary())
+        return ExitCode.OK
+    point = result.point
+    verb = "was already sealed as" if result.already_sealed else "sealed into"
+    print(
+        f"{result.shards} shards {verb} recovery point {point.id} ({point.mode}): {point.totals.objects} objects, "
+        f"{mib(point.totals.bytes)}; {point.totals.objects_transferred} transferred by the shards"
+    )
+    for left in result.leftovers:
+        print(f"warning: could not remove {left}; sealing again removes it", file=sys.stderr)
     return ExitCode.OK
 
 
@@ -320,6 +378,14 @@ def register(sub: Any) -> None:
     copy.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     copy.add_argument("--bwlimit", help="bandwidth limit, e.g. 20M (bytes per second)")
     copy.add_argument("--transfers", type=int, default=8, help="objects in flight at once (default 8)")
+    copy.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="copy only the I-th (from 0) of N slices of the source and leave a shard manifest for `backup seal`",
+    )
+    copy.add_argument(
+        "--shard-group", metavar="NAME", help=f"keeps one round of shards apart from others (default {DEFAULT_GROUP})"
+    )
     new_set_options(copy)
     copy.add_argument("--json", action="store_true", help="print a JSON summary")
     copy.add_argument("--quiet", action="store_true", help="no progress output")
@@ -327,6 +393,22 @@ def register(sub: Any) -> None:
     key_options(copy)
     add_azure_account(copy)
     copy.set_defaults(handler=_cmd_copy)
+
+    init = bsub.add_parser("init", help="make an empty backup set (sharded copies need one made first)")
+    init.add_argument("set")
+    new_set_options(init)
+    key_options(init)
+    add_azure_account(init)
+    init.set_defaults(handler=_cmd_init)
+
+    seal = bsub.add_parser("seal", help="seal the N shard manifests of a sharded copy into one recovery point")
+    seal.add_argument("set")
+    seal.add_argument("--shards", type=int, required=True, metavar="N", help="how many shards the copy was run with")
+    seal.add_argument("--shard-group", default=DEFAULT_GROUP, metavar="NAME", help="as given to the shards")
+    seal.add_argument("--json", action="store_true", help="print a JSON summary")
+    key_options(seal)
+    add_azure_account(seal)
+    seal.set_defaults(handler=_cmd_seal)
 
     lst = bsub.add_parser("list", help="the recovery points of a set")
     lst.add_argument("set")
