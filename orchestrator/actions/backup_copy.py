@@ -98,7 +98,7 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
         if p.shards is None:
             result = execute_copy(plan_copy(source, bset, options), source, bset, options, journal)
             point, transferred, skipped, sent = (
-                str(result.recovery_point),
+                result.recovery_point,
                 result.objects_transferred,
                 result.objects_skipped,
                 result.bytes_transferred,

@@ -111,8 +111,8 @@ class CopyPlan:
 
 @dataclass
 class CopyResult:
-    recovery_point: str | None
-    """None for a shard, which leaves a shard manifest instead (``shard_manifest``)."""
+    recovery_point: str
+    """The point's id; for a shard, the id of its part (its run id), which the seal's point replaces."""
     objects_transferred: int
     objects_skipped: int
     bytes_transferred: int
@@ -125,7 +125,7 @@ class CopyResult:
     def summary(self) -> dict[str, object]:
         shard = {"shard": self.shard.label, "shard_group": self.shard.group} if self.shard else {}
         return {
-            "recovery_point": self.recovery_point,
+            "recovery_point": None if self.shard else self.recovery_point,
             **shard,
             "objects_transferred": self.objects_transferred,
             "objects_skipped": self.objects_skipped,
@@ -396,7 +396,7 @@ def execute_copy(
         _write_shard_manifest(bset, options.shard, point)
     journal.finish(run_id, now().isoformat())
     return CopyResult(
-        recovery_point=point.id if options.shard is None else None,
+        recovery_point=point.id,
         objects_transferred=len(pending),
         objects_skipped=len(plan.objects) - len(pending),
         bytes_transferred=run.bytes_sent,
