@@ -7,6 +7,9 @@
   checked before the destination write is committed, and the destination's own whole-object hash, where it
   reports one, must equal ours (a store that reports an MD5 has the service check it against the bytes sent,
   so MD5 is computed once per byte, by the store).
+- Where the source and the set are in one service and the set stores the source's bytes as they are (no
+  compression or encryption), the service copies them (``server_side.py``) and the copy is proven by the
+  service's checksum or by one read-back; the summary counts which.
 - Finished objects are journalled one by one, so a re-run after a crash sends nothing already verified.
 - The manifest is written last, after the set is asked again for every blob this run wrote (one listing, or
   a stat each for a few blobs in a set with history): a concurrent prune elsewhere cannot leave a point
@@ -37,6 +40,7 @@ from orchestrator.backup.pipeline import (
     stop_if_cancelled,
 )
 from orchestrator.backup.progress import ProgressSink, QuietProgress
+from orchestrator.backup.server_side import Proof, can_copy_server_side, copy_server_side
 from orchestrator.backup.sets import BackupSet, new_point_id
 from orchestrator.backup.shards import Shard, ShardInfo, ShardManifest, seal_shard
 from orchestrator.errors import IntegrityError, InvalidInput, NotFound
@@ -46,12 +50,10 @@ from orchestrator.providers.base import (
     ObjectInfo,
     ObjectStore,
     Readable,
-    ServerSideCopy,
     object_url,
 )
 
 PathTaken = CopyPath | str
-SERVER_SIDE_MAX = 5 * 1024**3
 # Below this many blobs to check, a stat each is cheaper than listing the whole set (of unknown size).
 STAT_LIMIT = 500
 
@@ -121,6 +123,8 @@ class CopyResult:
     resumed_objects: int = 0
     object_paths: dict[str, str] = field(default_factory=dict)
     shard: Shard | None = None
+    server_side_proofs: dict[str, int] = field(default_factory=dict)
+    """How this run's server-side copies were proven: by the service's checksum, or by reading them back."""
 
     def summary(self) -> dict[str, object]:
         shard = {"shard": self.shard.label, "shard_group": self.shard.group} if self.shard else {}
@@ -134,6 +138,7 @@ class CopyResult:
             "seconds": round(self.seconds, 3),
             "mib_per_s": round(self.bytes_transferred / 2**20 / self.seconds, 2) if self.seconds > 0 else None,
             "paths": self.paths,
+            "server_side_verified_by": self.server_side_proofs,
         }
 
 
@@ -214,10 +219,16 @@ class _Run:
     bytes_sent: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    server_side_proofs: dict[str, int] = field(default_factory=dict)
+
     def count(self, n: int) -> None:
         with self._lock:
             self.bytes_sent += n
         self.progress.add_bytes(n)
+
+    def proved(self, proof: Proof) -> None:
+        with self._lock:
+            self.server_side_proofs[proof] = self.server_side_proofs.get(proof, 0) + 1
 
 
 def _entry(
@@ -244,21 +255,19 @@ def _entry(
     )
 
 
-def _server_side(run: _Run, info: ObjectInfo, blob: str) -> ObjectEntry | None:
-    source = run.source
-    if run.bset.transforms_bytes or not isinstance(source, ServerSideCopy) or not source.can_copy_to(run.bset.store):
+def _server_side(run: _Run, info: ObjectInfo, blob: str) -> tuple[ObjectEntry, Proof] | None:
+    # A set that compresses or encrypts stores other bytes than the source's: only streaming makes them.
+    if run.bset.transforms_bytes or not can_copy_server_side(run.source, run.bset.store):
         return None
-    # Only where the destination reports a whole-object SHA-256 for the copy (S3 up to its single-copy limit);
-    # otherwise the bytes would have to be read back to hash them, and streaming once is cheaper.
-    if "sha256" not in run.bset.store.native_hashes or info.size > SERVER_SIDE_MAX:
-        return None
-    written = source.copy_to(info.key, run.bset.store, blob_key(blob), {"drctl_source_key": _safe_meta(info.key)})
-    sha256 = written.hashes.get("sha256")
-    if written.size != info.size or sha256 is None:
-        # No whole-object hash from the service (e.g. a multipart copy): fall back to streaming.
+    meta = {"drctl_source_key": _safe_meta(info.key)}
+    md5 = info.hashes.get("md5")
+    copied = copy_server_side(
+        run.source, info.key, run.bset.store, blob_key(blob), meta, size=info.size, expect_md5=md5
+    )
+    if copied is None:
         return None
     run.count(info.size)
-    return _entry(run, info, blob, sha256, written.size)
+    return _entry(run, info, blob, copied.sha256, copied.size, copied.md5 or md5), copied.proof
 
 
 def _safe_meta(value: str) -> str:
@@ -311,11 +320,13 @@ def _streamed(run: _Run, info: ObjectInfo, blob: str) -> ObjectEntry:
 def _transfer(run: _Run, planned: PlannedObject) -> tuple[ObjectEntry, PathTaken]:
     info = planned.info
     blob = blob_id(run.source.url, info.key, info.size, info.etag)
-    entry = _server_side(run, info, blob)
-    path: PathTaken = "server-side"
-    if entry is None:
-        entry = _streamed(run, info, blob)
-        path = "streamed"
+    copied = _server_side(run, info, blob)
+    if copied is None:
+        entry, path = _streamed(run, info, blob), "streamed"
+    else:
+        entry, proof = copied
+        path = "server-side"
+        run.proved(proof)
     run.journal.record(run.run_id, entry)
     run.progress.object_done()
     return entry, path
@@ -405,6 +416,7 @@ def execute_copy(
         resumed_objects=len(resumed),
         object_paths=object_paths,
         shard=options.shard,
+        server_side_proofs=dict(run.server_side_proofs),
     )
 
 

@@ -1,5 +1,9 @@
 """Materialise a recovery point into any store or directory, verifying every object before it is committed.
 
+Where the set stores objects as they are (no compression or encryption) and the target is in the same service,
+each object is copied server-side and proven against the point's SHA-256 (by the service's checksum or one
+read-back), and a copy that fails is deleted from the target; otherwise it is streamed and verified as read.
+
 Before anything is written, restore checks that every object the point needs is in the set (a point whose
 data was lost with an earlier link of its chain is refused) and that no key could escape the target.
 """
@@ -8,13 +12,15 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from orchestrator.backup.copy import NO_FILTERS, Filters
+from orchestrator.backup.layout import blob_key
 from orchestrator.backup.manifest import RecoveryPoint
 from orchestrator.backup.pipeline import CancelCheck, MeteredReader, never_cancelled, stop_if_cancelled
 from orchestrator.backup.progress import ProgressSink, QuietProgress
+from orchestrator.backup.server_side import can_copy_server_side, copy_server_side
 from orchestrator.backup.sets import BackupSet
 from orchestrator.backup.verify import read_verified
 from orchestrator.errors import IntegrityError, InvalidInput, NotFound
@@ -28,6 +34,8 @@ class RestoreResult:
     point_created: datetime
     objects_restored: int
     bytes_restored: int
+    paths: dict[str, int] = field(default_factory=dict)
+    """Objects restored per path: ``streamed``, and ``server-side`` by how each was proven."""
 
 
 def choose_point(bset: BackupSet, point_id: str | None, at: datetime | None) -> RecoveryPoint:
@@ -96,11 +104,34 @@ def restore_point(
             total += n
         sink.add_bytes(n)
 
+    server_side = not bset.transforms_bytes and can_copy_server_side(bset.store, target)
+    paths: dict[str, int] = {}
+
     def one(entry_index: int) -> None:
         entry = entries[entry_index]
         stop_if_cancelled(cancelled, "the restore")
-        reader = read_verified(bset, entry, point.id)
-        target.write(entry.key, MeteredReader(reader, count, None, cancelled))
+        copied = (
+            copy_server_side(
+                bset.store,
+                blob_key(entry.blob),
+                target,
+                entry.key,
+                {},
+                size=entry.size,
+                expect_sha256=entry.sha256,
+                discard_failed=True,
+            )
+            if server_side
+            else None
+        )
+        if copied is None:
+            reader = read_verified(bset, entry, point.id)
+            target.write(entry.key, MeteredReader(reader, count, None, cancelled))
+        else:
+            count(copied.size)
+        path = "streamed" if copied is None else f"server-side ({copied.proof})"
+        with lock:
+            paths[path] = paths.get(path, 0) + 1
         sink.object_done()
 
     sink.start(len(entries), sum(e.size for e in entries))
@@ -109,4 +140,4 @@ def restore_point(
             list(pool.map(one, range(len(entries))))
     finally:
         sink.finish()
-    return RestoreResult(point.id, point.started, point.created, len(entries), total)
+    return RestoreResult(point.id, point.started, point.created, len(entries), total, paths)

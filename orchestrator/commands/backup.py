@@ -174,6 +174,7 @@ def _cmd_copy(args: argparse.Namespace) -> int:
             f"{mib(result.bytes_transferred)} transferred in {result.seconds:.1f}s; "
             f"{result.objects_skipped} skipped{resumed}; paths: "
             + ", ".join(f"{k} {v}" for k, v in result.paths.items() if v)
+            + "".join(f"; server-side copies verified by {k}: {v}" for k, v in result.server_side_proofs.items())
         )
     return ExitCode.OK
 
@@ -287,12 +288,14 @@ def _cmd_restore(args: argparse.Namespace) -> int:
                 "point_created": result.point_created.isoformat(),
                 "objects_restored": result.objects_restored,
                 "bytes_restored": result.bytes_restored,
+                "paths": result.paths,
             }
         )
     else:
         print(
             f"restored {result.objects_restored} objects, {mib(result.bytes_restored)} from {result.recovery_point} "
-            f"(taken {result.point_created:%Y-%m-%d %H:%M:%S} UTC), every object verified"
+            f"(taken {result.point_created:%Y-%m-%d %H:%M:%S} UTC), every object verified; paths: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(result.paths.items()))
         )
     return ExitCode.OK
 

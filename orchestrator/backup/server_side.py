@@ -1,0 +1,98 @@
+"""Copies whose bytes never pass through drctl, each proven before anyone relies on it.
+
+Backup and restore call ``copy_server_side`` per object: it copies within one service where both ends allow
+(S3 CopyObject, or UploadPartCopy past the single-copy limit; Azure Copy Blob within one account) and
+returns ``None`` where they do not, so the caller streams instead. The copy's hash comes from the service
+when it reports a whole-object SHA-256 for what it wrote (S3 does, for a single CopyObject), otherwise from
+reading the copy back once: that costs one download where streaming would cost a download and an upload.
+A hash the caller already expects (the source's MD5, the manifest's SHA-256) must match. A restore's copy
+that does not is deleted before the error is raised, so no target keeps bytes that failed their check; a
+backup blob is left, since an earlier point of the same source object names the same blob.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from orchestrator.errors import DrError, IntegrityError
+from orchestrator.providers.base import ObjectStore, ServerSideCopy, object_url
+
+Proof = Literal["service checksum", "read-back"]
+READ_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerSideCopied:
+    size: int
+    sha256: str
+    md5: str | None
+    """Computed only by a read-back (the service reports none for a copy)."""
+    proof: Proof
+
+
+def can_copy_server_side(source: ObjectStore, dest: ObjectStore) -> bool:
+    return isinstance(source, ServerSideCopy) and source.can_copy_to(dest)
+
+
+def copy_server_side(
+    source: ObjectStore,
+    key: str,
+    dest: ObjectStore,
+    dest_key: str,
+    metadata: Mapping[str, str],
+    *,
+    size: int,
+    expect_sha256: str | None = None,
+    expect_md5: str | None = None,
+    discard_failed: bool = False,
+) -> ServerSideCopied | None:
+    """Copy ``key`` to ``dest_key`` inside the service and prove it; None when the two stores cannot."""
+    if not isinstance(source, ServerSideCopy) or not source.can_copy_to(dest):
+        return None
+    written = source.copy_to(key, dest, dest_key, metadata)
+    name = object_url(source, key)
+    sha256 = written.hashes.get("sha256")
+    md5: str | None = None
+    proof: Proof = "service checksum"
+    if sha256 is None or (expect_md5 is not None and expect_sha256 is None):
+        # No whole-object SHA-256 from the service (Azure, an S3 multipart copy), or an MD5 to check that the
+        # service did not report: the copy is read back once and hashed.
+        sha256, md5, read = _read_back(dest, dest_key)
+        proof = "read-back"
+        if read != written.size:
+            _discard(dest, dest_key, discard_failed)
+            raise IntegrityError(f"the server-side copy of {name} read back {read} bytes, not {written.size}")
+    problem = None
+    if written.size != size:
+        problem = f"{written.size} bytes, not the {size} listed (it changed during the copy)"
+    elif expect_sha256 is not None and sha256 != expect_sha256:
+        problem = "a SHA-256 other than the one recorded"
+    elif expect_md5 is not None and md5 != expect_md5:
+        problem = "an MD5 other than the one its store reports (the source is corrupt or changed)"
+    if problem is not None:
+        _discard(dest, dest_key, discard_failed)
+        raise IntegrityError(f"the server-side copy of {name} to {object_url(dest, dest_key)} has {problem}")
+    return ServerSideCopied(written.size, sha256, md5, proof)
+
+
+def _read_back(store: ObjectStore, key: str) -> tuple[str, str, int]:
+    sha256, md5, read = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+    with store.open_read(key) as reader:
+        while chunk := reader.read(READ_CHUNK):
+            sha256.update(chunk)
+            md5.update(chunk)
+            read += len(chunk)
+    return sha256.hexdigest(), md5.hexdigest(), read
+
+
+def _discard(store: ObjectStore, key: str, wanted: bool) -> None:
+    if not wanted:
+        return
+    try:
+        store.delete(key)
+    except DrError:
+        # Best effort: the integrity error being raised matters more, and it names the target to restore again.
+        return
