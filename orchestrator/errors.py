@@ -82,6 +82,19 @@ class Permanent(ProviderError):
     """Retrying will not help until something is changed by a person."""
 
 
+class ServerSideUnavailable(Permanent):
+    """The destination service cannot build the object from the source URL: it lacks the operation (Put Block
+    From URL) or cannot read the source. Nothing was committed; the bytes must be streamed through drctl.
+
+    ``code`` is the service's error code (``APINotImplemented``, ``CannotVerifyCopySource``...);
+    ``source_status`` is the HTTP status the source gave the service, when the service reports it."""
+
+    def __init__(self, message: str, *, code: str, source_status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.source_status = source_status
+
+
 class NotFound(Permanent):
     """The bucket, container, object or resource does not exist."""
 

@@ -385,6 +385,14 @@ class AzureBlobStore:
         blob = self._container.get_blob_client(self.prefix + key)
         self._call(self._name(key), lambda: blob.set_blob_metadata(dict(metadata)))
 
+    # -- BuildFromUrl -----------------------------------------------------------------------------------------
+
+    def build_from_url(self, key: str, source_url: str, size: int, metadata: Mapping[str, str]) -> ObjectInfo:
+        # Imported here: the module builds on this one.
+        from orchestrator.providers.azure_from_url import copy_from_url
+
+        return copy_from_url(self, key, source_url, size, metadata)
+
     # -- ServerSideCopy ---------------------------------------------------------------------------------------
 
     def can_copy_to(self, dest: ObjectStore) -> bool:

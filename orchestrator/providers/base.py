@@ -200,6 +200,24 @@ class ServerSideCopy(Protocol):
 
 
 @runtime_checkable
+class PresignedRead(Protocol):
+    """A store that can hand another service a URL to read one object itself (S3's presigned GET)."""
+
+    def presigned_get(self, key: str, expires_s: int, *, version_id: str | None = None) -> str:
+        """A secret URL: whoever holds it reads ``key`` for ``expires_s`` seconds. Never put it in a message."""
+        ...
+
+
+@runtime_checkable
+class BuildFromUrl(Protocol):
+    """A store whose service can build an object from a URL it reads itself (Azure's Put Block From URL)."""
+
+    def build_from_url(self, key: str, source_url: str, size: int, metadata: Mapping[str, str]) -> ObjectInfo:
+        """Raises ``ServerSideUnavailable`` when the service cannot (nothing committed: stream instead)."""
+        ...
+
+
+@runtime_checkable
 class Versioned(Protocol):
     """A store that keeps earlier versions of objects (S3 versioning, Azure blob versions)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,6 +49,8 @@ T = TypeVar("T")
 # S3 refuses CopyObject above 5 GiB; larger copies go part by part with UploadPartCopy.
 MAX_SINGLE_COPY = 5 * 1024**3
 COPY_PART_SIZE = 512 * 1024**2
+# SigV4 presigned URLs are refused beyond seven days.
+MAX_PRESIGNED_S = 7 * 24 * 3600
 
 IAM_GRANTS = (
     Grant(Scope.BACKUP_BUCKET, ("s3:ListBucket",), ("s3:ListObjectsV2", "s3:HeadBucket")),
@@ -222,6 +225,28 @@ def _parse_listing(body: bytes) -> _ListingPage:
     )
 
 
+_presigning = threading.local()
+
+
+class _QuietWhilePresigning(logging.Filter):
+    """Drops botocore.auth's debug records of a presigning in progress in this thread: they spell out the
+    signature and the canonical query (credential, session token), which together are the URL itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_presigning, "active", False)
+
+
+_QUIET_WHILE_PRESIGNING = _QuietWhilePresigning()
+
+
+def _presign_with_sigv4(signature_version: str, **_: Any) -> str | None:
+    """The signer for a presigned S3 URL: SigV4 always. Unless a signature version is configured, botocore
+    presigns with SigV2 in regions that still accept it, and buckets created since 2020 refuse SigV2."""
+    if signature_version.endswith("-query") and not signature_version.startswith(("v4a", "v4-s3express")):
+        return "s3v4-query"
+    return None
+
+
 def _etag_md5(etag: str | None, sse: str | None, sse_customer: str | None) -> str | None:
     """The object's MD5 when its ETag is one: a single-part upload stored plainly or with S3-managed keys. A
     multipart ETag has a part count, and under KMS or customer keys the ETag is not an MD5 of the bytes."""
@@ -235,6 +260,20 @@ def _etag_md5(etag: str | None, sse: str | None, sse_customer: str | None) -> st
 
 def _sha256_b64(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def _full_object_sha256(obj: Mapping[str, Any]) -> str | None:
+    """The hex SHA-256 of the whole object when S3 stores one. A multipart upload's composite checksum (a hash
+    of its parts' hashes, ``ChecksumType`` COMPOSITE) is not: endpoints that predate ``ChecksumType`` mark it
+    only with a ``-<parts>`` suffix, which base64 decoding would silently drop, giving a wrong hash."""
+    value = str(obj.get("ChecksumSHA256") or "")
+    if not value or obj.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT" or "-" in value:
+        return None
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+    return digest.hex() if len(digest) == hashlib.sha256().digest_size else None
 
 
 class S3Store:
@@ -297,9 +336,9 @@ class S3Store:
 
     def _info(self, key: str, obj: Mapping[str, Any]) -> ObjectInfo:
         hashes: dict[HashType, str] = {}
-        # Only a full-object SHA-256 is a hash of the whole object; a composite one (multipart) is not.
-        if obj.get("ChecksumSHA256") and obj.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT":
-            hashes["sha256"] = base64.b64decode(obj["ChecksumSHA256"]).hex()
+        sha256 = _full_object_sha256(obj)
+        if sha256 is not None:
+            hashes["sha256"] = sha256
         return ObjectInfo(
             key=key,
             size=int(obj.get("ContentLength", obj.get("Size", 0))),
@@ -348,6 +387,42 @@ class S3Store:
             lambda: self._client.head_object(Bucket=self.bucket, Key=self.prefix + key, ChecksumMode="ENABLED"),
         )
         return self._info(key, resp)
+
+    def stored_sha256(self, key: str) -> str | None:
+        """The SHA-256 (hex) S3 stores for the whole of ``key``, or None when it has none: an object written
+        without a checksum, or in parts with a composite one. Raises ``NotFound``."""
+        return self.stat(key).hashes.get("sha256")
+
+    def presigned_get(self, key: str, expires_s: int, *, version_id: str | None = None) -> str:
+        """A URL that lets whoever holds it GET ``key`` (any byte range of it) for ``expires_s`` seconds, as
+        this store's identity, with no other credential: for a service that reads the object itself (Azure's
+        Put Block From URL). It carries a signature, so it is a secret: hand it only to that service, and
+        never put it in a message. ``version_id`` pins one version, so ranges read at different moments of a
+        long copy come from the same bytes even if the key is overwritten meanwhile.
+
+        The URL stops working when the credentials that signed it expire (a role session's token), whatever
+        ``expires_s`` says. No request is made: a missing object is only found when the URL is used."""
+        if not 1 <= expires_s <= MAX_PRESIGNED_S:
+            raise ValueError(f"a presigned S3 URL lasts 1 to {MAX_PRESIGNED_S} seconds, not {expires_s}")
+        params: dict[str, str] = {"Bucket": self.bucket, "Key": self.prefix + key}
+        if version_id is not None:
+            params["VersionId"] = version_id
+        # Ahead of botocore's own choice of signer; it acts on presigning only. The stubs type every handler
+        # as returning None, but a choose-signer handler's return value is the signer.
+        self._client.meta.events.register_first(
+            "choose-signer.s3.GetObject",
+            _presign_with_sigv4,  # type: ignore[arg-type]
+            unique_id="drctl-presign-sigv4",
+        )
+        logging.getLogger("botocore.auth").addFilter(_QUIET_WHILE_PRESIGNING)
+        _presigning.active = True
+        try:
+            return self._call(
+                self._name(key),
+                lambda: self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s),
+            )
+        finally:
+            _presigning.active = False
 
     def open_read(self, key: str, start: int = 0, length: int | None = None) -> ObjectReader:
         if length == 0:
