@@ -40,10 +40,17 @@ from orchestrator.backup.pipeline import (
     stop_if_cancelled,
 )
 from orchestrator.backup.progress import ProgressSink, QuietProgress
-from orchestrator.backup.server_side import Proof, can_copy_server_side, copy_server_side
+from orchestrator.backup.server_side import (
+    Proof,
+    build_from_url,
+    can_build_from_url,
+    can_copy_server_side,
+    copy_server_side,
+)
 from orchestrator.backup.sets import BackupSet, new_point_id
+from orchestrator.backup.shard_progress import CHECKPOINT_S, ShardCheckpoint, load_progress
 from orchestrator.backup.shards import Shard, ShardInfo, ShardManifest, seal_shard
-from orchestrator.errors import IntegrityError, InvalidInput, NotFound
+from orchestrator.errors import IntegrityError, InvalidInput, NotFound, ServerSideUnavailable
 from orchestrator.providers.base import (
     ETAG_MD5_HINT,
     Md5CheckedWrite,
@@ -82,6 +89,8 @@ class CopyOptions:
     """Checked between objects and between chunks; once true, the copy stops with ``Cancelled``, unsealed."""
     shard: Shard | None = None
     """Copy only this shard's slice of the source and leave a shard manifest; ``seal_shards`` makes the point."""
+    checkpoint_s: float = CHECKPOINT_S
+    """A shard writes its progress into the set this often, for a rerun elsewhere to resume from."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +133,10 @@ class CopyResult:
     object_paths: dict[str, str] = field(default_factory=dict)
     shard: Shard | None = None
     server_side_proofs: dict[str, int] = field(default_factory=dict)
-    """How this run's server-side copies were proven: by the service's checksum, or by reading them back."""
+    """How this run's server-side copies were proven: the service's checksum of the copy, the source's stored
+    checksum, or a read-back."""
+    server_side_refused: str | None = None
+    """Why the destination's service would not build blobs from a URL (its error code), so this run streamed."""
 
     def summary(self) -> dict[str, object]:
         shard = {"shard": self.shard.label, "shard_group": self.shard.group} if self.shard else {}
@@ -139,6 +151,7 @@ class CopyResult:
             "mib_per_s": round(self.bytes_transferred / 2**20 / self.seconds, 2) if self.seconds > 0 else None,
             "paths": self.paths,
             "server_side_verified_by": self.server_side_proofs,
+            "server_side_refused": self.server_side_refused,
         }
 
 
@@ -220,6 +233,8 @@ class _Run:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     server_side_proofs: dict[str, int] = field(default_factory=dict)
+    from_url_unavailable: str | None = None
+    """The service's error code once it refused to build a blob from a URL; later objects then stream."""
 
     def count(self, n: int) -> None:
         with self._lock:
@@ -257,9 +272,11 @@ def _entry(
 
 def _server_side(run: _Run, info: ObjectInfo, blob: str) -> tuple[ObjectEntry, Proof] | None:
     # A set that compresses or encrypts stores other bytes than the source's: only streaming makes them.
-    if run.bset.transforms_bytes or not can_copy_server_side(run.source, run.bset.store):
+    if run.bset.transforms_bytes:
         return None
     meta = {"drctl_source_key": _safe_meta(info.key)}
+    if not can_copy_server_side(run.source, run.bset.store):
+        return _built_from_url(run, info, blob, meta)
     md5 = info.hashes.get("md5")
     copied = copy_server_side(
         run.source, info.key, run.bset.store, blob_key(blob), meta, size=info.size, expect_md5=md5
@@ -268,6 +285,22 @@ def _server_side(run: _Run, info: ObjectInfo, blob: str) -> tuple[ObjectEntry, P
         return None
     run.count(info.size)
     return _entry(run, info, blob, copied.sha256, copied.size, copied.md5 or md5), copied.proof
+
+
+def _built_from_url(run: _Run, info: ObjectInfo, blob: str, meta: dict[str, str]) -> tuple[ObjectEntry, Proof] | None:
+    if run.from_url_unavailable is not None or not can_build_from_url(run.source, run.bset.store):
+        return None
+    try:
+        copied = build_from_url(run.source, info, run.bset.store, blob_key(blob), meta)
+    except ServerSideUnavailable as exc:
+        # The service lacks the call or cannot reach the source: every object of this run would fail the same
+        # way, so the run streams from now on and says why in its summary.
+        run.from_url_unavailable = exc.code
+        return None
+    if copied is None:
+        return None
+    run.count(info.size)
+    return _entry(run, info, blob, copied.sha256, copied.size, copied.md5), copied.proof
 
 
 def _safe_meta(value: str) -> str:
@@ -332,9 +365,10 @@ def _transfer(run: _Run, planned: PlannedObject) -> tuple[ObjectEntry, PathTaken
     return entry, path
 
 
-def _resumable(run: _Run, plan: CopyPlan) -> dict[str, ObjectEntry]:
-    """Journalled objects of the interrupted run that are still in the set, unchanged at the source."""
-    done = run.journal.done_objects(run.run_id)
+def _resumable(run: _Run, plan: CopyPlan, checkpointed: tuple[ObjectEntry, ...]) -> dict[str, ObjectEntry]:
+    """Objects the interrupted run finished (journalled here, or checkpointed in the set by a shard that ran
+    elsewhere) that are still in the set, unchanged at the source."""
+    done = {e.key: e for e in checkpointed} | run.journal.done_objects(run.run_id)
     if not done:
         return {}
     present = run.bset.blob_sizes()
@@ -369,13 +403,17 @@ def execute_copy(
         if options.shard is None
         else f"{plan.source_url} (shard {options.shard.label} of {options.shard.group})"
     )
-    run_id = journal.unfinished_run(bset.url, scope, plan.mode) or new_point_id(now())
+    # A shard rerun on another machine has no journal of its first run: it takes over the run its progress
+    # file in the set describes (shard_progress.py).
+    elsewhere = load_progress(bset, options.shard) if options.shard else None
+    run_id = journal.unfinished_run(bset.url, scope, plan.mode) or (elsewhere.id if elsewhere else new_point_id(now()))
     journal.start(run_id, bset.url, scope, plan.mode, now().isoformat())
     sink = progress or QuietProgress()
     bucket = TokenBucket(options.bwlimit) if options.bwlimit else None
     run = _Run(source, bset, run_id, journal, sink, bucket, options.cancelled, options.shard)
 
-    resumed = _resumable(run, plan)
+    checkpointed = elsewhere.objects if elsewhere is not None and elsewhere.id == run_id else ()
+    resumed = _resumable(run, plan, checkpointed)
     pending = [o for o in plan.to_transfer if o.info.key not in resumed]
     entries: dict[str, ObjectEntry] = dict(resumed)
     paths: dict[str, int] = {"streamed": 0, "server-side": 0, "unchanged": 0, "resumed": len(resumed)}
@@ -386,12 +424,16 @@ def execute_copy(
             paths["unchanged"] += 1
             object_paths[planned.info.key] = "unchanged"
 
+    checkpoint = ShardCheckpoint(bset, options.shard, options.checkpoint_s, clock) if options.shard else None
     sink.start(len(pending), sum(o.info.size for o in pending))
     try:
         for entry, path in _run_parallel(run, pending, options.transfers):
             entries[entry.key] = entry
             paths[str(path)] += 1
             object_paths[entry.key] = str(path)
+            if checkpoint is not None and checkpoint.due():
+                done = tuple(e for e in entries.values() if e.written_by == run_id)
+                checkpoint.write(_point(run, plan, done, paths, now()))
     finally:
         sink.finish()
 
@@ -405,6 +447,8 @@ def execute_copy(
         bset.write_point(point)
     else:
         _write_shard_manifest(bset, options.shard, point)
+        if checkpoint is not None:
+            checkpoint.remove()
     journal.finish(run_id, now().isoformat())
     return CopyResult(
         recovery_point=point.id,
@@ -417,6 +461,7 @@ def execute_copy(
         object_paths=object_paths,
         shard=options.shard,
         server_side_proofs=dict(run.server_side_proofs),
+        server_side_refused=run.from_url_unavailable,
     )
 
 

@@ -2,9 +2,12 @@
 
 Backup and restore call ``copy_server_side`` per object: it copies within one service where both ends allow
 (S3 CopyObject, or UploadPartCopy past the single-copy limit; Azure Copy Blob within one account) and
-returns ``None`` where they do not, so the caller streams instead. The copy's hash comes from the service
-when it reports a whole-object SHA-256 for what it wrote (S3 does, for a single CopyObject), otherwise from
-reading the copy back once: that costs one download where streaming would cost a download and an upload.
+returns ``None`` where they do not, so the caller streams instead. Backup also calls ``build_from_url``
+from S3 into Azure: Azure's service reads the S3 object through a presigned URL, block by block.
+
+The copy's hash comes from the service when it reports a whole-object SHA-256 for what it wrote (S3 does,
+for a single CopyObject), from S3's stored checksum of the source for a blob Azure built from it, otherwise
+from reading the copy back once: one download, where streaming costs a download and an upload.
 A hash the caller already expects (the source's MD5, the manifest's SHA-256) must match. A restore's copy
 that does not is deleted before the error is raised, so no target keeps bytes that failed their check; a
 backup blob is left, since an earlier point of the same source object names the same blob.
@@ -18,9 +21,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from orchestrator.errors import DrError, IntegrityError
-from orchestrator.providers.base import ObjectStore, ServerSideCopy, object_url
+from orchestrator.providers.base import BuildFromUrl, ObjectInfo, ObjectStore, PresignedRead, ServerSideCopy, object_url
 
-Proof = Literal["service checksum", "read-back"]
+Proof = Literal["service checksum", "source checksum", "read-back"]
+# A presigned URL must outlive the slowest copy the service might make of one object; S3 caps it at 7 days.
+URL_MIN_S = 3600
+URL_MAX_S = 7 * 24 * 3600
+SLOWEST_BYTES_PER_S = 1024 * 1024
 READ_CHUNK = 1024 * 1024
 
 
@@ -76,6 +83,35 @@ def copy_server_side(
         _discard(dest, dest_key, discard_failed)
         raise IntegrityError(f"the server-side copy of {name} to {object_url(dest, dest_key)} has {problem}")
     return ServerSideCopied(written.size, sha256, md5, proof)
+
+
+def can_build_from_url(source: ObjectStore, dest: ObjectStore) -> bool:
+    return isinstance(source, PresignedRead) and isinstance(dest, BuildFromUrl)
+
+
+def build_from_url(
+    source: ObjectStore, info: ObjectInfo, dest: ObjectStore, dest_key: str, metadata: Mapping[str, str]
+) -> ServerSideCopied | None:
+    """Have ``dest``'s service read ``info``'s object from ``source`` itself (S3 into Azure, as AzCopy does),
+    then prove it: by S3's stored SHA-256 of the object where it has one (the object must still be the one
+    listed, etag and size, so that hash is of the bytes the service read), else by reading the copy back.
+    Raises ``ServerSideUnavailable`` when ``dest``'s service cannot (nothing committed: stream instead)."""
+    if not isinstance(source, PresignedRead) or not isinstance(dest, BuildFromUrl):
+        return None
+    lifetime = min(URL_MAX_S, URL_MIN_S + info.size // SLOWEST_BYTES_PER_S)
+    url = source.presigned_get(info.key, lifetime, version_id=info.version_id)
+    written = dest.build_from_url(dest_key, url, info.size, metadata)
+    name = object_url(source, info.key)
+    after = source.stat(info.key)
+    if (after.size, after.etag) != (info.size, info.etag) or written.size != info.size:
+        raise IntegrityError(f"{name} changed while the service copied it server-side; run the copy again")
+    sha256 = after.hashes.get("sha256")
+    if sha256 is not None:
+        return ServerSideCopied(written.size, sha256, None, "source checksum")
+    sha256, md5, read = _read_back(dest, dest_key)
+    if read != written.size:
+        raise IntegrityError(f"the server-side copy of {name} read back {read} bytes, not {written.size}")
+    return ServerSideCopied(written.size, sha256, md5, "read-back")
 
 
 def _read_back(store: ObjectStore, key: str) -> tuple[str, str, int]:

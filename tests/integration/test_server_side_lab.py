@@ -1,7 +1,8 @@
 """Server-side copies on the lab (issue #18): within S3 (LocalStack) and within one Azure account (Azurite),
 backup and restore have the service copy the bytes, prove each copy (S3's checksum of the copy, or one
 read-back on Azure, which reports none) and say so in their summaries. A set that compresses streams, and a
-blob damaged in the set is refused by a server-side restore, which leaves nothing of it in the target."""
+blob damaged in the set is refused by a server-side restore, which leaves nothing of it in the target. From S3
+into Azure, Azurite cannot read a presigned URL, so the copy streams and says why."""
 
 from __future__ import annotations
 
@@ -89,3 +90,16 @@ def test_a_damaged_blob_fails_a_server_side_restore_and_leaves_nothing_of_it_in_
     result = drctl("backup", "restore", set_url, target, "--quiet", env=env)
     assert_one_line_error(result, ExitCode.INTEGRITY, "server-side copy", "SHA-256")
     assert read_store(lab_factory.open(target)) == {}
+
+
+def test_s3_into_azure_falls_back_to_streaming_where_the_service_cannot_read_the_url(
+    env: dict[str, str], lab_factory: StoreFactory, s3_bucket: str, az_container: str
+) -> None:
+    # Azurite cannot fetch a URL outside itself (CannotVerifyCopySource): the real service's path is covered
+    # by recorded answers (tests/unit/test_azure_put_block_from_url.py); here the fallback is what runs.
+    source, set_url, target = f"s3://{s3_bucket}/src/", f"az://{az_container}/set/", f"az://{az_container}/out/"
+    seed(lab_factory.open(source), OBJECTS)
+    copied, _ = _copy_and_restore(env, source, set_url, target)
+    assert copied["server_side_refused"] == "CannotVerifyCopySource"
+    assert copied["paths"] == {"streamed": len(OBJECTS), "server-side": 0, "unchanged": 0, "resumed": 0}
+    assert read_store(lab_factory.open(target)) == OBJECTS
