@@ -12,6 +12,7 @@ source with the same base and the same listing time already exists, and the left
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,7 @@ from orchestrator.errors import DrError, IntegrityError, InvalidInput, NotFound
 from orchestrator.providers.base import object_url
 
 _NAME = re.compile(r"([0-9]+)-of-([0-9]+)\.json")
+_PROGRESS = re.compile(r"[0-9]+-of-[0-9]+\.progress\.json")
 
 
 @dataclass(frozen=True)
@@ -155,13 +157,21 @@ def _load_parts(bset: BackupSet, count: int, group: str) -> list[ShardManifest]:
 
 
 def pending_parts(bset: BackupSet) -> list[ShardManifest]:
-    """Every shard manifest not sealed yet, of any group: prune keeps what they refer to."""
+    """Every shard manifest not sealed yet, and every running or interrupted shard's progress, of any group:
+    prune keeps what they refer to."""
     mac_key = bset.keys.mac_key if bset.keys else None
     parts = []
     for info in bset.store.list(SHARDS_PREFIX):
-        if _NAME.fullmatch(info.key.rsplit("/", 1)[-1]):
+        name = info.key.rsplit("/", 1)[-1]
+        if _NAME.fullmatch(name):
             with bset.store.open_read(info.key) as reader:
                 parts.append(unseal_shard(reader.read(), object_url(bset.store, info.key), mac_key))
+        elif _PROGRESS.fullmatch(name):
+            with bset.store.open_read(info.key) as reader:
+                raw = reader.read()
+            # A damaged progress file only costs its shard a fresh start: it must not stop prune.
+            with contextlib.suppress(IntegrityError):
+                parts.append(unseal_shard(raw, object_url(bset.store, info.key), mac_key))
     return parts
 
 

@@ -23,6 +23,7 @@ from orchestrator.backup.recipients import DEFAULT_IDENTITY_ENV, IdentitySource,
 from orchestrator.backup.restore import choose_point, restore_point
 from orchestrator.backup.seal import seal_shards
 from orchestrator.backup.sets import BackupSet, NewSetOptions, open_or_create_set, open_set
+from orchestrator.backup.shard_progress import CHECKPOINT_S
 from orchestrator.backup.shards import DEFAULT_GROUP, Shard, parse_shard
 from orchestrator.backup.verify import verify_set
 from orchestrator.commands.common import add_azure_account, mib, parse_time, print_json
@@ -125,8 +126,11 @@ def _print_plan(plan: CopyPlan, as_json: bool) -> None:
 def _cmd_copy(args: argparse.Namespace) -> int:
     if args.transfers < 1:
         raise InvalidInput("--transfers must be at least 1")
-    if args.shard_group and not args.shard:
-        raise InvalidInput("--shard-group is for sharded copies; give --shard I/N too")
+    if (args.shard_group or args.checkpoint_every) and not args.shard:
+        raise InvalidInput("--shard-group and --checkpoint-every are for sharded copies; give --shard I/N too")
+    checkpoint_s = parse_duration(args.checkpoint_every).total_seconds() if args.checkpoint_every else CHECKPOINT_S
+    if checkpoint_s <= 0:
+        raise InvalidInput("--checkpoint-every must be longer than 0s, e.g. 30s")
     shard = parse_shard(args.shard, args.shard_group or DEFAULT_GROUP) if args.shard else None
     options = CopyOptions(
         mode=args.mode,
@@ -134,6 +138,7 @@ def _cmd_copy(args: argparse.Namespace) -> int:
         transfers=args.transfers,
         bwlimit=parse_rate(args.bwlimit) if args.bwlimit else None,
         shard=shard,
+        checkpoint_s=checkpoint_s,
     )
     factory = store_factory(args)
     source = factory.open(args.source)
@@ -175,6 +180,11 @@ def _cmd_copy(args: argparse.Namespace) -> int:
             f"{result.objects_skipped} skipped{resumed}; paths: "
             + ", ".join(f"{k} {v}" for k, v in result.paths.items() if v)
             + "".join(f"; server-side copies verified by {k}: {v}" for k, v in result.server_side_proofs.items())
+            + (
+                f"; the destination would not copy from a URL ({result.server_side_refused}), so objects streamed"
+                if result.server_side_refused
+                else ""
+            )
         )
     return ExitCode.OK
 
@@ -388,6 +398,11 @@ def register(sub: Any) -> None:
     )
     copy.add_argument(
         "--shard-group", metavar="NAME", help=f"keeps one round of shards apart from others (default {DEFAULT_GROUP})"
+    )
+    copy.add_argument(
+        "--checkpoint-every",
+        metavar="DURATION",
+        help=f"how often a shard saves its progress in the set, for a rerun elsewhere (default {CHECKPOINT_S:.0f}s)",
     )
     new_set_options(copy)
     copy.add_argument("--json", action="store_true", help="print a JSON summary")

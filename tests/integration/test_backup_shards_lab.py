@@ -1,7 +1,8 @@
 """Sharded copies on the lab (issue #18): four ``drctl backup copy --shard I/4`` processes run side by side from
 S3 (LocalStack) into one Azure (Azurite) set, as four pods of an Indexed Job would, and ``drctl backup seal``
 makes one recovery point of them. Its content must equal a single-process copy of the same source; a shard
-killed with SIGKILL leaves the seal refusing, naming it, until that shard is run again (and resumes)."""
+killed with SIGKILL leaves the seal refusing, naming it, until that shard is run again (and resumes), and a
+shard rerun with no journal of its first run (another pod) resumes from the progress it saved in the set."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from orchestrator.backup.crypto import KeySource
 from orchestrator.backup.layout import POINTS_PREFIX
 from orchestrator.backup.manifest import RecoveryPoint
 from orchestrator.backup.sets import open_set
-from orchestrator.backup.shards import SHARDS_PREFIX
+from orchestrator.backup.shard_progress import load_progress
+from orchestrator.backup.shards import SHARDS_PREFIX, Shard
 from orchestrator.errors import ExitCode
 from orchestrator.providers.factory import StoreFactory
 from tests.support.backup import backup_env, run_json, seed
@@ -156,3 +158,27 @@ def test_a_killed_shard_stops_the_seal_until_it_is_run_again(
     run_json("backup", "copy", source, single, "--mode", "full", "--json", "--quiet", env=env)
     assert _content(_only_point(lab_factory, set_url)) == _content(_only_point(lab_factory, single))
     assert run_json("backup", "verify", set_url, "--deep", "--json", env=env)["ok"] is True
+
+
+def test_a_shard_rerun_on_another_machine_resumes_from_its_progress_in_the_set(
+    source: str, lab_env: dict[str, str], lab_factory: StoreFactory, az_container: str, tmp_path: Path
+) -> None:
+    # Two state directories stand for two pods: the rerun has no journal of the first run, as on an engine.
+    first, second = backup_env(lab_env, tmp_path / "pod-a"), backup_env(lab_env, tmp_path / "pod-b")
+    set_url = f"az://{az_container}/sharded/"
+    assert drctl("backup", "init", set_url, env=first).returncode == 0
+    bset = open_set(lab_factory.open(set_url), KeySource(), {})
+    shard = Shard(1, SHARDS, "round-1")
+    proc = _start_shard(source, set_url, 1, first, tmp_path, "--bwlimit", "256K", "--checkpoint-every", "1s")
+    deadline = time.monotonic() + 60
+    while (progress := load_progress(bset, shard)) is None or len(progress.objects) < 2:
+        assert proc.poll() is None, (tmp_path / "shard1.err").read_text()
+        assert time.monotonic() < deadline, "the shard saved no progress within 60 s"
+        time.sleep(POLL_S)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    rerun = _finished(_start_shard(source, set_url, 1, second, tmp_path), tmp_path, 1)
+    assert int(str(rerun["objects_resumed"])) >= len(progress.objects), rerun
+    assert load_progress(bset, shard) is None, "a finished shard removes its progress file"
+    assert [o.key for o in bset.store.list(SHARDS_PREFIX)] == [shard.manifest_key]
