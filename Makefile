@@ -14,10 +14,10 @@ PY := $(VENV)/bin/python
 LAB := $(PYTHON) localstack/lab.py
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup lab-install lab-up lab-down lab-status lab-env test test-unit chaos mutants drill failover bench bench-drill bench-protect lint browser
+.PHONY: help setup lab-install lab-up lab-down lab-status lab-env test test-unit chaos mutants drill failover bench bench-drill bench-scale bench-protect lint browser
 
 help:
-	@echo "make drill | failover | test | chaos | mutants | setup | lab-up | lab-down | lab-status | lab-env | bench | bench-drill | lint | browser"
+	@echo "make drill | failover | test | chaos | mutants | setup | lab-up | lab-down | lab-status | lab-env | bench | bench-drill | bench-scale | lint | browser"
 
 $(UV): requirements-bootstrap.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --require-hashes --target .tools/uv \
@@ -96,6 +96,10 @@ bench-drill: setup
 	$(LAB) run -- $(PY) -m tests.bench.drill_overhead
 
 # drctl protect's lag (S3 events -> sealed points) against rclone copy --checksum run every minute, one run.
+# A 1-, 2- and 4-shard copy of a 20,000-object source beside rclone --transfers 32 (tests/bench/scale.py).
+bench-scale: setup
+	$(LAB) run -- $(PY) -m tests.bench.scale
+
 bench-protect: setup
 	$(LAB) run -- $(PY) -m tests.bench.protect_lag
 
