@@ -53,6 +53,8 @@ class Measured:
     seconds: float
     emulator_cpu_s: float
     copier_cpu_s: float
+    seal_s: float | None = None
+    point_bytes: int | None = None
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -146,11 +148,14 @@ def main() -> int:
         shards = [[*copy, "--shard", f"{i}/{n}", "--shard-group", "bench"] for i in range(n)]
         emu0, start = _emulators_cpu(emulators), time.perf_counter()
         cpu = _run_all(shards, env)
+        sealing = time.perf_counter()
         cpu += _run_all([[drctl, "backup", "seal", set_url, "--shards", str(n), "--shard-group", "bench"]], env)
-        seconds = time.perf_counter() - start
-        results.append(
-            Measured(f"drctl, {n} shard{'s' if n > 1 else ''}", seconds, _emulators_cpu(emulators) - emu0, cpu)
-        )
+        end = time.perf_counter()
+        point_bytes = sum(o.size for o in factory.open(set_url).list("points/"))
+        label = f"drctl, {n} shard{'s' if n > 1 else ''}"
+        emulator_cpu = _emulators_cpu(emulators) - emu0
+        results.append(Measured(label, end - start, emulator_cpu, cpu, end - sealing, point_bytes))
+        seconds = end - start
         print(f"bench-scale: {results[-1].label}: {seconds:.1f}s", file=sys.stderr)
     rclone = [
         str(VENV_BIN / "rclone"),
@@ -187,6 +192,12 @@ def _report(results: list[Measured], cfg: ScaleConfig) -> None:
             f"{m.label:<24} {m.seconds:>8.1f} {cfg.objects / m.seconds:>10.0f} {base / m.seconds:>9.2f}x "
             f"{m.emulator_cpu_s:>15.1f} {m.copier_cpu_s:>13.1f}"
         )
+    for m in results:
+        if m.seal_s is not None and m.point_bytes is not None:
+            print(
+                f"{m.label}: seal {m.seal_s:.1f}s (a process start included); recovery point manifest "
+                f"{m.point_bytes / 2**20:.1f} MiB, {m.point_bytes / cfg.objects:.0f} bytes per object"
+            )
     busiest = max(results[:-1], key=lambda m: (m.emulator_cpu_s + m.copier_cpu_s) / m.seconds)
     load = (busiest.emulator_cpu_s + busiest.copier_cpu_s) / busiest.seconds
     print(
