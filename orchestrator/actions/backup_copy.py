@@ -21,14 +21,14 @@ from pydantic import Field, StrictBool, StrictInt, field_validator
 from orchestrator.actions.base import ActionContext, ActionParams, ActionSpec, StepResult, StepStatus, Touch
 from orchestrator.backup.copy import CopyOptions, CopyResult, Filters, execute_copy, plan_copy
 from orchestrator.backup.journal import CopyJournal, state_dir
-from orchestrator.backup.manifest import Mode
+from orchestrator.backup.manifest import Mode, RecoveryPoint
 from orchestrator.backup.pipeline import parse_rate
 from orchestrator.backup.recipients import check_recipients
 from orchestrator.backup.seal import seal_shards
 from orchestrator.backup.sets import BackupSet, NewSetOptions, open_or_create_set
 from orchestrator.backup.shards import SHARDS_PREFIX, Shard, check_group
 from orchestrator.engine.context import key_source, store_factory
-from orchestrator.errors import InvalidInput
+from orchestrator.errors import DrError, InvalidInput, Transient
 from orchestrator.providers.base import ObjectStore
 from orchestrator.runbook.fields import LocationText, Name, drctl_error
 from orchestrator.runbook.interpolate import has_references
@@ -106,7 +106,7 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
         else:
             group = _group_of(ctx)
             results = _run_shards(source, bset, options, journal, p.shards, group)
-            sealed = seal_shards(bset, p.shards, group, datetime.now(UTC)).point
+            sealed = _seal_or_start_over(bset, p.shards, group)
             point = sealed.id
             transferred = sum(r.objects_transferred for r in results)
             skipped = sealed.totals.objects - transferred
@@ -124,6 +124,20 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
             "bytes_transferred": sent,
         },
     )
+
+
+def _seal_or_start_over(bset: BackupSet, count: int, group: str) -> RecoveryPoint:
+    """Seal the step's shards. A refusal that names a shard (data lost, a manifest damaged, the base point
+    pruned) leaves nothing a later attempt of this step could seal, and a resumed run keeps the step's group:
+    so its shard manifests go, and the next attempt copies every shard again (resuming where it can)."""
+    try:
+        return seal_shards(bset, count, group, datetime.now(UTC)).point
+    except Transient:
+        raise
+    except DrError as exc:
+        for info in list(bset.store.list(f"{SHARDS_PREFIX}{group}/")):
+            bset.store.delete(info.key)
+        raise type(exc)(f"{exc}; this step's shard manifests were removed: resume the run to copy them again") from exc
 
 
 def _group_of(ctx: ActionContext) -> str:

@@ -441,7 +441,7 @@ def execute_copy(
     objects = tuple(entries[o.info.key] for o in plan.objects)
     # Prove the blobs this run wrote are in the set before a manifest claims them. Blobs taken over from the
     # base point were proven when it was sealed, and prune never removes what an existing point refers to.
-    prove_written(bset, [e for e in objects if e.written_by == run_id], "the recovery point was not written")
+    prove_written(bset, [e for e in objects if e.written_by == run_id])
     point = _point(run, plan, objects, paths, now())
     if options.shard is None:
         bset.write_point(point)
@@ -515,15 +515,20 @@ def _reraise(future: Future[tuple[ObjectEntry, PathTaken]]) -> None:
     future.result()  # raises the worker's exception with its own traceback
 
 
-def prove_written(bset: BackupSet, written: list[ObjectEntry], consequence: str) -> None:
-    """Raise unless every blob of ``written`` is in the set at its recorded size."""
+def first_unproven(bset: BackupSet, written: list[ObjectEntry]) -> ObjectEntry | None:
+    """The first entry of ``written`` whose blob is not in the set at its recorded size, if any."""
     present = stored_sizes(bset, [e.blob for e in written])
-    for entry in written:
-        if present.get(entry.blob) != entry.stored_size:
-            raise IntegrityError(
-                f"{entry.key}'s data (written by this run) is missing from {bset.url} or has the wrong size; "
-                f"{consequence}. Run the copy again."
-            )
+    return next((e for e in written if present.get(e.blob) != e.stored_size), None)
+
+
+def prove_written(bset: BackupSet, written: list[ObjectEntry]) -> None:
+    """Raise unless every blob this run wrote is in the set at its recorded size."""
+    lost = first_unproven(bset, written)
+    if lost is not None:
+        raise IntegrityError(
+            f"{lost.key}'s data (written by this run) is missing from {bset.url} or has the wrong size; "
+            "the recovery point was not written. Run the copy again."
+        )
 
 
 def _point(

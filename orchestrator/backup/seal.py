@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from orchestrator import __version__
-from orchestrator.backup.copy import prove_written
+from orchestrator.backup.copy import first_unproven
 from orchestrator.backup.manifest import CopyPath, ObjectEntry, RecoveryPoint, Totals
 from orchestrator.backup.sets import BackupSet, new_point_id
 from orchestrator.backup.shards import SHARDS_PREFIX, Shard, ShardManifest, check_count, check_group, unseal_shard
@@ -66,7 +66,13 @@ def seal_shards(bset: BackupSet, count: int, group: str, now: datetime) -> SealR
         )
     entries = _owned_entries(parts)
     written = [e for p in parts for e in p.point.objects if e.written_by == p.point.id]
-    prove_written(bset, written, "no recovery point was written; run its shard again")
+    lost = first_unproven(bset, written)
+    if lost is not None:
+        owner = next(p.shard for p in parts if lost in p.point.objects)
+        raise IntegrityError(
+            f"{lost.key}'s data, written by shard {owner.index}/{owner.count} of group {group!r}, is missing from "
+            f"{bset.url} or has the wrong size; no recovery point was written. Run that shard again, then seal"
+        )
 
     started = min(p.point.started for p in parts)
     previous = _latest_of(bset, first.source)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from orchestrator.backup.layout import blob_key
 from orchestrator.backup.manifest import ObjectEntry, RecoveryPoint
 from orchestrator.backup.pipeline import CancelCheck, HashingReader, never_cancelled, stop_if_cancelled
+from orchestrator.backup.seal import pending_parts
 from orchestrator.backup.sets import BackupSet
 from orchestrator.errors import IntegrityError, NotFound
 from orchestrator.providers.base import Readable, object_url
@@ -111,6 +112,8 @@ def verify_set(
             elif deep:
                 to_read.setdefault(entry.blob, (entry, point.id))
     if point_ids is None:
+        # Data of shards not sealed yet (or still running) is awaited by a seal, not extra.
+        referenced |= {e.blob for part in pending_parts(bset) for e in part.point.objects}
         report.extra = sorted(b for b in present if b not in referenced)
     if deep:
         with ThreadPoolExecutor(workers) as pool:

@@ -71,8 +71,11 @@ def set_lock(set_url: str, command: str, shard: Shard | None = None) -> Iterator
     holder = LockHolder.here(f"{command}-{os.getpid()}", f"drctl backup {command}")
     try:
         lock.acquire(holder)
-        yield
-        lock.release(holder)
+        try:
+            yield
+        finally:
+            # Released on failure too: a caller in the same process (a test, a resident service) may go on.
+            lock.release(holder)
     finally:
         lock.close()
 
@@ -146,17 +149,17 @@ def _cmd_copy(args: argparse.Namespace) -> int:
     new_set = new_set_of(args)
     now = datetime.now(UTC)
     bset = open_or_create_set(dest, key_source_of(args), _env(), new_set, now, create=False)
+    if bset is None and shard is not None:
+        # N shards starting at once would each make the set, and an encrypted one with its own key.
+        raise InvalidInput(
+            f"{dest.url} is not a backup set yet, and shards cannot make one: run `drctl backup init "
+            f"{args.dest}` first (with the --compress, --encrypt or --recipient the set should have)"
+        )
     plan = plan_copy(source, bset, options)
     if args.dry_run:
         _print_plan(plan, args.json)
         return ExitCode.OK
     if bset is None:
-        if shard is not None:
-            # N shards starting at once would each make the set, and an encrypted one with its own key.
-            raise InvalidInput(
-                f"{dest.url} is not a backup set yet, and shards cannot make one: run `drctl backup init "
-                f"{args.dest}` first (with the --compress, --encrypt or --recipient the set should have)"
-            )
         bset = open_or_create_set(dest, key_source_of(args), _env(), new_set, now)
         assert bset is not None  # create=True always returns a set
     with set_lock(bset.url, "copy", shard):
