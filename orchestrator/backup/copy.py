@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from orchestrator import __version__
 from orchestrator.backup.journal import CopyJournal
 from orchestrator.backup.layout import blob_id, blob_key
-from orchestrator.backup.manifest import CopyPath, Mode, ObjectEntry, RecoveryPoint, Totals
+from orchestrator.backup.manifest import CopyPath, Mode, ObjectEntry, RecoveryPoint, totals_of
 from orchestrator.backup.pipeline import (
     CancelCheck,
     HashingReader,
@@ -550,13 +550,7 @@ def _point(
         compression=run.bset.config.compression,
         encryption=run.bset.config.encryption.algorithm if run.bset.config.encryption else None,
         objects=objects,
-        totals=Totals(
-            objects=len(objects),
-            bytes=sum(e.size for e in objects),
-            objects_transferred=sum(1 for e in objects if e.written_by == point_id),
-            bytes_transferred=sum(e.size for e in objects if e.written_by == point_id),
-            objects_unchanged=paths["unchanged"],
-        ),
+        totals=totals_of(objects, point_id, paths["unchanged"]),
         paths={k: v for k, v in paths.items() if k in ("streamed", "server-side", "unchanged")},  # type: ignore[misc]
     )
 

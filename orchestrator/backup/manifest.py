@@ -163,6 +163,17 @@ class Totals(_Document):
     objects_unchanged: int
 
 
+def totals_of(objects: tuple[ObjectEntry, ...], point_id: str, objects_unchanged: int) -> Totals:
+    """A point's totals; what ``point_id`` wrote is what its run transferred."""
+    return Totals(
+        objects=len(objects),
+        bytes=sum(e.size for e in objects),
+        objects_transferred=sum(1 for e in objects if e.written_by == point_id),
+        bytes_transferred=sum(e.size for e in objects if e.written_by == point_id),
+        objects_unchanged=objects_unchanged,
+    )
+
+
 class RecoveryPoint(_Document):
     format: Format = FORMAT
     id: str

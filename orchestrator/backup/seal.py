@@ -19,7 +19,7 @@ from datetime import datetime
 
 from orchestrator import __version__
 from orchestrator.backup.copy import first_unproven
-from orchestrator.backup.manifest import CopyPath, ObjectEntry, RecoveryPoint, Totals
+from orchestrator.backup.manifest import CopyPath, ObjectEntry, RecoveryPoint, totals_of
 from orchestrator.backup.sets import BackupSet, new_point_id
 from orchestrator.backup.shards import SHARDS_PREFIX, Shard, ShardManifest, check_count, check_group, unseal_shard
 from orchestrator.errors import DrError, IntegrityError, InvalidInput, NotFound
@@ -89,25 +89,17 @@ def seal_shards(bset: BackupSet, count: int, group: str, now: datetime) -> SealR
     for part in parts:
         for path, n in part.point.paths.items():
             paths[path] = paths.get(path, 0) + n
-    point = RecoveryPoint(
-        id=point_id,
-        started=started,
-        created=now,
-        mode=first.mode,
-        parent=first.parent,
-        source=first.source,
-        drctl_version=__version__,
-        compression=first.compression,
-        encryption=first.encryption,
-        objects=objects,
-        totals=Totals(
-            objects=len(objects),
-            bytes=sum(e.size for e in objects),
-            objects_transferred=sum(1 for e in objects if e.written_by == point_id),
-            bytes_transferred=sum(e.size for e in objects if e.written_by == point_id),
-            objects_unchanged=sum(p.point.totals.objects_unchanged for p in parts),
-        ),
-        paths=paths,
+    # Source, mode, base and encoding are every shard's (checked above); the rest is the whole copy's.
+    point = first.model_copy(
+        update={
+            "id": point_id,
+            "started": started,
+            "created": now,
+            "drctl_version": __version__,
+            "objects": objects,
+            "totals": totals_of(objects, point_id, sum(p.point.totals.objects_unchanged for p in parts)),
+            "paths": paths,
+        }
     )
     bset.write_point(point)
     return SealResult(point, count, already_sealed=False, leftovers=_remove_parts(bset, parts))
