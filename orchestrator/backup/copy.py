@@ -50,7 +50,7 @@ from orchestrator.backup.server_side import (
 from orchestrator.backup.sets import BackupSet, new_point_id
 from orchestrator.backup.shard_progress import CHECKPOINT_S, ShardCheckpoint, load_progress
 from orchestrator.backup.shards import Shard, ShardInfo, ShardManifest, seal_shard
-from orchestrator.errors import IntegrityError, InvalidInput, NotFound, ServerSideUnavailable
+from orchestrator.errors import IntegrityError, InvalidInput, NotFound, ServerSideUnavailable, Transient
 from orchestrator.providers.base import (
     ETAG_MD5_HINT,
     Md5CheckedWrite,
@@ -136,7 +136,8 @@ class CopyResult:
     """How this run's server-side copies were proven: the service's checksum of the copy, the source's stored
     checksum, or a read-back."""
     server_side_refused: str | None = None
-    """Why the destination's service would not build blobs from a URL (its error code), so this run streamed."""
+    """Why the destination's service would not build blobs from a URL (its error code, or the error that outlasted
+    the retries), so this run streamed."""
 
     def summary(self) -> dict[str, object]:
         shard = {"shard": self.shard.label, "shard_group": self.shard.group} if self.shard else {}
@@ -296,6 +297,11 @@ def _built_from_url(run: _Run, info: ObjectInfo, blob: str, meta: dict[str, str]
         # The service lacks the call or cannot reach the source: every object of this run would fail the same
         # way, so the run streams from now on and says why in its summary.
         run.from_url_unavailable = exc.code
+        return None
+    except Transient as exc:
+        # Still failing after the store's retries (Azurite answers 500 under a SAS, for one). This path only
+        # saves drctl's bandwidth: the object streams, with its own retries, and so does the rest of the run.
+        run.from_url_unavailable = f"{type(exc).__name__}: {exc}"
         return None
     if copied is None:
         return None

@@ -14,7 +14,7 @@ import pytest
 
 from orchestrator.backup.copy import CopyOptions, execute_copy, plan_copy
 from orchestrator.backup.journal import CopyJournal
-from orchestrator.errors import IntegrityError, ServerSideUnavailable
+from orchestrator.errors import IntegrityError, ServerSideUnavailable, Transient
 from orchestrator.providers.base import HashType, ObjectInfo, Readable
 from orchestrator.providers.memory import MemoryStore
 from tests.unit.test_backup_engine import new_set, put, read
@@ -63,6 +63,8 @@ class BuildingDest(MemoryStore):
         self.streamed: list[str] = []
 
     def build_from_url(self, key: str, source_url: str, size: int, metadata: Mapping[str, str]) -> ObjectInfo:
+        if self.refuse == "500":
+            raise Transient(f"{self.url}{key}: the service answered 500 (simulated)")
         if self.refuse:
             raise ServerSideUnavailable(f"the service refused ({self.refuse})", code=self.refuse)
         source_key = source_url.split("https://src.example/", 1)[1].split("?", 1)[0]
@@ -115,6 +117,16 @@ def test_a_refusing_service_makes_the_run_stream_and_say_why(tmp_path: Path) -> 
     assert summary["paths"] == {"streamed": len(OBJECTS), "server-side": 0, "unchanged": 0, "resumed": 0}
     assert summary["server_side_verified_by"] == {}
     assert len(dest.streamed) == len(OBJECTS)
+
+
+def test_a_service_failing_after_its_retries_makes_the_run_stream_and_say_so(tmp_path: Path) -> None:
+    source = PresigningSource(with_checksums=True)
+    put(source, OBJECTS)
+    dest = BuildingDest(source, refuse="500")
+    summary = _copy(source, dest, tmp_path)
+    assert str(summary["server_side_refused"]).startswith("Transient: ")
+    assert "X-Amz-Signature" not in str(summary)
+    assert summary["paths"] == {"streamed": len(OBJECTS), "server-side": 0, "unchanged": 0, "resumed": 0}
 
 
 def test_a_source_replaced_while_the_service_copies_it_fails_the_copy(tmp_path: Path) -> None:
