@@ -235,7 +235,8 @@ class _Run:
 
     server_side_proofs: dict[str, int] = field(default_factory=dict)
     from_url_unavailable: str | None = None
-    """The service's error code once it refused to build a blob from a URL; later objects then stream."""
+    """Why the service would not build a blob from a URL (its error code, or the error that outlasted the
+    retries); once set, later objects stream."""
 
     def count(self, n: int) -> None:
         with self._lock:

@@ -252,7 +252,7 @@ def _body(point: RecoveryPoint) -> bytes:
 def seal(point: RecoveryPoint, mac_key: bytes | None) -> bytes:
     """Serialize with a digest of the body: HMAC under the set's MAC key when encrypted, else SHA-256."""
     body = _body(point)
-    digest = _digest(body, mac_key)
+    digest = document_digest(body, mac_key)
     # The canonical body is embedded as it is: re-encoding a manifest of many thousand objects costs more than
     # the copy of an unchanged set.
     return b'{"digest":"' + digest.encode() + b'","point":' + body + b"}"
@@ -268,7 +268,8 @@ def _sealed_body(raw: bytes) -> tuple[bytes, bytes] | None:
     return raw[len(head) : end], raw[end + 10 : -len(tail)]
 
 
-def _digest(body: bytes, mac_key: bytes | None) -> str:
+def document_digest(body: bytes, mac_key: bytes | None) -> str:
+    """The digest sealed documents carry: HMAC-SHA256 under the set's MAC key when encrypted, else SHA-256."""
     return hmac.new(mac_key, body, "sha256").hexdigest() if mac_key else hashlib.sha256(body).hexdigest()
 
 
@@ -282,7 +283,7 @@ def unseal(raw: bytes, name: str, mac_key: bytes | None) -> RecoveryPoint:
         )
 
     sealed = _sealed_body(raw)
-    if sealed is not None and hmac.compare_digest(_digest(sealed[1], mac_key).encode(), sealed[0]):
+    if sealed is not None and hmac.compare_digest(document_digest(sealed[1], mac_key).encode(), sealed[0]):
         # The bytes are the canonical body the digest was made over: checking them as they are spares
         # re-encoding a manifest of many thousand objects just to hash it again.
         try:
@@ -293,7 +294,7 @@ def unseal(raw: bytes, name: str, mac_key: bytes | None) -> RecoveryPoint:
         envelope = _Sealed._read(raw, "manifest")
     except DocumentError as exc:
         raise malformed(str(exc)) from exc
-    if not hmac.compare_digest(_digest(_body(envelope.point), mac_key).encode(), envelope.digest.encode()):
+    if not hmac.compare_digest(document_digest(_body(envelope.point), mac_key).encode(), envelope.digest.encode()):
         raise IntegrityError(
             f"recovery point {name} fails its checksum: it was edited or corrupted after it was written; "
             "restore it from a copy, or remove it and take a new backup"

@@ -15,13 +15,14 @@ backup blob is left, since an earlier point of the same source object names the 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from orchestrator.errors import DrError, IntegrityError
+from orchestrator.backup.pipeline import HashingReader
+from orchestrator.errors import DrError, IntegrityError, ServerSideUnavailable
 from orchestrator.providers.base import BuildFromUrl, ObjectInfo, ObjectStore, PresignedRead, ServerSideCopy, object_url
+from orchestrator.providers.streams import iter_chunks
 
 Proof = Literal["service checksum", "source checksum", "read-back"]
 # A presigned URL must outlive the slowest copy the service might make of one object; S3 caps it at 7 days.
@@ -100,7 +101,16 @@ def build_from_url(
         return None
     lifetime = min(URL_MAX_S, URL_MIN_S + info.size // SLOWEST_BYTES_PER_S)
     url = source.presigned_get(info.key, lifetime, version_id=info.version_id)
-    written = dest.build_from_url(dest_key, url, info.size, metadata)
+    try:
+        written = dest.build_from_url(dest_key, url, info.size, metadata)
+    except DrError as exc:
+        # The URL is a secret made here; whichever store took it, no message that quotes it leaves this call.
+        if url not in str(exc):
+            raise
+        masked = str(exc).replace(url, "<presigned URL>")
+        if isinstance(exc, ServerSideUnavailable):
+            raise ServerSideUnavailable(masked, code=exc.code, source_status=exc.source_status) from None
+        raise type(exc)(masked) from None
     name = object_url(source, info.key)
     after = source.stat(info.key)
     if (after.size, after.etag) != (info.size, info.etag) or written.size != info.size:
@@ -115,13 +125,12 @@ def build_from_url(
 
 
 def _read_back(store: ObjectStore, key: str) -> tuple[str, str, int]:
-    sha256, md5, read = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
     with store.open_read(key) as reader:
-        while chunk := reader.read(READ_CHUNK):
-            sha256.update(chunk)
-            md5.update(chunk)
-            read += len(chunk)
-    return sha256.hexdigest(), md5.hexdigest(), read
+        hasher = HashingReader(reader, object_url(store, key), with_md5=True)
+        for _ in iter_chunks(hasher, READ_CHUNK):
+            pass
+    assert hasher.md5 is not None  # with_md5
+    return hasher.sha256.hexdigest(), hasher.md5.hexdigest(), hasher.size
 
 
 def _discard(store: ObjectStore, key: str, wanted: bool) -> None:

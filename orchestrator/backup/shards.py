@@ -21,7 +21,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from orchestrator.backup.manifest import FORMAT, DocumentError, Format, RecoveryPoint, _Document
+from orchestrator.backup.manifest import FORMAT, DocumentError, Format, RecoveryPoint, _Document, document_digest
 from orchestrator.errors import IntegrityError, InvalidInput
 
 SHARDS_PREFIX = "shards/"
@@ -111,13 +111,9 @@ def _body(manifest: ShardManifest) -> bytes:
     return json.dumps(manifest.to_doc(), sort_keys=True, separators=(",", ":")).encode()
 
 
-def _digest(body: bytes, mac_key: bytes | None) -> str:
-    return hmac.new(mac_key, body, "sha256").hexdigest() if mac_key else hashlib.sha256(body).hexdigest()
-
-
 def seal_shard(manifest: ShardManifest, mac_key: bytes | None) -> bytes:
     body = _body(manifest)
-    return json.dumps({"digest": _digest(body, mac_key), "manifest": json.loads(body)}).encode()
+    return json.dumps({"digest": document_digest(body, mac_key), "manifest": json.loads(body)}).encode()
 
 
 def unseal_shard(raw: bytes, name: str, mac_key: bytes | None) -> ShardManifest:
@@ -127,6 +123,6 @@ def unseal_shard(raw: bytes, name: str, mac_key: bytes | None) -> ShardManifest:
         envelope = _SealedShard._read(raw, "shard manifest")
     except DocumentError as exc:
         raise IntegrityError(f"shard manifest {name} is not valid ({exc}); {fix}") from exc
-    if not hmac.compare_digest(_digest(_body(envelope.manifest), mac_key).encode(), envelope.digest.encode()):
+    if not hmac.compare_digest(document_digest(_body(envelope.manifest), mac_key).encode(), envelope.digest.encode()):
         raise IntegrityError(f"shard manifest {name} fails its checksum: it was edited or corrupted; {fix}")
     return envelope.manifest

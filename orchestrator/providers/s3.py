@@ -388,11 +388,6 @@ class S3Store:
         )
         return self._info(key, resp)
 
-    def stored_sha256(self, key: str) -> str | None:
-        """The SHA-256 (hex) S3 stores for the whole of ``key``, or None when it has none: an object written
-        without a checksum, or in parts with a composite one. Raises ``NotFound``."""
-        return self.stat(key).hashes.get("sha256")
-
     def presigned_get(self, key: str, expires_s: int, *, version_id: str | None = None) -> str:
         """A URL that lets whoever holds it GET ``key`` (any byte range of it) for ``expires_s`` seconds, as
         this store's identity, with no other credential: for a service that reads the object itself (Azure's

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from orchestrator.providers.factory import StoreFactory
 from tests.bench.run import VENV_BIN, rclone_env
+from tests.support.estate import REPO
 from tests.support.lab import NOT_RUNNING, lab_settings, unique_name
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -68,35 +69,61 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _emulator_pids() -> list[int]:
-    """LocalStack's and Azurite's process trees, found by their command lines under this checkout's lab."""
+    """The PIDs the lab recorded for LocalStack and Azurite when it started them (its pid files)."""
+    run_dir = Path(os.environ.get("DRCTL_LAB_DIR", str(REPO / ".lab"))) / "run"
     pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for name in ("localstack", "azurite"):
         try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if ("localstack" in cmd or "azurite" in cmd) and "bench" not in cmd:
-            pids.append(int(entry.name))
+            pids.append(int((run_dir / f"{name}.pid").read_text().strip()))
+        except (OSError, ValueError):
+            raise SystemExit(f"bench-scale: no {name} pid in {run_dir}; start the lab with make lab-up") from None
     return pids
 
 
+def _descendants(pids: list[int]) -> list[int]:
+    """``pids`` and every live process under them, looked up anew each time (emulators fork workers)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    tree, frontier = set(pids), list(pids)
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sorted(tree)
+
+
 def _emulators_cpu(pids: list[int]) -> float:
-    return sum(_cpu_seconds(p) for p in pids)
+    return sum(_cpu_seconds(p) for p in _descendants(pids))
 
 
 def _run_all(argvs: list[list[str]], env: dict[str, str]) -> float:
-    """Start every command at once, wait for all; their CPU seconds (read at exit through wait4's rusage)."""
-    procs = [subprocess.Popen(a, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for a in argvs]
-    cpu = 0.0
-    for proc, argv in zip(procs, argvs, strict=True):
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        cpu += usage.ru_utime + usage.ru_stime
-        if proc.returncode != 0:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise SystemExit(f"bench-scale: {' '.join(argv[:4])} failed ({proc.returncode}): {err.strip()[-400:]}")
+    """Start every command at once, wait for all; their CPU seconds (read at exit through wait4's rusage).
+    stderr goes to files, not pipes: a process that writes more than a pipe holds would otherwise block for ever.
+    On a failure the others are stopped before the bench exits."""
+    with tempfile.TemporaryDirectory(prefix="drctl-scale-err-") as errs:
+        logs = [Path(errs) / f"{i}.err" for i in range(len(argvs))]
+        procs = []
+        for argv, log in zip(argvs, logs, strict=True):
+            with log.open("wb") as err:
+                procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err))
+        cpu = 0.0
+        for proc, argv, log in zip(procs, argvs, logs, strict=True):
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            cpu += usage.ru_utime + usage.ru_stime
+            if proc.returncode != 0:
+                for other in procs:
+                    if other.returncode is None:
+                        other.terminate()
+                        other.wait()
+                tail = log.read_text(errors="replace").strip()[-400:]
+                raise SystemExit(f"bench-scale: {' '.join(argv[:4])} failed ({proc.returncode}): {tail}")
     return cpu
 
 

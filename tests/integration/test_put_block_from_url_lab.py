@@ -84,7 +84,7 @@ def test_s3_vouches_for_a_whole_object_sha256_but_not_for_a_composite_one(
     )
     source, _ = _stores(lab_factory, s3_bucket, az_container)
 
-    assert source.stored_sha256("whole") == hashlib.sha256(whole).hexdigest()
-    assert source.stored_sha256("parts") is None
+    assert source.stat("whole").hashes.get("sha256") == hashlib.sha256(whole).hexdigest()
+    assert source.stat("parts").hashes.get("sha256") is None
     with pytest.raises(NotFound):
-        source.stored_sha256("missing")
+        source.stat("missing")

@@ -64,7 +64,8 @@ class BuildingDest(MemoryStore):
 
     def build_from_url(self, key: str, source_url: str, size: int, metadata: Mapping[str, str]) -> ObjectInfo:
         if self.refuse == "500":
-            raise Transient(f"{self.url}{key}: the service answered 500 (simulated)")
+            # A provider that quotes the URL it was given, as Azure's AuthenticationFailed answer does.
+            raise Transient(f"{self.url}{key}: the service answered 500 reading {source_url} (simulated)")
         if self.refuse:
             raise ServerSideUnavailable(f"the service refused ({self.refuse})", code=self.refuse)
         source_key = source_url.split("https://src.example/", 1)[1].split("?", 1)[0]
@@ -126,6 +127,7 @@ def test_a_service_failing_after_its_retries_makes_the_run_stream_and_say_so(tmp
     summary = _copy(source, dest, tmp_path)
     assert str(summary["server_side_refused"]).startswith("Transient: ")
     assert "X-Amz-Signature" not in str(summary)
+    assert "answered 500 reading <presigned URL>" in str(summary)
     assert summary["paths"] == {"streamed": len(OBJECTS), "server-side": 0, "unchanged": 0, "resumed": 0}
 
 

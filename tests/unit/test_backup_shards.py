@@ -55,6 +55,7 @@ from orchestrator.providers.base import ObjectReader
 from orchestrator.providers.local import LocalStore
 from orchestrator.providers.memory import MemoryStore
 from orchestrator.runbook.loader import load_runbook
+from tests.support.backup import read_store, read_tree
 from tests.support.cli import assert_one_line_error, process_env
 from tests.support.cli import drctl as run_drctl
 from tests.unit.test_backup_engine import (
@@ -172,7 +173,7 @@ def copy_shards(
 
 
 def manifests(store: MemoryStore) -> dict[str, bytes]:
-    return {o.key: read(store, o.key) for o in store.list(SHARDS_PREFIX)}
+    return read_store(store, SHARDS_PREFIX)
 
 
 def by_key(point: RecoveryPoint) -> dict[str, tuple[int, str, str]]:
@@ -1063,7 +1064,7 @@ def test_backup_copy_with_shards_makes_one_point_through_the_executor(tmp_path: 
     assert list(bset.store.list(SHARDS_PREFIX)) == []
     target = LocalStore(tmp_path / "target")
     restore_point(bset, point, target)
-    assert {o.key: (tmp_path / "target" / o.key).read_bytes() for o in target.list()} == TREE
+    assert read_tree(tmp_path / "target") == TREE
 
 
 def test_a_shard_that_failed_in_the_step_is_the_only_one_its_retry_runs(
