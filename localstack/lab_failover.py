@@ -45,11 +45,11 @@ ANSWER_WAIT_S = 60.0
 def tier_instances(ec2: Any, role: str, prefix: str) -> dict[str, dict[str, Any]]:
     """The estate's live instances of ``role`` (production or standby) by tier, from an EC2 client of their
     region; never a drill's copy."""
-    filters = [
+    filters = [  # the state first: LocalStack then skips ended instances before any (costly) tag filter
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
         {"Name": "tag:drctl:role", "Values": [role]},
         {"Name": f"tag:{SEED_TAG}", "Values": [prefix]},
         {"Name": "tag-key", "Values": [WORKLOAD_TAG]},
-        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
     ]
     found: dict[str, dict[str, Any]] = {}
     for reservation in ec2.describe_instances(Filters=filters)["Reservations"]:

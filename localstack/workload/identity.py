@@ -45,13 +45,13 @@ def peer_address(me: Identity, tier: str) -> str | None:
     ec2: Any = boto3.session.Session().client(
         "ec2", region_name=me.region, config=Config(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=5)
     )
-    filters: list[dict[str, Any]] = [
-        {"Name": f"tag:{TIER_TAG}", "Values": [tier]},
-        {"Name": "tag-key", "Values": [WORKLOAD_TAG]},
-        {"Name": "instance-state-name", "Values": ["running"]},
-    ]
+    # Fields before tags: LocalStack's EC2 tests filters in the order given, and a tag filter costs it a walk
+    # over every tag in the region, so a region that drills have filled with ended instances made this lookup
+    # outlast its 5 s timeout.
+    filters: list[dict[str, Any]] = [{"Name": "instance-state-name", "Values": ["running"]}]
     if me.vpc_id:
         filters.append({"Name": "vpc-id", "Values": [me.vpc_id]})
+    filters += [{"Name": f"tag:{TIER_TAG}", "Values": [tier]}, {"Name": "tag-key", "Values": [WORKLOAD_TAG]}]
     drill = me.tags.get(DRILL_TAG)
     if drill:
         filters.append({"Name": f"tag:{DRILL_TAG}", "Values": [drill]})

@@ -163,7 +163,8 @@ def live_instances(ec2: EC2Client, filters: list[FilterTypeDef]) -> dict[str, st
     """Instance id -> state of every instance matching ``filters`` that is not terminated (or terminating)."""
     found: dict[str, str] = {}
     states: FilterTypeDef = {"Name": "instance-state-name", "Values": LIVE}
-    for page in ec2.get_paginator("describe_instances").paginate(Filters=[*filters, states]):
+    # State first, as the provider does: the emulator then skips terminated instances before any tag lookup.
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=[states, *filters]):
         for reservation in page["Reservations"]:
             for inst in reservation["Instances"]:
                 found[inst["InstanceId"]] = inst["State"]["Name"]

@@ -83,7 +83,7 @@ def instances(lab: DrillLab, *filters: tuple[str, list[str]]) -> dict[str, dict[
 
 
 def live_copies(lab: DrillLab, run_id: str) -> set[str]:
-    return set(instances(lab, (f"tag:{TAG_RUN}", [run_id]), ("instance-state-name", LIVE)))
+    return set(instances(lab, ("instance-state-name", LIVE), (f"tag:{TAG_RUN}", [run_id])))
 
 
 def all_copies(lab: DrillLab, run_id: str) -> dict[str, dict[str, Any]]:
@@ -169,7 +169,7 @@ def test_make_drill_seeds_drills_reports_and_leaves_no_drill_instance_in_the_lab
 ) -> None:
     env = {**drill_lab.base_env, "DRCTL_LAB_DIR": str(tmp_path)}
     # Only what this drill could have left counts: a leftover of another test must not fail this one.
-    tagged_before = set(instances(drill_lab, ("tag-key", [TAG_RUN]), ("instance-state-name", LIVE)))
+    tagged_before = set(instances(drill_lab, ("instance-state-name", LIVE), ("tag-key", [TAG_RUN])))
     result = subprocess.run(
         [sys.executable, "-m", "localstack.lab_drill"],
         cwd=REPO,
@@ -186,7 +186,7 @@ def test_make_drill_seeds_drills_reports_and_leaves_no_drill_instance_in_the_lab
     assert "## Cleanup" in result.stdout  # the Markdown report, with what was removed
     assert "no drill leftovers" in result.stdout
     assert len(list((tmp_path / "reports").glob("drill-*.html"))) == 1
-    tagged = set(instances(drill_lab, ("tag-key", [TAG_RUN]), ("instance-state-name", LIVE))) - tagged_before
+    tagged = set(instances(drill_lab, ("instance-state-name", LIVE), ("tag-key", [TAG_RUN]))) - tagged_before
     assert tagged == set(), f"drill instances left in the lab: {sorted(tagged)}"
 
 

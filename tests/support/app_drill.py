@@ -111,14 +111,14 @@ def drill_copies(estate: ShopEstate, run_id: str) -> dict[str, dict[str, Any]]:
 
 
 def live_copies(estate: ShopEstate, run_id: str) -> set[str]:
-    return set(instances(estate.lab, (f"tag:{TAG_RUN}", [run_id]), ("instance-state-name", LIVE)))
+    return set(instances(estate.lab, ("instance-state-name", LIVE), (f"tag:{TAG_RUN}", [run_id])))
 
 
-def copies_of_tier(estate: ShopEstate, tier: str) -> dict[str, dict[str, Any]]:
-    """Drill copies of this estate's ``tier`` standbys (any drill, any state)."""
-    return instances(
-        estate.lab, ("tag:drctl:stack", [estate.prefix]), ("tag:drctl:tier", [tier]), ("tag-key", [TAG_RUN])
-    )
+def copies_of_tier(estate: ShopEstate, tier: str, live_only: bool = False) -> dict[str, dict[str, Any]]:
+    """Drill copies of this estate's ``tier`` standbys (any drill; any state unless ``live_only``, which is
+    far quicker on a lab full of ended instances: LocalStack drops those on the state before any tag lookup)."""
+    tags = (("tag:drctl:stack", [estate.prefix]), ("tag:drctl:tier", [tier]), ("tag-key", [TAG_RUN]))
+    return instances(estate.lab, *((("instance-state-name", LIVE),) if live_only else ()), *tags)
 
 
 # --- the lab's instance runner and the processes it starts --------------------------------------------------------

@@ -90,7 +90,7 @@ def by_seed(prefix: str) -> FilterTypeDef:
 
 def live_instances(ec2: EC2Client, prefix: str) -> set[str]:
     live: FilterTypeDef = {"Name": "instance-state-name", "Values": LIVE_STATES}
-    reservations = ec2.describe_instances(Filters=[by_seed(prefix), live])["Reservations"]
+    reservations = ec2.describe_instances(Filters=[live, by_seed(prefix)])["Reservations"]
     return {i["InstanceId"] for r in reservations for i in r["Instances"]}
 
 
