@@ -28,12 +28,13 @@ from orchestrator.actions.base import (
     Touch,
     azure_group,
 )
+from orchestrator.actions.lookahead import SelectionLookahead
 from orchestrator.drill.copies import launch_copies, select_standbys
 from orchestrator.drill.scope import TAG_RUN
-from orchestrator.engine.context import pause
+from orchestrator.engine.context import lookahead_of, pause
 from orchestrator.errors import NotFound, Permanent
 from orchestrator.providers.choice import compute_service
-from orchestrator.providers.compute import Compute, WaitResult
+from orchestrator.providers.compute import Compute, InstanceInfo, WaitResult
 from orchestrator.runbook.fields import Duration, drctl_error, format_duration
 
 WAIT_INTERVAL_S = 5.0
@@ -98,26 +99,33 @@ def selection_tags(p: Selection, ctx: ActionContext) -> dict[str, str]:
     return {**p.tags, **ctx.drill.owner_tag()} if ctx.drill is not None else dict(p.tags)
 
 
-def select(p: Selection, compute: Compute, ctx: ActionContext) -> tuple[str, ...]:
+def select(
+    p: Selection, compute: Compute, ctx: ActionContext, found: Mapping[str, InstanceInfo] | None = None
+) -> tuple[str, ...]:
     """The selected ids; ``NotFound`` when tags match nothing (an empty selection is almost always a typo).
-    In a drill only this drill's instances can be selected: ids of any other instance are refused."""
+    In a drill only this drill's instances can be selected: ids of any other instance are refused. ``found``
+    is the tags' lookup made ahead, if the step has one (``orchestrator.actions.lookahead``)."""
     if p.ids:
         ids = tuple(p.ids)
         guard_drill(ids, compute, ctx)
         return ids
-    ids = find_live(compute, selection_tags(p, ctx), ctx)
+    ids = find_live(compute, selection_tags(p, ctx), ctx, found)
     if not ids:
         scope = " launched by this drill" if ctx.drill is not None else " (drill copies excluded)"
         raise NotFound(f"no live {p.describe()}{scope}")
     return ids
 
 
-def find_live(compute: Compute, tags: Mapping[str, str], ctx: ActionContext) -> tuple[str, ...]:
-    """The live instances carrying ``tags``, possibly none; in a failover never a drill's leftover copy."""
+def find_live(
+    compute: Compute, tags: Mapping[str, str], ctx: ActionContext, found: Mapping[str, InstanceInfo] | None = None
+) -> tuple[str, ...]:
+    """The live instances carrying ``tags``, possibly none; in a failover never a drill's leftover copy.
+    ``found`` (a lookup of ``tags`` made ahead) stands for the failover's lookup when given."""
     if ctx.drill is not None:
         return compute.find(tags)
+    described = compute.find_described(tags) if found is None else found
     # A failover never adopts a drill's copy (one a crashed drill left behind) as a standby instance.
-    return tuple(i for i, info in sorted(compute.find_described(tags).items()) if TAG_RUN not in info.tags)
+    return tuple(i for i, info in sorted(described.items()) if TAG_RUN not in info.tags)
 
 
 def guard_drill(ids: tuple[str, ...], compute: Compute, ctx: ActionContext) -> None:
@@ -197,16 +205,43 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
     instances that are already running or pending, and the wait only observes."""
     started = time.monotonic()
     compute = compute_of(p, ctx)
+    ahead = lookahead_of(ctx)
+    found = _taken(ahead, p, ctx)
     if ctx.drill is not None:
-        chosen = select_standbys(compute, tuple(p.ids), p.tags, ctx.drill)
+        chosen = select_standbys(compute, tuple(p.ids), p.tags, ctx.drill, found)
         where = placement(p.cloud, p.resource_group, ctx)
         copies, _ = launch_copies(compute, chosen.sources, ctx.drill, ctx.log, where, chosen.earlier)
         ctx.log(f"drill: {len(copies)} cop{'y' if len(copies) == 1 else 'ies'} of {p.describe()} in the drill network")
+        _wrote(ahead, ctx)
         return settle(compute, copies, "running", p, ctx, started, "started drill copies of")
-    ids = select(p, compute, ctx)
+    ids = select(p, compute, ctx, found)
     compute.start(ids)
     ctx.log(f"starting {len(ids)} instance(s) in {compute.region}: {joined(ids)}")
+    _wrote(ahead, ctx)
     return settle(compute, ids, "running", p, ctx, started, "started")
+
+
+def _taken(ahead: SelectionLookahead | None, p: Params, ctx: ActionContext) -> Mapping[str, InstanceInfo] | None:
+    """This step's selection if it was looked up while the tier before came up, else None (look up now)."""
+    taken = ahead.take(ctx.step_id) if ahead is not None and not p.ids else None
+    if taken is None:
+        return None
+    ctx.log(f"selection looked up {taken.age_s:.1f}s ahead, while the tier before came up ({len(taken.found)} found)")
+    return taken.found
+
+
+def _wrote(ahead: SelectionLookahead | None, ctx: ActionContext) -> None:
+    """This step's changes are made: the next tier's selection may be looked up now."""
+    if ahead is not None:
+        ahead.wrote(ctx.step_id, lambda params: look_up(params, ctx))
+
+
+def look_up(params: object, ctx: ActionContext) -> Mapping[str, InstanceInfo] | None:
+    """What a ``compute.start`` with ``params`` selects by tags (before a drill's or failover's own filtering),
+    as the step would look it up; None when it selects by ids."""
+    if not isinstance(params, Params) or params.ids or not params.tags:
+        return None
+    return compute_of(params, ctx).find_described(params.tags)
 
 
 OUTPUTS = frozenset({"instance_ids", "states", "count", "elapsed_s", "private_ips", "private_ip"})

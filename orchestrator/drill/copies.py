@@ -45,11 +45,20 @@ class Selected:
     tag the copies do not keep): ``launch_copies`` then looks for them itself."""
 
 
-def select_standbys(compute: Compute, ids: tuple[str, ...], tags: Mapping[str, str], scope: DrillScope) -> Selected:
+def select_standbys(
+    compute: Compute,
+    ids: tuple[str, ...],
+    tags: Mapping[str, str],
+    scope: DrillScope,
+    found: Mapping[str, InstanceInfo] | None = None,
+) -> Selected:
     """The standbys to copy and, where one lookup can tell, this drill's copies of them from an earlier attempt:
     copies keep their standby's tags, so a selection by those tags finds both, and a tier costs one
-    DescribeInstances before its launches instead of two."""
-    infos = compute.describe(ids) if ids else compute.find_described(tags)
+    DescribeInstances before its launches instead of two. ``found`` is that lookup when it was made ahead."""
+    if found is not None and not ids:
+        infos = dict(found)
+    else:
+        infos = compute.describe(ids) if ids else compute.find_described(tags)
     earlier = {i: info for i, info in infos.items() if scope.owns(info.tags)} if finds_copies(ids, tags) else None
     return Selected(_sources(infos, tags), earlier)
 

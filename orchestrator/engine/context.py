@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from orchestrator.actions.base import ActionContext, RunMode
+from orchestrator.actions.lookahead import SelectionLookahead
 from orchestrator.backup.crypto import KeySource
 from orchestrator.drill.scope import DrillScope
 from orchestrator.providers.factory import StoreFactory
@@ -39,6 +40,7 @@ class StepContext:
     store_factory: StoreFactoryMaker = default_store_factory
     run_id: str = ""
     drill: DrillScope | None = None
+    lookahead: SelectionLookahead | None = None
 
     def cancelled(self) -> bool:
         return self.stop.is_set() or (self.deadline is not None and self.clock() >= self.deadline)
@@ -72,6 +74,11 @@ def pause(ctx: ActionContext, seconds: float) -> bool:
             return True
         time.sleep(min(left, 0.2))
     return False
+
+
+def lookahead_of(ctx: ActionContext) -> SelectionLookahead | None:
+    """The run's lookups ahead; None outside a run (a plain context, as unit tests of actions pass)."""
+    return ctx.lookahead if isinstance(ctx, StepContext) else None
 
 
 def store_factory(ctx: ActionContext) -> StoreFactory:

@@ -44,6 +44,7 @@ from typing import Any
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from orchestrator.actions.base import ActionSpec, OutputValue, RunMode, StepResult, StepStatus
+from orchestrator.actions.lookahead import SelectionLookahead, plan_of
 from orchestrator.actions.registry import REGISTRY, ActionRegistry
 from orchestrator.drill.scope import DrillScope
 from orchestrator.engine.context import StepContext, StoreFactoryMaker, default_store_factory
@@ -161,6 +162,7 @@ class _Run:
     failed_hard: bool = False
     failed_soft: bool = False
     drill: DrillScope | None = None
+    lookahead: SelectionLookahead | None = None
 
 
 class Executor:
@@ -282,6 +284,7 @@ class Executor:
         self._stop.clear()  # one executor may run again (a resume) after an interrupted run
         if run.options.mode == "drill":
             run.drill = self._drill_scope(run)
+        run.lookahead = self._lookahead(run)
         graph = run.loaded.graph
         mode = run.options.mode
         for step_id, step in graph.steps.items():
@@ -314,6 +317,7 @@ class Executor:
             raise
         finally:
             pool.shutdown(wait=True)
+            run.lookahead.close()
         if interrupted:
             for step_id, state in run.states.items():
                 if state in (StepState.PENDING, StepState.RUNNING):
@@ -430,6 +434,13 @@ class Executor:
 
     def _step(self, run: _Run, step: Step) -> None:
         try:
+            self._step_body(run, step)
+        finally:
+            if run.lookahead is not None:
+                run.lookahead.ended(step.id)
+
+    def _step_body(self, run: _Run, step: Step) -> None:
+        try:
             outputs = self._attempts(run, step)
         except StateError:
             raise
@@ -472,6 +483,8 @@ class Executor:
         if self._stop.is_set():
             raise StepFailed("run interrupted before this attempt")
         number = self._journal.start_attempt(run.run_id, step.id)
+        if run.lookahead is not None:
+            run.lookahead.starting(step.id)
         try:
             outputs = self._attempt(run, step.id, step, step.timeout)
         except Exception as err:
@@ -504,14 +517,7 @@ class Executor:
             raise StepFailed(f"action {call.action!r} cannot run yet (no implementation)")
         with run.lock:
             steps = {k: dict(v) for k, v in run.outputs.items()}
-        context = ResolveContext(
-            params=run.loaded.parameters,
-            stack=run.loaded.stack,
-            steps=steps,
-            env=self._env,
-            run={"id": run.run_id, "mode": run.options.mode},
-        )
-        params = resolve_params(call.with_, context)
+        params = resolve_params(call.with_, self._resolve_context(run, steps))
         ctx = StepContext(
             step_id=step_id,
             mode=run.options.mode,
@@ -525,8 +531,35 @@ class Executor:
             store_factory=self._store_factory,
             run_id=run.run_id,
             drill=run.drill,
+            lookahead=run.lookahead,
         )
         return runner(params, ctx)
+
+    def _resolve_context(self, run: _Run, steps: Mapping[str, Mapping[str, OutputValue]]) -> ResolveContext:
+        return ResolveContext(
+            params=run.loaded.parameters,
+            stack=run.loaded.stack,
+            steps=steps,
+            env=self._env,
+            run={"id": run.run_id, "mode": run.options.mode},
+        )
+
+    def _lookahead(self, run: _Run) -> SelectionLookahead:
+        """The run's lookups ahead (``orchestrator.actions.lookahead``): each ``compute.start`` whose parameters
+        need no other step's outputs can be looked up while the tier before it runs."""
+        graph = run.loaded.graph
+        before_run = self._resolve_context(run, {})
+        steps: dict[str, tuple[str, int, Any]] = {}
+        for wave in graph.waves:
+            for step in wave.steps:
+                params: Any = None
+                if step.action == "compute.start" and step.runs_in(run.options.mode):
+                    try:
+                        params = resolve_params(step.with_, before_run)
+                    except (DrError, ValueError):
+                        params = None  # it reads another step's outputs (or fails, and says so when it runs)
+                steps[step.id] = (step.action, wave.number, params)
+        return SelectionLookahead(*plan_of(steps), clock=self._clock)
 
     # -- compensation ---------------------------------------------------------------------------------------
 
