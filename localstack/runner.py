@@ -114,11 +114,26 @@ class Runner:
         ids -= self.ended
         found: dict[str, dict[str, Any]] = {}
         for batch in _batches(sorted(ids)):
-            for page in client.get_paginator("describe_instances").paginate(InstanceIds=batch):
-                for reservation in page["Reservations"]:
-                    for inst in reservation["Instances"]:
-                        found[inst["InstanceId"]] = inst
+            try:
+                found.update(self._described(client, batch))
+            except ClientError as err:
+                if not _unknown_id(err):
+                    raise
+                # One id EC2 no longer knows fails the whole call: describe the batch one by one, without it.
+                # Any other error fails the poll (tried again in POLL_S): an instance missing from the answer
+                # would be taken for gone, and its program stopped.
+                for iid in batch:
+                    try:
+                        found.update(self._described(client, [iid]))
+                    except ClientError as one:
+                        if not _unknown_id(one):
+                            raise
         return found
+
+    @staticmethod
+    def _described(client: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+        pages = client.get_paginator("describe_instances").paginate(InstanceIds=ids)
+        return {i["InstanceId"]: i for page in pages for r in page["Reservations"] for i in r["Instances"]}
 
     def user_data(self, region: str, instance_id: str) -> bytes:
         answer = self.ec2(region).describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
@@ -244,6 +259,10 @@ class Runner:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=1))
         tmp.replace(path)
+
+
+def _unknown_id(err: ClientError) -> bool:
+    return str(err.response.get("Error", {}).get("Code", "")).startswith("InvalidInstanceID")
 
 
 def _batches(ids: list[str], size: int = 500) -> list[list[str]]:

@@ -215,7 +215,15 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
         _wrote(ahead, ctx)
         return settle(compute, copies, "running", p, ctx, started, "started drill copies of")
     ids = select(p, compute, ctx, found)
-    compute.start(ids)
+    try:
+        compute.start(ids)
+    except (Permanent, NotFound):
+        if found is None:
+            raise
+        # An instance of the lookup made ahead has gone since (terminated by hand, reclaimed): look up afresh.
+        ctx.log("an instance selected ahead can no longer be started; looking up again")
+        ids = select(p, compute, ctx)
+        compute.start(ids)
     ctx.log(f"starting {len(ids)} instance(s) in {compute.region}: {joined(ids)}")
     _wrote(ahead, ctx)
     return settle(compute, ids, "running", p, ctx, started, "started")
@@ -223,7 +231,7 @@ def run(p: Params, ctx: ActionContext) -> StepResult:
 
 def _taken(ahead: SelectionLookahead | None, p: Params, ctx: ActionContext) -> Mapping[str, InstanceInfo] | None:
     """This step's selection if it was looked up while the tier before came up, else None (look up now)."""
-    taken = ahead.take(ctx.step_id) if ahead is not None and not p.ids else None
+    taken = ahead.take(ctx.step_id, p) if ahead is not None and not p.ids else None
     if taken is None:
         return None
     ctx.log(f"selection looked up {taken.age_s:.1f}s ahead, while the tier before came up ({len(taken.found)} found)")

@@ -49,8 +49,11 @@ KEEPS_INSTANCES = frozenset(
 """Actions that never launch, start, stop, terminate or retag an instance. ``shell`` may do anything, and an
 action not listed here is assumed to change instances."""
 
-MAX_AGE_S = 600.0
-"""The oldest lookup a step will use: a tier that took longer than this is looked up again."""
+MAX_AGE_S = 300.0
+"""The oldest lookup a step will use: after a tier that took longer than this, the next looks up again."""
+
+IN_FLIGHT_WAIT_S = 10.0
+"""How long a step waits for its lookup if it is still under way when the step begins."""
 
 Fetch = Callable[[Any], Mapping[str, InstanceInfo] | None]
 """Looks up the instances a step's resolved parameters select, or None if they do not select by tags."""
@@ -68,6 +71,7 @@ class Planned:
 @dataclass
 class _Ahead:
     step_id: str
+    params: Any
     began: float
     found: Future[Mapping[str, InstanceInfo] | None]
     valid: bool = True
@@ -101,12 +105,15 @@ class SelectionLookahead:
         self._done_writing: set[str] = set()
         self._started: set[str] = set()
         self._ahead: dict[str, _Ahead] = {}
+        self._closed = False
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookahead")
 
     def starting(self, step_id: str) -> None:
         """An attempt of ``step_id`` begins (a retry of a step that already called ``wrote`` may change
         instances again, so it counts as a new start)."""
         with self._lock:
+            if step_id in self._started:
+                self._ahead.pop(step_id, None)  # a lookup is for a step's first attempt only
             self._running.add(step_id)
             self._started.add(step_id)
             self._done_writing.discard(step_id)
@@ -131,20 +138,22 @@ class SelectionLookahead:
             ]
             after = self._waves.get(step_id, 0)
             following = next((p for p in self._planned if p.wave > after and p.step_id not in self._started), None)
-            if busy or following is None or following.step_id in self._ahead:
+            if self._closed or busy or following is None or following.step_id in self._ahead:
                 return
             self._ahead[following.step_id] = _Ahead(
-                following.step_id, self._clock(), self._pool.submit(fetch, following.params)
+                following.step_id, following.params, self._clock(), self._pool.submit(fetch, following.params)
             )
 
-    def take(self, step_id: str) -> Taken | None:
-        """The lookup made ahead for ``step_id``, if it may stand for a fresh one; None otherwise. Once only."""
+    def take(self, step_id: str, params: Any) -> Taken | None:
+        """The lookup made ahead for ``step_id`` with these resolved ``params``, if it may stand for a fresh one;
+        None otherwise. Once only. A lookup still under way began earlier than the step's own would, so it is
+        waited for, but at most ``IN_FLIGHT_WAIT_S``: it may be stuck in its retries."""
         with self._lock:
             ahead = self._ahead.pop(step_id, None)
-        if ahead is None or not ahead.valid:
+        if ahead is None or not ahead.valid or ahead.params != params:
             return None
         try:
-            found = ahead.found.result()
+            found = ahead.found.result(timeout=IN_FLIGHT_WAIT_S)
         except Exception:  # noqa: BLE001 - the step looks up for itself and meets the error there, reported
             return None
         age = self._clock() - ahead.began
@@ -155,7 +164,10 @@ class SelectionLookahead:
         return Taken(found, age)
 
     def close(self) -> None:
-        """At the run's end: a lookup still under way is not waited for beyond its own timeouts."""
+        """At the run's end: no more lookups; one still under way ends on its own (within its retries)."""
+        with self._lock:
+            self._closed = True
+            self._ahead.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

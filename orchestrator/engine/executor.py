@@ -494,12 +494,12 @@ class Executor:
         return outputs
 
     def _attempt(
-        self, run: _Run, step_id: str, call: ActionCall, timeout: timedelta | None
+        self, run: _Run, step_id: str, call: ActionCall, timeout: timedelta | None, *, undoing: bool = False
     ) -> Mapping[str, OutputValue]:
         """One attempt of ``call``; raises on failure (``Transient`` when a retry may help)."""
         started = self._clock()
         try:
-            result = self._call(run, step_id, call, timeout)
+            result = self._call(run, step_id, call, timeout, undoing=undoing)
         except Cancelled:
             # An action that polls ``cancelled()`` stops by raising; past the deadline that is a timeout
             # (retried if attempts remain), otherwise the run was interrupted and the error stands.
@@ -510,7 +510,11 @@ class Executor:
             result = StepResult(StepStatus.TIMED_OUT)
         return _outputs_of(result, call.action, timeout, run.secrets)
 
-    def _call(self, run: _Run, step_id: str, call: ActionCall, timeout: timedelta | None) -> StepResult:
+    def _call(
+        self, run: _Run, step_id: str, call: ActionCall, timeout: timedelta | None, *, undoing: bool = False
+    ) -> StepResult:
+        """``undoing``: a compensation, which never uses or asks for a lookup ahead (its parameters are not the
+        step's, and the run's lookups have ended)."""
         spec: ActionSpec[Any] | None = self._registry.get(call.action)
         runner = spec.run if spec is not None else None
         if spec is None or runner is None:
@@ -531,7 +535,7 @@ class Executor:
             store_factory=self._store_factory,
             run_id=run.run_id,
             drill=run.drill,
-            lookahead=run.lookahead,
+            lookahead=None if undoing else run.lookahead,
         )
         return runner(params, ctx)
 
@@ -553,11 +557,12 @@ class Executor:
         for wave in graph.waves:
             for step in wave.steps:
                 params: Any = None
-                if step.action == "compute.start" and step.runs_in(run.options.mode):
+                pending = run.states[step.id] == StepState.PENDING  # on a resume, not the steps already done
+                if step.action == "compute.start" and step.runs_in(run.options.mode) and pending:
                     try:
                         params = resolve_params(step.with_, before_run)
-                    except (DrError, ValueError):
-                        params = None  # it reads another step's outputs (or fails, and says so when it runs)
+                    except Exception:  # noqa: BLE001 - planning is optional: the step resolves (and reports) it when it runs
+                        params = None  # it reads another step's outputs, most often
                 steps[step.id] = (step.action, wave.number, params)
         return SelectionLookahead(*plan_of(steps), clock=self._clock)
 
@@ -578,7 +583,7 @@ class Executor:
 
     def _undo(self, run: _Run, step: Step | None, call: ActionCall, label: str) -> None:
         try:
-            self._attempt(run, step.id if step else "compensation", call, None)
+            self._attempt(run, step.id if step else "compensation", call, None, undoing=True)
         except Exception as err:  # noqa: BLE001 - one failed undo must not stop the others; it is recorded
             self._emit(run, "compensate", f"{label} ({call.action}) failed: {redact(str(err), run.secrets)}")
             return

@@ -9,13 +9,19 @@ again, so it sees what that step launched.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orchestrator.actions.lookahead import MAX_AGE_S, Planned, SelectionLookahead
+from orchestrator.actions import compute_start
+from orchestrator.actions import lookahead as lookahead_module
+from orchestrator.actions.lookahead import KEEPS_INSTANCES, MAX_AGE_S, Planned, SelectionLookahead
+from orchestrator.actions.registry import REGISTRY
+from orchestrator.engine.context import StepContext
 from orchestrator.engine.executor import Executor, RunOptions
 from orchestrator.engine.journal import RunJournal, RunStatus
 from orchestrator.providers import aws_ec2
@@ -73,12 +79,12 @@ def test_the_next_waves_step_is_looked_up_once_the_writer_is_done_and_handed_ove
         clock.now += 2.5
         ahead.ended("a")
         ahead.starting("b")
-        taken = ahead.take("b")
+        taken = ahead.take("b", "params-b")
         assert taken is not None
         assert set(taken.found) == {"i-1"}
         assert taken.age_s == pytest.approx(2.5)
         assert fetch.asked == ["params-b"], "only the next wave's step, not every later one"
-        assert ahead.take("b") is None, "a second attempt looks up for itself"
+        assert ahead.take("b", "params-b") is None, "a second attempt looks up for itself"
     finally:
         ahead.close()
 
@@ -91,7 +97,7 @@ def test_read_only_steps_in_between_keep_the_lookup(clock: Clock) -> None:
         ahead.starting("check")
         ahead.ended("check")
         ahead.starting("b")
-        assert ahead.take("b") is not None
+        assert ahead.take("b", "params-b") is not None
     finally:
         ahead.close()
 
@@ -105,7 +111,7 @@ def test_a_step_that_may_change_instances_starting_in_between_drops_the_lookup(c
         ahead.starting("shell")
         ahead.ended("shell")
         ahead.starting("b")
-        assert ahead.take("b") is None
+        assert ahead.take("b", "params-b") is None
     finally:
         ahead.close()
 
@@ -118,7 +124,7 @@ def test_no_lookup_while_another_step_that_may_change_instances_is_running(clock
         ahead.wrote("a", fetch)
         assert fetch.asked == []
         ahead.starting("b")
-        assert ahead.take("b") is None
+        assert ahead.take("b", "params-b") is None
     finally:
         ahead.close()
 
@@ -131,7 +137,7 @@ def test_a_retry_of_the_writer_drops_the_lookup_it_asked_for(clock: Clock) -> No
         ahead.starting("a")  # attempt 2: it may launch again after the lookup
         ahead.wrote("a", fetch)
         ahead.starting("b")
-        assert ahead.take("b") is None
+        assert ahead.take("b", "params-b") is None
     finally:
         ahead.close()
 
@@ -156,7 +162,7 @@ def test_an_old_lookup_is_not_used(clock: Clock) -> None:
         ahead.wrote("a", fetch)
         clock.now += MAX_AGE_S + 1
         ahead.starting("b")
-        assert ahead.take("b") is None
+        assert ahead.take("b", "params-b") is None
     finally:
         ahead.close()
 
@@ -171,7 +177,7 @@ def test_a_failed_lookup_or_one_by_ids_leaves_the_step_to_look_up_for_itself(clo
             ahead.starting("a")
             ahead.wrote("a", fetch)
             ahead.starting("b")
-            assert ahead.take("b") is None
+            assert ahead.take("b", planned.params) is None
             assert len(fetch.asked) == 1
         finally:
             ahead.close()
@@ -185,10 +191,93 @@ def test_a_step_already_started_is_not_looked_up(clock: Clock) -> None:
         ahead.starting("a")
         ahead.wrote("a", fetch)
         ahead.starting("c")
-        assert ahead.take("c") is not None
+        assert ahead.take("c", "params-c") is not None
         assert fetch.asked == ["params-c"], "b had run already: the next one not yet begun is c"
     finally:
         ahead.close()
+
+
+def test_a_lookup_made_for_other_parameters_is_not_used(clock: Clock) -> None:
+    ahead, fetch = lookahead(clock), Fetches()
+    try:
+        ahead.starting("a")
+        ahead.wrote("a", fetch)
+        ahead.starting("b")
+        assert ahead.take("b", "params-b but with another region") is None
+    finally:
+        ahead.close()
+
+
+def test_a_lookup_still_under_way_is_waited_for_only_briefly(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lookahead_module, "IN_FLIGHT_WAIT_S", 0.05)
+    release = threading.Event()
+
+    def stuck(params: object) -> Mapping[str, InstanceInfo] | None:
+        release.wait(30)  # an EC2 call deep in its retries
+        return {}
+
+    ahead = lookahead(clock)
+    try:
+        ahead.starting("a")
+        ahead.wrote("a", stuck)
+        ahead.starting("b")
+        began = time.monotonic()
+        assert ahead.take("b", "params-b") is None
+        assert time.monotonic() - began < 10, "the step went on to look up for itself"
+    finally:
+        release.set()
+        ahead.close()
+
+
+def test_after_the_run_nothing_is_looked_up_or_handed_over(clock: Clock) -> None:
+    ahead, fetch = lookahead(clock), Fetches()
+    ahead.close()
+    ahead.starting("a")
+    ahead.wrote("a", fetch)  # a compensation's compute.start, say: it must not fail for want of a pool
+    ahead.starting("b")
+    assert ahead.take("b", "params-b") is None
+    assert fetch.asked == []
+
+
+def test_every_action_is_known_to_change_instances_or_not() -> None:
+    """A new action must be placed on one side: an action wrongly called read-only would let a stale lookup
+    through. The other side is listed here, so the test fails until a person decides."""
+    changes = {"compute.launch", "compute.start", "compute.stop", "compute.terminate", "shell"}
+    assert not changes & KEEPS_INSTANCES
+    assert set(REGISTRY.names()) == changes | KEEPS_INSTANCES
+
+
+def test_a_failover_start_looks_up_again_when_an_instance_selected_ahead_has_gone(
+    compute: FakeCompute, clock: Clock
+) -> None:
+    old = compute.add(state="stopped", tags={"tier": "b"})
+    params = compute_start.Params.model_validate({"tags": {"tier": "b"}, "wait": False})
+    ahead = SelectionLookahead([Planned("start-b", 2, params)], {"start-a": "compute.start"}, {"start-a": 1}, clock)
+    logs: list[str] = []
+    ctx = StepContext(
+        step_id="start-b",
+        mode="failover",
+        env={"AWS_REGION": REGION},
+        stack=None,
+        deadline=None,
+        stop=threading.Event(),
+        clock=time.monotonic,
+        sink=logs.append,
+        lookahead=ahead,
+    )
+    try:
+        ahead.starting("start-a")
+        ahead.wrote("start-a", lambda p: compute_start.look_up(p, ctx))
+        compute.set_state(old, "terminated")  # replaced by hand while the tier before came up
+        new = compute.add(state="stopped", tags={"tier": "b"})
+        ahead.starting("start-b")
+        result = compute_start.run(params, ctx)
+    finally:
+        ahead.close()
+    assert any(m.startswith("selection looked up") for m in logs), logs
+    assert any("looking up again" in m for m in logs), logs
+    assert str(result.outputs["instance_ids"]) == new
+    assert compute.state(new) == "running"
 
 
 # -- through the executor ------------------------------------------------------------------------------------
@@ -270,3 +359,28 @@ def test_a_launch_between_the_tiers_makes_the_second_tier_look_up_again_and_find
     assert not looked_up_ahead(logs, "start-b"), logs
     (extra,) = set(compute.ids()) - {b} - set(started(journal, run_id, "start-a"))
     assert started(journal, run_id, "start-b") == {b, extra}, "the instance launched in between is selected too"
+
+
+def test_a_compensation_that_starts_instances_runs_after_the_lookups_have_ended(
+    compute: FakeCompute, journal: RunJournal, tmp_path: Path
+) -> None:
+    a = compute.add(state="running", tags={"tier": "a"})
+    compute.add(state="stopped", tags={"tier": "b"})
+    stop_a = {
+        "id": "stop-a",
+        "action": "compute.stop",
+        "tier": 1,
+        "with": {"tags": {"tier": "a"}},
+        "compensate": {"action": "compute.start", "with": {"tags": {"tier": "a"}}},
+    }
+    fail = {"id": "fail", "action": "shell", "tier": 2, "with": {"command": "exit 1"}}
+    steps = [stop_a, fail, start("start-b", 3, "b")]
+    doc = {"apiVersion": "drctl/v1", "kind": "Runbook", "metadata": {"name": "t"}, "spec": {"steps": steps}}
+    path = tmp_path / "rb.yaml"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    env = {"DRCTL_STATE_DIR": str(tmp_path / "state"), "AWS_REGION": REGION}
+    outcome = Executor(journal, env=env, sleep=lambda _: None).run(load_runbook(path), path, RunOptions())
+    assert outcome.status == RunStatus.FAILED
+    undone = [e.message for e in journal.events(outcome.run_id) if e.kind == "compensate"]
+    assert "compensate stop-a (compute.start) done" in undone, undone
+    assert compute.state(a) == "running"
