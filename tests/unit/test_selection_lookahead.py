@@ -22,7 +22,7 @@ from orchestrator.actions import lookahead as lookahead_module
 from orchestrator.actions.lookahead import KEEPS_INSTANCES, MAX_AGE_S, Planned, SelectionLookahead
 from orchestrator.actions.registry import REGISTRY
 from orchestrator.engine.context import StepContext
-from orchestrator.engine.executor import Executor, RunOptions
+from orchestrator.engine.executor import Executor, RunOptions, RunOutcome
 from orchestrator.engine.journal import RunJournal, RunStatus
 from orchestrator.providers import aws_ec2
 from orchestrator.providers.compute import InstanceInfo
@@ -303,12 +303,17 @@ def start(step_id: str, tier: int, selects: str, **extra: Any) -> dict[str, Any]
     return {"id": step_id, "action": "compute.start", "tier": tier, "with": {"tags": {"tier": selects}}, **extra}
 
 
-def run(tmp_path: Path, journal: RunJournal, steps: list[dict[str, Any]]) -> tuple[str, dict[str, list[str]]]:
+def execute(tmp_path: Path, journal: RunJournal, steps: list[dict[str, Any]]) -> RunOutcome:
+    """A failover of ``steps`` on the fake EC2."""
     doc = {"apiVersion": "drctl/v1", "kind": "Runbook", "metadata": {"name": "t"}, "spec": {"steps": steps}}
     path = tmp_path / "rb.yaml"
     path.write_text(json.dumps(doc), encoding="utf-8")
     env = {"DRCTL_STATE_DIR": str(tmp_path / "state"), "AWS_REGION": REGION}
-    outcome = Executor(journal, env=env, sleep=lambda _: None).run(load_runbook(path), path, RunOptions())
+    return Executor(journal, env=env, sleep=lambda _: None).run(load_runbook(path), path, RunOptions())
+
+
+def run(tmp_path: Path, journal: RunJournal, steps: list[dict[str, Any]]) -> tuple[str, dict[str, list[str]]]:
+    outcome = execute(tmp_path, journal, steps)
     assert outcome.status == RunStatus.SUCCEEDED, journal.steps(outcome.run_id)
     logs: dict[str, list[str]] = {}
     for event in journal.events(outcome.run_id):
@@ -374,12 +379,7 @@ def test_a_compensation_that_starts_instances_runs_after_the_lookups_have_ended(
         "compensate": {"action": "compute.start", "with": {"tags": {"tier": "a"}}},
     }
     fail = {"id": "fail", "action": "shell", "tier": 2, "with": {"command": "exit 1"}}
-    steps = [stop_a, fail, start("start-b", 3, "b")]
-    doc = {"apiVersion": "drctl/v1", "kind": "Runbook", "metadata": {"name": "t"}, "spec": {"steps": steps}}
-    path = tmp_path / "rb.yaml"
-    path.write_text(json.dumps(doc), encoding="utf-8")
-    env = {"DRCTL_STATE_DIR": str(tmp_path / "state"), "AWS_REGION": REGION}
-    outcome = Executor(journal, env=env, sleep=lambda _: None).run(load_runbook(path), path, RunOptions())
+    outcome = execute(tmp_path, journal, [stop_a, fail, start("start-b", 3, "b")])
     assert outcome.status == RunStatus.FAILED
     undone = [e.message for e in journal.events(outcome.run_id) if e.kind == "compensate"]
     assert "compensate stop-a (compute.start) done" in undone, undone
