@@ -89,7 +89,8 @@ class TierFigures:
     """Median duration of one RunInstances request (a batch of copies) as the launching thread saw it."""
     before_launches_s: float
     """Start step's start to its first launch: selecting and describing the standbys, the one lookup of
-    earlier copies (``launch_asked`` is stamped after it), and in the first tier building the client."""
+    earlier copies (``launch_asked`` is stamped after it), and in the first tier building the client. Near 0
+    when the selection was looked up while the tier before came up (``orchestrator.actions.lookahead``)."""
     after_launches_s: float
     """Last launch's return to the start step's end: waiting for the copies to run, describing their IPs."""
 
@@ -297,7 +298,7 @@ def _tier_rows(reps: Sequence[RepFigures], tier: str) -> list[tuple[str, list[fl
 
     return [
         (f"{tier} start step", each(lambda t: t.steps[f"start-{tier}"]), "s"),
-        (f"{tier}   before 1st launch (one selection)", each(lambda t: t.before_launches_s), "s"),
+        (f"{tier}   before 1st launch (selection; ~0 if looked up ahead)", each(lambda t: t.before_launches_s), "s"),
         (f"{tier}   launch window (first ask -> last return)", each(lambda t: t.launch_window_s), "s"),
         (f"{tier}   after the last launch (wait running, IPs)", each(lambda t: t.after_launches_s), "s"),
         (f"{tier}   RunInstances requests", each(lambda t: float(t.launches)), ""),
