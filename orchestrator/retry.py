@@ -15,9 +15,11 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_delay,
     stop_any,
+    wait_exponential,
     wait_random_exponential,
 )
 from tenacity.stop import stop_base
+from tenacity.wait import wait_base
 
 from orchestrator.errors import DrError, Throttled, Transient
 
@@ -40,7 +42,7 @@ class RetryPolicy:
     def retrying(self) -> Retrying:
         return Retrying(
             stop=stop_any(_AttemptsByKind(self.attempts, self.throttled_attempts), stop_after_delay(self.max_seconds)),
-            wait=wait_random_exponential(multiplier=self.initial_wait_s, max=self.max_wait_s),
+            wait=_WaitByKind(self.initial_wait_s, self.max_wait_s),
             retry=retry_if_exception_type(Transient),
             sleep=self.sleep,
             reraise=True,
@@ -66,6 +68,25 @@ class RetryPolicy:
                 raise translate(exc) from exc
 
         return self.call(attempt)
+
+
+class _WaitByKind(wait_base):
+    """Full jitter (a wait anywhere up to the doubling bound) for most errors; "equal jitter" (at least half the
+    bound) while the service says ``Throttled``. Full jitter can draw a dozen short waits in a row, and a
+    throttled launch then spends its attempts in seconds while the bucket needs tens of seconds to refill (EC2's
+    RunInstances bucket refills at 2 instances a second: 25 s for a tier of 50). Half the bound still spreads
+    the clients of one region apart, as AWS's backoff guidance intends."""
+
+    def __init__(self, initial_s: float, max_s: float) -> None:
+        self.full = wait_random_exponential(multiplier=initial_s, max=max_s)
+        self.equal = wait_exponential(multiplier=initial_s / 2, max=max_s / 2) + wait_random_exponential(
+            multiplier=initial_s / 2, max=max_s / 2
+        )
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        throttled = outcome is not None and isinstance(outcome.exception(), Throttled)
+        return float((self.equal if throttled else self.full)(retry_state))
 
 
 class _AttemptsByKind(stop_base):

@@ -95,3 +95,17 @@ def test_sdk_errors_are_translated_before_the_policy_decides() -> None:
     with pytest.raises(NotFound, match="404") as err:
         policy.call_translating(gone, (SdkError,), lambda e: NotFound(str(e)))
     assert isinstance(err.value.__cause__, SdkError)
+
+
+def test_throttled_waits_are_at_least_half_their_bound_so_a_bucket_has_time_to_refill() -> None:
+    """EC2's policy (12 throttled attempts, waits up to 10 s): the waits must add up to more than the 25 s a
+    RunInstances bucket needs to refill for a tier of 50, however the jitter falls. Many draws, so a full-jitter
+    wait (anywhere from 0) would show."""
+    for _ in range(200):
+        waits: list[float] = []
+        fn = Flaky([Throttled("RequestLimitExceeded")] * 12)
+        with pytest.raises(Throttled):
+            RetryPolicy(max_wait_s=10.0, throttled_attempts=12, sleep=waits.append).call(fn)
+        bounds = [min(10.0, 0.2 * 2**n) for n in range(11)]
+        assert all(b / 2 <= w <= b for w, b in zip(waits, bounds, strict=True)), waits
+        assert sum(waits) > 25.0
