@@ -12,11 +12,13 @@ A lookup made ahead is used only where a fresh one would find the same, as far a
 - it began after the step that asked for it had made its changes, while every other running step was one that
   never changes instances (``KEEPS_INSTANCES``);
 - no step that may change instances started between the lookup and the step that uses it;
-- it is that step's first attempt (a retry looks up again), and the lookup is at most ``MAX_AGE_S`` old.
+- the step asks with the same resolved parameters, on its first attempt (a retry looks up again), and the
+  lookup is at most ``MAX_AGE_S`` old. Compensations never use one.
 
-Anything else, an error of the lookup included, makes the step look up for itself, as it did before. A change
-made outside the run (by hand, by ``pulumi up``) during the tier before is not seen, as it would not be seen by a
-fresh lookup a second before the change either; ``MAX_AGE_S`` bounds how old the view may be.
+Anything else, an error of the lookup included, makes the step look up for itself, as it did before. What the
+run cannot see is a change made outside it (by hand, by ``pulumi up``, a reclaimed instance) while the tier before
+came up; ``MAX_AGE_S`` bounds how old that view may be, and a failover start that meets an instance gone since
+looks up again (``compute_start.run``).
 """
 
 from __future__ import annotations
@@ -129,8 +131,8 @@ class SelectionLookahead:
             self._running.discard(step_id)
 
     def wrote(self, step_id: str, fetch: Fetch) -> None:
-        """``step_id`` has made its changes: look up the next tier's first planned step, if nothing else that
-        may change instances is running."""
+        """``step_id`` has made its changes: look up the first planned step of a later wave that has not
+        begun, if nothing else that may change instances is running."""
         with self._lock:
             self._done_writing.add(step_id)
             busy = [
