@@ -84,9 +84,7 @@ class _WaitByKind(wait_base):
         )
 
     def __call__(self, retry_state: RetryCallState) -> float:
-        outcome = retry_state.outcome
-        throttled = outcome is not None and isinstance(outcome.exception(), Throttled)
-        return float((self.equal if throttled else self.full)(retry_state))
+        return float((self.equal if _throttled(retry_state) else self.full)(retry_state))
 
 
 class _AttemptsByKind(stop_base):
@@ -97,9 +95,13 @@ class _AttemptsByKind(stop_base):
         self.throttled = throttled if throttled is not None else attempts
 
     def __call__(self, retry_state: RetryCallState) -> bool:
-        outcome = retry_state.outcome
-        throttled = outcome is not None and isinstance(outcome.exception(), Throttled)
-        return retry_state.attempt_number >= (self.throttled if throttled else self.attempts)
+        return retry_state.attempt_number >= (self.throttled if _throttled(retry_state) else self.attempts)
+
+
+def _throttled(retry_state: RetryCallState) -> bool:
+    """Whether the last attempt failed because the service is throttling."""
+    outcome = retry_state.outcome
+    return outcome is not None and isinstance(outcome.exception(), Throttled)
 
 
 NO_RETRY = RetryPolicy(attempts=1)

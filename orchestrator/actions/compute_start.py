@@ -38,6 +38,8 @@ from orchestrator.providers.compute import Compute, InstanceInfo, WaitResult
 from orchestrator.runbook.fields import Duration, drctl_error, format_duration
 
 WAIT_INTERVAL_S = 5.0
+LOOKED_UP_AHEAD = "selection looked up"
+"""How a step's log says it used a lookup made ahead (``orchestrator.actions.lookahead``)."""
 
 
 class Selection(ActionParams):
@@ -234,7 +236,7 @@ def _taken(ahead: SelectionLookahead | None, p: Params, ctx: ActionContext) -> M
     taken = ahead.take(ctx.step_id, p) if ahead is not None and not p.ids else None
     if taken is None:
         return None
-    ctx.log(f"selection looked up {taken.age_s:.1f}s ahead, while the tier before came up ({len(taken.found)} found)")
+    ctx.log(f"{LOOKED_UP_AHEAD} {taken.age_s:.1f}s ahead, while the tier before came up ({len(taken.found)} found)")
     return taken.found
 
 

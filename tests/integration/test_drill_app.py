@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from localstack.seed.workload import DUMP_KEY
+from orchestrator.actions.compute_start import LOOKED_UP_AHEAD
 from orchestrator.engine.journal import RunJournal
 from orchestrator.errors import ExitCode
 from orchestrator.stack_outputs import load_stack_outputs
@@ -109,7 +110,7 @@ def test_a_passing_drill_restores_and_counts_the_orders_measures_rpo_from_the_da
 
     # The app tier's standbys were looked up while the database tier came up (only checks and restores ran in
     # between); the web tier's were not, because chaos-app (a shell step, which may change anything) ran first.
-    ahead = {e["step_id"] for e in doc["events"] if e["message"].startswith("selection looked up")}
+    ahead = {e["step_id"] for e in doc["events"] if e["message"].startswith(LOOKED_UP_AHEAD)}
     assert ahead == {"start-app"}, ahead
 
     # One copy per standby of this estate, each gone, and nothing the runner started for them still running.

@@ -25,6 +25,7 @@ from orchestrator.engine.journal import RunJournal, RunStatus, StepState
 from orchestrator.errors import InvalidInput, LockLost, Permanent, StateError, Transient
 from orchestrator.runbook.loader import load_runbook
 from orchestrator.runbook.models import Step
+from tests.support.clock import ManualClock
 
 
 class FakeParams(ActionParams):
@@ -244,16 +245,8 @@ def test_retryable_result_is_retried_until_attempts_run_out(harness: Harness) ->
     assert harness.journal.steps(outcome.run_id)["a"].error == "busy"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_timeout_fails_the_step_and_the_action_sees_its_deadline(harness: Harness) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     seen: list[bool] = []
 
     def slow(p: FakeParams, ctx: ActionContext) -> StepResult:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +27,10 @@ from orchestrator.engine.journal import RunJournal, RunStatus
 from orchestrator.providers import aws_ec2
 from orchestrator.providers.compute import InstanceInfo
 from orchestrator.runbook.loader import load_runbook
+from tests.support.clock import ManualClock
 from tests.support.fake_compute import FakeCompute
 
 REGION = "eu-west-1"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def info(iid: str) -> InstanceInfo:
@@ -58,157 +51,142 @@ class Fetches:
         return None if params == "by-ids" else {f"i-{len(self.asked)}": info(f"i-{len(self.asked)}")}
 
 
-def lookahead(clock: Clock, *planned: Planned, actions: Mapping[str, str] | None = None) -> SelectionLookahead:
-    """Steps a (wave 1), b (wave 2), c (wave 3) are compute.start unless ``actions`` says otherwise."""
-    kinds = {"a": "compute.start", "b": "compute.start", "c": "compute.start", **(actions or {})}
-    waves = {"a": 1, "check": 1, "shell": 1, "b": 2, "c": 3}
-    chosen = planned or (Planned("b", 2, "params-b"), Planned("c", 3, "params-c"))
-    return SelectionLookahead(chosen, kinds, waves, clock)
+Make = Callable[..., SelectionLookahead]
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
-def test_the_next_waves_step_is_looked_up_once_the_writer_is_done_and_handed_over_once(clock: Clock) -> None:
-    ahead, fetch = lookahead(clock), Fetches()
-    try:
-        ahead.starting("a")
-        ahead.wrote("a", fetch)
-        clock.now += 2.5
-        ahead.ended("a")
-        ahead.starting("b")
-        taken = ahead.take("b", "params-b")
-        assert taken is not None
-        assert set(taken.found) == {"i-1"}
-        assert taken.age_s == pytest.approx(2.5)
-        assert fetch.asked == ["params-b"], "only the next wave's step, not every later one"
-        assert ahead.take("b", "params-b") is None, "a second attempt looks up for itself"
-    finally:
+@pytest.fixture
+def make(clock: ManualClock) -> Iterator[Make]:
+    """``make(*planned, actions=...)``: steps a (wave 1), b (wave 2), c (wave 3) are compute.start unless
+    ``actions`` says otherwise; b and c are planned unless ``planned`` says otherwise. Closed after the test."""
+    made: list[SelectionLookahead] = []
+
+    def build(*planned: Planned, actions: Mapping[str, str] | None = None) -> SelectionLookahead:
+        kinds = {"a": "compute.start", "b": "compute.start", "c": "compute.start", **(actions or {})}
+        waves = {"a": 1, "check": 1, "shell": 1, "b": 2, "c": 3}
+        chosen = planned or (Planned("b", 2, "params-b"), Planned("c", 3, "params-c"))
+        made.append(SelectionLookahead(chosen, kinds, waves, clock))
+        return made[-1]
+
+    yield build
+    for ahead in made:
         ahead.close()
 
 
-def test_read_only_steps_in_between_keep_the_lookup(clock: Clock) -> None:
-    ahead, fetch = lookahead(clock, actions={"check": "http.check"}), Fetches()
-    try:
-        ahead.starting("a")
-        ahead.wrote("a", fetch)
-        ahead.starting("check")
-        ahead.ended("check")
-        ahead.starting("b")
-        assert ahead.take("b", "params-b") is not None
-    finally:
-        ahead.close()
+def test_the_next_waves_step_is_looked_up_once_the_writer_is_done_and_handed_over_once(
+    make: Make, clock: ManualClock
+) -> None:
+    ahead, fetch = make(), Fetches()
+    ahead.starting("a")
+    ahead.wrote("a", fetch)
+    clock.now += 2.5
+    ahead.ended("a")
+    ahead.starting("b")
+    taken = ahead.take("b", "params-b")
+    assert taken is not None
+    assert set(taken.found) == {"i-1"}
+    assert taken.age_s == pytest.approx(2.5)
+    assert fetch.asked == ["params-b"], "only the next wave's step, not every later one"
+    assert ahead.take("b", "params-b") is None, "a second attempt looks up for itself"
+
+
+def test_read_only_steps_in_between_keep_the_lookup(make: Make) -> None:
+    ahead, fetch = make(actions={"check": "http.check"}), Fetches()
+    ahead.starting("a")
+    ahead.wrote("a", fetch)
+    ahead.starting("check")
+    ahead.ended("check")
+    ahead.starting("b")
+    assert ahead.take("b", "params-b") is not None
 
 
 @pytest.mark.parametrize("action", ["shell", "compute.launch", "compute.terminate", "some.future_action"])
-def test_a_step_that_may_change_instances_starting_in_between_drops_the_lookup(clock: Clock, action: str) -> None:
-    ahead, fetch = lookahead(clock, actions={"shell": action}), Fetches()
-    try:
-        ahead.starting("a")
-        ahead.wrote("a", fetch)
-        ahead.starting("shell")
-        ahead.ended("shell")
-        ahead.starting("b")
-        assert ahead.take("b", "params-b") is None
-    finally:
-        ahead.close()
+def test_a_step_that_may_change_instances_starting_in_between_drops_the_lookup(make: Make, action: str) -> None:
+    ahead, fetch = make(actions={"shell": action}), Fetches()
+    ahead.starting("a")
+    ahead.wrote("a", fetch)
+    ahead.starting("shell")
+    ahead.ended("shell")
+    ahead.starting("b")
+    assert ahead.take("b", "params-b") is None
 
 
-def test_no_lookup_while_another_step_that_may_change_instances_is_running(clock: Clock) -> None:
-    ahead, fetch = lookahead(clock, actions={"shell": "shell"}), Fetches()
-    try:
-        ahead.starting("shell")
-        ahead.starting("a")
-        ahead.wrote("a", fetch)
-        assert fetch.asked == []
-        ahead.starting("b")
-        assert ahead.take("b", "params-b") is None
-    finally:
-        ahead.close()
+def test_no_lookup_while_another_step_that_may_change_instances_is_running(make: Make) -> None:
+    ahead, fetch = make(actions={"shell": "shell"}), Fetches()
+    ahead.starting("shell")
+    ahead.starting("a")
+    ahead.wrote("a", fetch)
+    assert fetch.asked == []
+    ahead.starting("b")
+    assert ahead.take("b", "params-b") is None
 
 
-def test_a_retry_of_the_writer_drops_the_lookup_it_asked_for(clock: Clock) -> None:
-    ahead, fetch = lookahead(clock), Fetches()
-    try:
-        ahead.starting("a")
-        ahead.wrote("a", fetch)
-        ahead.starting("a")  # attempt 2: it may launch again after the lookup
-        ahead.wrote("a", fetch)
-        ahead.starting("b")
-        assert ahead.take("b", "params-b") is None
-    finally:
-        ahead.close()
+def test_a_retry_of_the_writer_drops_the_lookup_it_asked_for(make: Make) -> None:
+    ahead, fetch = make(), Fetches()
+    ahead.starting("a")
+    ahead.wrote("a", fetch)
+    ahead.starting("a")  # attempt 2: it may launch again after the lookup
+    ahead.wrote("a", fetch)
+    ahead.starting("b")
+    assert ahead.take("b", "params-b") is None
 
 
-def test_a_writer_on_its_next_attempt_counts_as_busy_again(clock: Clock) -> None:
-    ahead, fetch = lookahead(clock, actions={"shell": "compute.start"}), Fetches()
-    try:
-        ahead.starting("a")
-        ahead.starting("shell")
-        ahead.wrote("a", fetch)  # the other writer is still at work: nothing is looked up
-        ahead.starting("a")  # a's second attempt may launch again
-        ahead.wrote("shell", fetch)
-        assert fetch.asked == [], "a is at work again, so a lookup now could miss what it launches"
-    finally:
-        ahead.close()
+def test_a_writer_on_its_next_attempt_counts_as_busy_again(make: Make) -> None:
+    ahead, fetch = make(actions={"shell": "compute.start"}), Fetches()
+    ahead.starting("a")
+    ahead.starting("shell")
+    ahead.wrote("a", fetch)  # the other writer is still at work: nothing is looked up
+    ahead.starting("a")  # a's second attempt may launch again
+    ahead.wrote("shell", fetch)
+    assert fetch.asked == [], "a is at work again, so a lookup now could miss what it launches"
 
 
-def test_an_old_lookup_is_not_used(clock: Clock) -> None:
-    ahead, fetch = lookahead(clock), Fetches()
-    try:
-        ahead.starting("a")
-        ahead.wrote("a", fetch)
-        clock.now += MAX_AGE_S + 1
-        ahead.starting("b")
-        assert ahead.take("b", "params-b") is None
-    finally:
-        ahead.close()
+def test_an_old_lookup_is_not_used(make: Make, clock: ManualClock) -> None:
+    ahead, fetch = make(), Fetches()
+    ahead.starting("a")
+    ahead.wrote("a", fetch)
+    clock.now += MAX_AGE_S + 1
+    ahead.starting("b")
+    assert ahead.take("b", "params-b") is None
 
 
-def test_a_failed_lookup_or_one_by_ids_leaves_the_step_to_look_up_for_itself(clock: Clock) -> None:
+def test_a_failed_lookup_or_one_by_ids_leaves_the_step_to_look_up_for_itself(make: Make) -> None:
     for fetch, planned in (
         (Fetches(RuntimeError("RequestLimitExceeded")), Planned("b", 2, "params-b")),
         (Fetches(), Planned("b", 2, "by-ids")),
     ):
-        ahead = lookahead(clock, planned)
-        try:
-            ahead.starting("a")
-            ahead.wrote("a", fetch)
-            ahead.starting("b")
-            assert ahead.take("b", planned.params) is None
-            assert len(fetch.asked) == 1
-        finally:
-            ahead.close()
-
-
-def test_a_step_already_started_is_not_looked_up(clock: Clock) -> None:
-    ahead, fetch = lookahead(clock), Fetches()
-    try:
-        ahead.starting("b")
-        ahead.ended("b")
-        ahead.starting("a")
-        ahead.wrote("a", fetch)
-        ahead.starting("c")
-        assert ahead.take("c", "params-c") is not None
-        assert fetch.asked == ["params-c"], "b had run already: the next one not yet begun is c"
-    finally:
-        ahead.close()
-
-
-def test_a_lookup_made_for_other_parameters_is_not_used(clock: Clock) -> None:
-    ahead, fetch = lookahead(clock), Fetches()
-    try:
+        ahead = make(planned)
         ahead.starting("a")
         ahead.wrote("a", fetch)
         ahead.starting("b")
-        assert ahead.take("b", "params-b but with another region") is None
-    finally:
-        ahead.close()
+        assert ahead.take("b", planned.params) is None
+        assert len(fetch.asked) == 1
 
 
-def test_a_lookup_still_under_way_is_waited_for_only_briefly(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_step_already_started_is_not_looked_up(make: Make) -> None:
+    ahead, fetch = make(), Fetches()
+    ahead.starting("b")
+    ahead.ended("b")
+    ahead.starting("a")
+    ahead.wrote("a", fetch)
+    ahead.starting("c")
+    assert ahead.take("c", "params-c") is not None
+    assert fetch.asked == ["params-c"], "b had run already: the next one not yet begun is c"
+
+
+def test_a_lookup_made_for_other_parameters_is_not_used(make: Make) -> None:
+    ahead, fetch = make(), Fetches()
+    ahead.starting("a")
+    ahead.wrote("a", fetch)
+    ahead.starting("b")
+    assert ahead.take("b", "params-b but with another region") is None
+
+
+def test_a_lookup_still_under_way_is_waited_for_only_briefly(make: Make, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lookahead_module, "IN_FLIGHT_WAIT_S", 0.05)
     release = threading.Event()
 
@@ -216,7 +194,7 @@ def test_a_lookup_still_under_way_is_waited_for_only_briefly(clock: Clock, monke
         release.wait(30)  # an EC2 call deep in its retries
         return {}
 
-    ahead = lookahead(clock)
+    ahead = make()
     try:
         ahead.starting("a")
         ahead.wrote("a", stuck)
@@ -226,11 +204,10 @@ def test_a_lookup_still_under_way_is_waited_for_only_briefly(clock: Clock, monke
         assert time.monotonic() - began < 10, "the step went on to look up for itself"
     finally:
         release.set()
-        ahead.close()
 
 
-def test_after_the_run_nothing_is_looked_up_or_handed_over(clock: Clock) -> None:
-    ahead, fetch = lookahead(clock), Fetches()
+def test_after_the_run_nothing_is_looked_up_or_handed_over(make: Make) -> None:
+    ahead, fetch = make(), Fetches()
     ahead.close()
     ahead.starting("a")
     ahead.wrote("a", fetch)  # a compensation's compute.start, say: it must not fail for want of a pool
@@ -248,7 +225,7 @@ def test_every_action_is_known_to_change_instances_or_not() -> None:
 
 
 def test_a_failover_start_looks_up_again_when_an_instance_selected_ahead_has_gone(
-    compute: FakeCompute, clock: Clock
+    compute: FakeCompute, clock: ManualClock
 ) -> None:
     old = compute.add(state="stopped", tags={"tier": "b"})
     params = compute_start.Params.model_validate({"tags": {"tier": "b"}, "wait": False})
@@ -274,7 +251,7 @@ def test_a_failover_start_looks_up_again_when_an_instance_selected_ahead_has_gon
         result = compute_start.run(params, ctx)
     finally:
         ahead.close()
-    assert any(m.startswith("selection looked up") for m in logs), logs
+    assert any(m.startswith(compute_start.LOOKED_UP_AHEAD) for m in logs), logs
     assert any("looking up again" in m for m in logs), logs
     assert str(result.outputs["instance_ids"]) == new
     assert compute.state(new) == "running"
@@ -328,7 +305,7 @@ def started(journal: RunJournal, run_id: str, step_id: str) -> set[str]:
 
 
 def looked_up_ahead(logs: Mapping[str, list[str]], step_id: str) -> bool:
-    return any(m.startswith("selection looked up") for m in logs.get(step_id, []))
+    return any(m.startswith(compute_start.LOOKED_UP_AHEAD) for m in logs.get(step_id, []))
 
 
 def test_the_second_tier_uses_the_lookup_made_while_the_first_came_up(
